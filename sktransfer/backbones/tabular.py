@@ -1,0 +1,36 @@
+"""A small MLP backbone for 2-D float input, so the estimators work on feature matrices.
+
+It has no pretrained weights: ``pretrained`` is ignored and ``strategy="full"``
+(the default) trains it from scratch.  Inputs are standardised by the estimator.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from ..hookspecs import hookimpl
+from ..registry import BackboneSpec
+
+MLP_WIDTH = 128
+
+
+def build_mlp(width: int = MLP_WIDTH, pretrained: bool = False):
+    """Two ReLU layers; the first is lazy, so the input width is taken from the data."""
+    import torch.nn as nn
+
+    return nn.Sequential(nn.LazyLinear(width), nn.ReLU(), nn.Linear(width, width), nn.ReLU())
+
+
+@hookimpl
+def register_backbones():
+    return [
+        BackboneSpec(
+            name="mlp",
+            modality="tabular",
+            build=functools.partial(build_mlp, MLP_WIDTH),
+            feature_dim=MLP_WIDTH,
+            blocks=("0", "2"),
+            weights=None,
+            description=f"2-layer MLP ({MLP_WIDTH} units) for numeric feature matrices, no pretrained weights",
+        )
+    ]

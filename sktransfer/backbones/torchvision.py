@@ -1,0 +1,119 @@
+"""torchvision ImageNet classifiers as image backbones (the classifier is replaced by identity).
+
+Pretrained weights are read only from the torch hub cache (``torch.hub.get_dir()``),
+never downloaded: sktransfer must work on machines without a network.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+from ..exceptions import WeightsUnavailableError
+from ..hookspecs import hookimpl
+from ..registry import BackboneSpec, ImagePreprocessing, Weights
+
+# name -> (pooled feature size, how to cut off the classifier, blocks from input to output)
+_ARCHS = {
+    "resnet18": (512, "fc", ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4")),
+    "resnet34": (512, "fc", ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4")),
+    "resnet50": (2048, "fc", ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4")),
+    "mobilenet_v3_small": (576, "classifier", tuple(f"features.{i}" for i in range(13))),
+    "mobilenet_v3_large": (960, "classifier", tuple(f"features.{i}" for i in range(17))),
+    "efficientnet_b0": (1280, "classifier", tuple(f"features.{i}" for i in range(9))),
+    "convnext_tiny": (768, "classifier.2", tuple(f"features.{i}" for i in range(8)) + ("classifier.0",)),
+    "vit_b_16": (
+        768,
+        "heads",
+        ("conv_proj",)
+        + tuple(f"encoder.layers.encoder_layer_{i}" for i in range(12))
+        + ("encoder.ln",),
+    ),
+}
+
+
+def _default_weights(arch: str):
+    import torchvision
+
+    return torchvision.models.get_model_weights(arch).DEFAULT
+
+
+def _cached_weights_path(arch: str) -> str:
+    import torch
+
+    url = _default_weights(arch).url
+    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
+
+
+def _weights_available(arch: str) -> bool:
+    return os.path.isfile(_cached_weights_path(arch))
+
+
+def _advice(arch: str) -> str:
+    weights = _default_weights(arch)
+    path = _cached_weights_path(arch)
+    return (
+        f"sktransfer never downloads weights. On a machine with internet, run "
+        f"`python -c \"import torchvision; torchvision.models.{arch}(weights='{weights.name}')\"` "
+        f"and copy {os.path.basename(path)} into {os.path.dirname(path)} here (or set TORCH_HOME), "
+        "or pass pretrained=False for random initialisation."
+    )
+
+
+def _strip_classifier(model, attr: str):
+    import torch.nn as nn
+
+    parent_name, _, child = attr.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, nn.Identity())
+    return model
+
+
+def build_torchvision(arch: str, pretrained: bool = True):
+    """Build torchvision's ``arch`` without its classifier; load cached ImageNet weights."""
+    import torch
+    import torchvision
+
+    model = torchvision.models.get_model(arch, weights=None)
+    if pretrained:
+        path = _cached_weights_path(arch)
+        if not os.path.isfile(path):
+            raise WeightsUnavailableError(
+                f"Pretrained weights for backbone {arch!r} ({_default_weights(arch)}) are not on this "
+                f"machine: looked for {path}. {_advice(arch)}"
+            )
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return _strip_classifier(model, _ARCHS[arch][1])
+
+
+def _spec(arch: str) -> BackboneSpec:
+    feature_dim, _, blocks = _ARCHS[arch]
+    # The preprocessing is read from torchvision's weight metadata; this downloads nothing.
+    transforms = _default_weights(arch).transforms()
+    preprocessing = ImagePreprocessing(
+        input_size=int(transforms.crop_size[0]),
+        resize_size=int(transforms.resize_size[0]),
+        mean=tuple(transforms.mean),
+        std=tuple(transforms.std),
+        interpolation=transforms.interpolation.value,
+        fixed_size=arch.startswith("vit_"),
+    )
+    return BackboneSpec(
+        name=arch,
+        modality="image",
+        build=functools.partial(build_torchvision, arch),
+        feature_dim=feature_dim,
+        preprocessing=preprocessing,
+        blocks=blocks,
+        weights=Weights(
+            source=f"torchvision {_default_weights(arch)} from the torch hub cache",
+            check=functools.partial(_weights_available, arch),
+            advice=_advice(arch),
+        ),
+        description=f"torchvision {arch}, ImageNet-1k",
+    )
+
+
+@hookimpl
+def register_backbones():
+    return [_spec(arch) for arch in _ARCHS]
