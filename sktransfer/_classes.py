@@ -173,7 +173,7 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
         encoder = LabelEncoder().fit(y)
         if len(encoder.classes_) < 2:
             raise ValueError(
-                f"y has a single class ({encoder.classes_[0]!r}); a classifier needs at least 2 classes "
+                f"y has only 1 class ({str(encoder.classes_[0])!r}); a classifier needs at least 2 classes "
                 "in the training data."
             )
         encoded = encoder.transform(y).astype(np.int64)
@@ -195,7 +195,8 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
 
     def predict(self, X):
         """The most probable class for each sample, as the original labels."""
-        return self.classes_[np.argmax(self._forward(X), axis=1)]
+        logits = self._forward(X)  # checks fitted first
+        return self.classes_[np.argmax(logits, axis=1)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
