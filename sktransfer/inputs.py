@@ -101,7 +101,10 @@ def to_uint8_chw(item, layout: str | None = None, scale: float = 1.0) -> torch.T
     arr = arr[..., :3]  # drop alpha
     if arr.shape[-1] == 1:  # grayscale -> 3 channels, as pretrained models expect
         arr = np.repeat(arr, 3, axis=-1)
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
+    arr = np.ascontiguousarray(arr)
+    if not arr.flags.writeable:  # read-only inputs (memmaps, PIL buffers) are copied, never written
+        arr = arr.copy()
+    return torch.from_numpy(arr).permute(2, 0, 1)
 
 
 def _float_scale(arr: np.ndarray) -> float:

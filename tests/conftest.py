@@ -1,0 +1,36 @@
+import os
+
+# Tests never touch the network: every model and tokenizer comes from local files.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+POSITIVE = [
+    "I love this movie", "What a great day", "Fantastic work, well done", "This is wonderful",
+    "I am so happy with it", "Brilliant and delightful", "Superb quality, highly recommended",
+    "Really enjoyed every minute", "An excellent, heartwarming story", "The best meal I have had",
+    "Such a pleasant surprise", "Kind and helpful staff",
+]
+NEGATIVE = [
+    "I hate this", "What a terrible day", "Awful work, badly done", "This is horrible",
+    "I am so sad about it", "Dreadful and boring", "Poor quality, do not buy",
+    "Really disliked every minute", "A dull, depressing story", "The worst meal I have had",
+    "Such an unpleasant shock", "Rude and unhelpful staff",
+]
+
+
+@pytest.fixture(scope="session")
+def sentences():
+    """24 short sentences with sentiment labels."""
+    return POSITIVE + NEGATIVE, np.array(["pos"] * len(POSITIVE) + ["neg"] * len(NEGATIVE))
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """48 bundled 8x8 digit images (classes 0-3), float in 0..16."""
+    data = load_digits()
+    keep = data.target < 4
+    return data.images[keep][:48], data.target[keep][:48]

@@ -1,0 +1,112 @@
+"""sktransfer.testing: the checks plugin authors run on their specs."""
+
+import dataclasses
+import functools
+
+import pytest
+import torch.nn as nn
+
+import sktransfer.backbones.tabular
+from sktransfer.registry import BackboneSpec, ImagePreprocessing, get_spec
+from sktransfer.testing import check_backbone_spec, check_plugin
+
+
+def build_small_cnn(width=8, pretrained=False):
+    return nn.Sequential(
+        nn.Conv2d(3, width, 3), nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, width, 3),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+    )
+
+
+def _good_spec(**changes):
+    spec = BackboneSpec(
+        name="small_cnn",
+        modality="image",
+        build=functools.partial(build_small_cnn, 8),
+        feature_dim=8,
+        preprocessing=ImagePreprocessing(input_size=16, resize_size=18),
+        blocks=("0", "1", "3"),
+        plugin="tests",
+    )
+    return dataclasses.replace(spec, **changes)
+
+
+def test_passes_on_a_good_spec():
+    assert check_backbone_spec(_good_spec()).name == "small_cnn"
+    check_backbone_spec(_good_spec(), trainable_blocks=2)
+
+
+@pytest.mark.slow
+def test_passes_on_efficientnet_lite0_with_its_weights():
+    check_backbone_spec("efficientnet_lite0", pretrained=True, image_size=64)
+
+
+@pytest.mark.parametrize("name", ["mlp", "resnet18", "mobilenet_v3_small"])
+def test_passes_on_builtin_specs(name):
+    check_backbone_spec(name, pretrained=False, image_size=64)
+
+
+def test_pretrained_if_available_builds_without_missing_weights():
+    spec = get_spec("resnet18")
+    check_backbone_spec(spec, pretrained="if_available", image_size=32)
+
+
+def test_check_plugin_on_a_builtin_plugin():
+    assert [s.name for s in check_plugin(sktransfer.backbones.tabular)] == ["mlp"]
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"feature_dim": 16}, r"small_cnn.*feature_dim=16"),
+        ({"feature_dim": lambda: 16}, "does not pickle"),
+        ({"build": lambda pretrained=False: build_small_cnn()}, "does not pickle"),
+        ({"preprocessing": ImagePreprocessing(input_size=16, std=(0.2, 0.0, 0.2))}, "std must be positive"),
+        ({"preprocessing": ImagePreprocessing(input_size=16, mean=(0.5, 0.5))}, "mean must be 3"),
+        ({"preprocessing": ImagePreprocessing(input_size=0)}, "input_size must be a positive int"),
+        ({"blocks": ()}, "declares no blocks"),
+        ({"blocks": ("0", "nope")}, "'nope' is not a submodule"),
+        ({"blocks": ("0", "2")}, "trains no parameter"),  # the last block is a ReLU
+    ],
+)
+def test_fails_on_a_wrong_spec(changes, match):
+    with pytest.raises(AssertionError, match=match) as info:
+        check_backbone_spec(_good_spec(**changes))
+    assert "BackboneSpec 'small_cnn' (plugin tests)" in str(info.value)
+
+
+def test_fails_when_freezing_does_not_hold(monkeypatch):
+    from sktransfer.module import TransferModule
+
+    def leaky_freeze(self, strategy, blocks, trainable_blocks):
+        self.backbone.requires_grad_(True)  # freezes nothing
+        self.frozen_modules = []
+
+    monkeypatch.setattr(TransferModule, "freeze", leaky_freeze)
+    with pytest.raises(AssertionError, match="left .* trainable"):
+        check_backbone_spec(_good_spec())
+
+
+def test_check_plugin_rejects_bad_plugins():
+    class NoHook:
+        pass
+
+    with pytest.raises(AssertionError, match="no register_backbones"):
+        check_plugin(NoHook())
+
+    class Undecorated:
+        @staticmethod
+        def register_backbones():
+            return []
+
+    with pytest.raises(AssertionError, match="hookimpl"):
+        check_plugin(Undecorated())
+
+    class Twice:
+        @staticmethod
+        @sktransfer.hookimpl
+        def register_backbones():
+            return [_good_spec(), _good_spec()]
+
+    with pytest.raises(AssertionError, match="twice"):
+        check_plugin(Twice())
