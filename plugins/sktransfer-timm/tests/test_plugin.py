@@ -1,0 +1,193 @@
+"""Tests of the sktransfer-timm plugin itself (the entry-point side is in sktransfer's tests/)."""
+
+import os
+import pickle
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import sktransfer_timm.plugin as plugin
+from sktransfer.exceptions import WeightsUnavailableError
+from sktransfer.registry import get_spec
+from sktransfer.testing import check_backbone_spec, check_plugin
+
+BUILDING_CLASSES = {698: "palace", 497: "church", 663: "monastery", 442: "bell cote"}
+
+
+def _eval_tensor(image, prep):
+    """Resize the shorter side to ``resize_size`` (bicubic), center-crop, normalise."""
+    from PIL import Image
+
+    img = Image.fromarray(image)
+    w, h = img.size
+    scale = prep.resize_size / min(w, h)
+    img = img.resize((round(w * scale), round(h * scale)), Image.BICUBIC)
+    w, h = img.size
+    left, top = (w - prep.input_size) // 2, (h - prep.input_size) // 2
+    img = img.crop((left, top, left + prep.input_size, top + prep.input_size))
+    x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    x = (x - torch.tensor(prep.mean).view(3, 1, 1)) / torch.tensor(prep.std).view(3, 1, 1)
+    return x.unsqueeze(0)
+
+
+def test_lite0_spec():
+    spec = plugin.lite0_spec()
+    assert spec.name == "efficientnet_lite0" and spec.modality == "image"
+    assert spec.get_feature_dim() == 1280
+    assert spec.available_offline()
+    prep = spec.preprocessing
+    assert (prep.input_size, prep.resize_size, prep.interpolation) == (224, 256, "bicubic")
+    assert prep.mean == (0.5, 0.5, 0.5) and prep.std == (0.5, 0.5, 0.5)
+    assert spec.blocks[:2] == ("conv_stem", "bn1") and spec.blocks[-2:] == ("conv_head", "bn2")
+
+
+@pytest.mark.slow
+def test_lite0_predicts_a_building_on_china_jpg():
+    """The offline weights are mapped right: china.jpg's top-5 holds a building class."""
+    from sklearn.datasets import load_sample_image
+
+    from sktransfer_timm._lite0_weights import load_lite0_state_dict
+
+    spec = get_spec("efficientnet_lite0")
+    x = _eval_tensor(load_sample_image("china.jpg"), spec.preprocessing)
+    backbone = spec.build(pretrained=True).eval()
+    state = load_lite0_state_dict()
+    with torch.no_grad():
+        features = backbone(x)
+        logits = features @ state["classifier.weight"].T + state["classifier.bias"]
+        full = plugin.build_lite0(pretrained=True, with_classifier=True).eval()(x)
+    torch.testing.assert_close(logits, full, rtol=1e-4, atol=1e-4)
+    top5 = logits[0].topk(5).indices.tolist()
+    assert set(top5) & set(BUILDING_CLASSES), f"top-5 {top5} has no building class {BUILDING_CLASSES}"
+
+
+def test_listing_builds_nothing_and_is_fast(monkeypatch):
+    import timm
+
+    def fail(*args, **kwargs):
+        raise AssertionError("listing must not build a model")
+
+    plugin.register_backbones()  # warm timm's import
+    monkeypatch.setattr(timm, "create_model", fail)
+    start = time.perf_counter()
+    specs = plugin.register_backbones()
+    elapsed = time.perf_counter() - start
+    names = [s.name for s in specs]
+    assert len(names) == len(set(names)) > 1000
+    assert "efficientnet_lite0" in names
+    assert {"timm/resnet50", "timm/resnet50.a1_in1k", "timm/vit_base_patch16_224"} <= set(names)
+    assert all(n == "efficientnet_lite0" or n.startswith("timm/") for n in names)
+    assert elapsed < 5, f"register_backbones took {elapsed:.1f}s"
+
+
+def test_timm_preprocessing_comes_from_pretrained_cfg():
+    spec = plugin.timm_spec("resnet50.a1_in1k")
+    assert spec.name == "timm/resnet50.a1_in1k"
+    prep = spec.preprocessing
+    assert prep.input_size == 224 and prep.resize_size == round(224 / 0.95)
+    assert prep.interpolation == "bicubic" and not prep.fixed_size
+    vit = plugin.timm_spec("vit_base_patch16_224")
+    assert vit.preprocessing.fixed_size and vit.preprocessing.mean == (0.5, 0.5, 0.5)
+
+
+@pytest.mark.parametrize(
+    "name, dim", [("resnet18", 512), ("resnet50.a1_in1k", 2048), ("efficientnet_b0", 1280), ("mobilenetv3_large_100", 1280)]
+)
+def test_feature_dim(name, dim):
+    assert plugin.timm_spec(name).get_feature_dim() == dim
+    assert plugin.meta_feature_dim(name.split(".")[0]) == dim
+
+
+def test_feature_dim_table_matches_meta_build():
+    table = plugin._feature_dim_table()
+    if not table:
+        pytest.skip("no feature-size table for this timm version; sizes come from meta builds")
+    for arch in ("convnext_atto", "vit_tiny_patch16_224", "test_vit", "mobilenetv3_small_050", "regnetx_002"):
+        assert table[arch] == plugin.meta_feature_dim.__wrapped__(arch), arch
+
+
+def test_blocks_of_timm_models():
+    import timm
+
+    with torch.device("meta"):
+        effnet = timm.create_model("efficientnet_b0", num_classes=0)
+        resnet = timm.create_model("resnet18", num_classes=0)
+    assert plugin.timm_blocks(effnet) == ["conv_stem", "bn1"] + [f"blocks.{i}" for i in range(7)] + ["conv_head", "bn2"]
+    assert plugin.timm_blocks(resnet) == ["conv1", "bn1", "layer1", "layer2", "layer3", "layer4"]
+
+
+@pytest.fixture
+def empty_caches(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "torch"))
+    yield tmp_path / "hub"
+    torch.hub.set_dir(old)
+
+
+def test_missing_weights_raise_with_advice(empty_caches):
+    spec = plugin.timm_spec("resnet18.a1_in1k")
+    assert spec.available_offline() is False
+    with pytest.raises(WeightsUnavailableError) as info:
+        spec.build(pretrained=True)
+    message = str(info.value)
+    assert "timm/resnet18.a1_in1k" in message and "timm/resnet18.a1_in1k/model.safetensors" in message
+    assert "pretrained=False" in message and "huggingface-cli download" in message
+
+
+def test_weights_from_the_hf_cache_are_used(empty_caches):
+    """A checkpoint in the HF cache layout is found and loaded, without the network."""
+    from safetensors.torch import save_file
+
+    name = "test_resnet.r160_in1k"
+    cfg = plugin.timm_spec(name)
+    hub_id = __import__("timm").get_pretrained_cfg(name).hf_hub_id
+    reference = __import__("timm").create_model(name, pretrained=False)
+    repo = empty_caches / ("models--" + hub_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(snapshot / "model.safetensors"))
+
+    assert cfg.available_offline() is True
+    model = cfg.build(pretrained=True)
+    expected = {k: v for k, v in reference.state_dict().items() if not k.startswith("fc.")}
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, expected[key], msg=key)
+
+
+def test_specs_pickle_and_still_build():
+    for name in ("efficientnet_lite0", "timm/test_efficientnet"):
+        spec = get_spec(name)
+        restored = pickle.loads(pickle.dumps(spec))
+        assert restored.name == spec.name and restored.available_offline() == spec.available_offline()
+        assert isinstance(restored.build(pretrained=False), torch.nn.Module)
+
+
+def test_testing_kit_on_the_plugin():
+    check_plugin(plugin, select=["efficientnet_lite0", "timm/test_vit", "timm/test_efficientnet", "timm/test_convnext"])
+    check_backbone_spec("efficientnet_lite0", pretrained=True, image_size=64, trainable_blocks=3)
+
+
+def test_never_asks_timm_for_the_network(monkeypatch, empty_caches):
+    """pretrained=True in timm is only ever reached with a local file."""
+    import timm
+
+    calls = []
+    real = timm.create_model
+
+    def spy(name, pretrained=False, **kwargs):
+        calls.append((pretrained, kwargs.get("pretrained_cfg_overlay")))
+        return real(name, pretrained=pretrained, **kwargs)
+
+    monkeypatch.setattr(timm, "create_model", spy)
+    with pytest.raises(WeightsUnavailableError):
+        plugin.build_timm("test_vit.r160_in1k", pretrained=True)
+    plugin.build_timm("test_vit.r160_in1k", pretrained=False)
+    plugin.build_lite0(pretrained=True)
+    assert all(not pretrained or os.path.isfile(overlay["file"]) for pretrained, overlay in calls)

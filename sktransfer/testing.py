@@ -1,0 +1,338 @@
+"""Checks for plugin authors: does a :class:`~sktransfer.registry.BackboneSpec` keep its promises?
+
+Use them in a plugin's test suite::
+
+    from sktransfer.testing import check_backbone_spec, check_plugin
+
+    def test_my_backbone():
+        check_backbone_spec("my_backbone")
+
+    def test_my_plugin():
+        import my_package.backbones
+        check_plugin(my_package.backbones)
+
+Every failed check raises :class:`AssertionError` naming the spec, its plugin and what
+is wrong.  Nothing is downloaded: backbones are built with ``pretrained=False`` unless
+asked otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from typing import Any, Callable, Iterable
+
+from .registry import BackboneSpec, ImagePreprocessing, TextPreprocessing, get_spec
+
+__all__ = ["check_backbone_spec", "check_plugin"]
+
+_TEXTS = ("A short sentence.", "Another, slightly longer sentence to pad against.")
+
+
+def _who(spec: BackboneSpec) -> str:
+    plugin = spec.plugin or "?"
+    dist = f", {spec.distribution}" if spec.distribution else ""
+    return f"BackboneSpec {spec.name!r} (plugin {plugin}{dist})"
+
+
+def _fail(spec: BackboneSpec, message: str) -> AssertionError:
+    return AssertionError(f"{_who(spec)}: {message}")
+
+
+def _check_preprocessing(spec: BackboneSpec) -> None:
+    prep = spec.preprocessing
+    if spec.modality == "image":
+        if not isinstance(prep, ImagePreprocessing):
+            raise _fail(spec, f"an image backbone needs an ImagePreprocessing, got {prep!r}.")
+        if not isinstance(prep.input_size, int) or isinstance(prep.input_size, bool) or prep.input_size <= 0:
+            raise _fail(spec, f"preprocessing.input_size must be a positive int, got {prep.input_size!r}.")
+        if prep.resize_size is not None and (not isinstance(prep.resize_size, int) or prep.resize_size < prep.input_size):
+            raise _fail(
+                spec,
+                f"preprocessing.resize_size must be None or an int >= input_size ({prep.input_size}), "
+                f"got {prep.resize_size!r}.",
+            )
+        for field in ("mean", "std"):
+            values = getattr(prep, field)
+            if len(values) != 3 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+                raise _fail(spec, f"preprocessing.{field} must be 3 finite numbers (RGB), got {values!r}.")
+        if not all(v > 0 for v in prep.std):
+            raise _fail(spec, f"preprocessing.std must be positive, got {prep.std!r}.")
+        if prep.interpolation not in ("bilinear", "bicubic", "nearest"):
+            raise _fail(spec, f"preprocessing.interpolation {prep.interpolation!r} is not bilinear, bicubic or nearest.")
+    elif spec.modality == "text":
+        if not isinstance(prep, TextPreprocessing):
+            raise _fail(spec, f"a text backbone needs a TextPreprocessing, got {prep!r}.")
+        if not isinstance(prep.max_length, int) or prep.max_length <= 0:
+            raise _fail(spec, f"preprocessing.max_length must be a positive int, got {prep.max_length!r}.")
+        from .backbones.huggingface import load_tokenizer
+
+        try:
+            load_tokenizer(prep.tokenizer)
+        except Exception as exc:
+            raise _fail(spec, f"its tokenizer {prep.tokenizer!r} does not load offline: {exc!r}") from exc
+
+
+def _round_trip(spec: BackboneSpec) -> BackboneSpec:
+    try:
+        restored = pickle.loads(pickle.dumps(spec))
+    except Exception as exc:
+        raise _fail(
+            spec,
+            f"does not pickle ({exc!r}). Give build, blocks, feature_dim and weights.check as "
+            "module-level functions or functools.partial objects of them, never lambdas or local functions.",
+        ) from exc
+    if (restored.name, restored.modality) != (spec.name, spec.modality):
+        raise _fail(spec, f"unpickles as {restored.name!r}/{restored.modality!r}.")
+    return restored
+
+
+def _feature_dim(spec: BackboneSpec) -> int:
+    try:
+        dim = spec.get_feature_dim()
+    except Exception as exc:
+        raise _fail(spec, f"get_feature_dim() failed: {exc!r}") from exc
+    if dim <= 0:
+        raise _fail(spec, f"declares feature_dim={dim}; it must be positive.")
+    return dim
+
+
+def _weights(spec: BackboneSpec, pretrained) -> bool:
+    try:
+        offline = spec.available_offline()
+    except Exception as exc:
+        raise _fail(spec, f"available_offline() raised {exc!r}; it must answer without the network.") from exc
+    if not isinstance(offline, bool):
+        raise _fail(spec, f"available_offline() returned {offline!r}, not a bool.")
+    if spec.weights is None:
+        return False
+    if pretrained == "if_available":
+        return offline
+    return bool(pretrained)
+
+
+def _sample_input(spec: BackboneSpec, batch_size: int, image_size: int | None, n_features: int):
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    if spec.modality == "image":
+        prep = spec.preprocessing
+        size = prep.input_size if prep.fixed_size or image_size is None else int(image_size)
+        pixels = torch.rand(batch_size, 3, size, size, generator=generator)
+        mean = torch.tensor(prep.mean).view(1, 3, 1, 1)
+        std = torch.tensor(prep.std).view(1, 3, 1, 1)
+        return ((pixels - mean) / std,), {}
+    if spec.modality == "tabular":
+        return (torch.randn(batch_size, n_features, generator=generator),), {}
+    from .backbones.huggingface import load_tokenizer
+
+    tokenizer = load_tokenizer(spec.preprocessing.tokenizer)
+    texts = [_TEXTS[i % len(_TEXTS)] for i in range(batch_size)]
+    encoded = tokenizer(
+        texts, padding="longest", truncation=True, max_length=spec.preprocessing.max_length, return_tensors="pt"
+    )
+    return (), dict(encoded)
+
+
+def _check_forward(spec, backbone, dim: int, batch_size: int, image_size, n_features: int):
+    import torch
+
+    from .module import TransferModule
+
+    pooling = "mean" if spec.modality == "text" else None
+    module = TransferModule(backbone, dim, 2, pooling)
+    args, kwargs = _sample_input(spec, batch_size, image_size, n_features)
+    module.eval()
+    try:
+        with torch.no_grad():
+            out = module.features(*args, **kwargs)
+    except Exception as exc:
+        raise _fail(spec, f"the backbone's forward pass failed on a random batch: {exc!r}") from exc
+    if tuple(out.shape) != (batch_size, dim):
+        raise _fail(
+            spec,
+            f"the backbone returns features of shape {tuple(out.shape)} (after pooling/flatten) for a batch of "
+            f"{batch_size}, but feature_dim={dim} is declared; expected {(batch_size, dim)}.",
+        )
+    if not torch.isfinite(out).all():
+        raise _fail(spec, "the backbone returns non-finite features on a random batch.")
+    return module
+
+
+def _check_partial(spec, module, trainable_blocks: int) -> None:
+    backbone = module.backbone
+    try:
+        blocks = spec.get_blocks(backbone)
+    except Exception as exc:
+        raise _fail(spec, f"blocks could not be listed: {exc!r}") from exc
+    if not blocks:
+        raise _fail(spec, 'declares no blocks, so strategy="partial" cannot work.')
+    if len(set(blocks)) != len(blocks):
+        raise _fail(spec, f"lists a block twice: {blocks}.")
+    for name in blocks:
+        try:
+            backbone.get_submodule(name)
+        except AttributeError as exc:
+            raise _fail(spec, f"block {name!r} is not a submodule of the built backbone.") from exc
+    k = min(trainable_blocks, len(blocks))
+    trainable = blocks[len(blocks) - k :]
+
+    def in_trainable(name: str) -> bool:
+        return any(name == t or name.startswith(t + ".") for t in trainable)
+
+    module.freeze("partial", blocks, k)
+    module.train()
+    wrong_frozen = [n for n, p in backbone.named_parameters() if in_trainable(n) and not p.requires_grad]
+    wrong_trained = [n for n, p in backbone.named_parameters() if not in_trainable(n) and p.requires_grad]
+    if not any(p.requires_grad for p in backbone.parameters()):
+        raise _fail(spec, f'strategy="partial" with the last {k} block(s) {trainable} trains no parameter.')
+    if wrong_frozen or wrong_trained:
+        raise _fail(
+            spec,
+            f'strategy="partial" (last {k} block(s): {trainable}) froze {wrong_frozen[:5]} and left '
+            f"{wrong_trained[:5]} trainable.",
+        )
+    wrong_mode = [
+        n
+        for n, m in backbone.named_modules()
+        if n and next(m.children(), None) is None and not in_trainable(n) and m.training
+    ]
+    if wrong_mode:
+        raise _fail(spec, f"frozen modules stay in train mode after .train(): {wrong_mode[:5]}.")
+    not_training = [n for n, m in backbone.named_modules() if n and in_trainable(n) and not m.training]
+    if not_training:
+        raise _fail(spec, f"trainable modules are in eval mode after .train(): {not_training[:5]}.")
+
+
+def check_backbone_spec(
+    spec_or_name: BackboneSpec | str,
+    *,
+    pretrained: bool | str = False,
+    batch_size: int = 2,
+    image_size: int | None = None,
+    n_features: int = 8,
+    trainable_blocks: int = 1,
+    check_partial: bool = True,
+) -> BackboneSpec:
+    """Check that a backbone spec is coherent, pickles, builds and keeps its promises.
+
+    The checks, in order:
+
+    1. the preprocessing is coherent (images: positive int ``input_size``, three
+       means and three positive stds, a known interpolation; text: the tokenizer
+       loads offline);
+    2. ``get_feature_dim()`` and ``available_offline()`` answer;
+    3. the spec pickles, and the *unpickled* spec builds;
+    4. a forward pass on a small random batch (images at the spec's input size or
+       ``image_size``; text: two tokenised strings, mean-pooled; tabular: random
+       ``n_features`` columns) gives features of shape ``(batch_size, feature_dim)``;
+    5. ``strategy="partial"`` trains exactly the last ``trainable_blocks`` blocks,
+       and the frozen modules stay in eval mode after ``.train()``.
+
+    Parameters
+    ----------
+    spec_or_name : BackboneSpec or str
+        A spec, or a registered backbone name.
+    pretrained : bool or "if_available", default=False
+        Build with the pretrained weights. ``"if_available"`` uses them only when
+        ``spec.available_offline()``; ``True`` fails when they are missing.
+    batch_size : int, default=2
+    image_size : int, optional
+        Side of the random images; the spec's ``input_size`` by default (always for
+        ``fixed_size`` specs). A small size makes the check faster.
+    n_features : int, default=8
+        Columns of the random matrix for tabular backbones.
+    trainable_blocks : int, default=1
+        How many trailing blocks ``"partial"`` trains in check 5.
+    check_partial : bool, default=True
+        Skip check 5 for backbones that don't support ``strategy="partial"``.
+
+    Returns
+    -------
+    spec : BackboneSpec
+        The checked spec.
+
+    Raises
+    ------
+    AssertionError
+        Naming the spec, its plugin and the first check that failed.
+    """
+    spec = get_spec(spec_or_name) if isinstance(spec_or_name, str) else spec_or_name
+    if not isinstance(spec, BackboneSpec):
+        raise AssertionError(f"Expected a BackboneSpec or a backbone name, got {type(spec).__name__}.")
+    _check_preprocessing(spec)
+    dim = _feature_dim(spec)
+    use_weights = _weights(spec, pretrained)
+    restored = _round_trip(spec)
+    try:
+        backbone = restored.build(pretrained=use_weights)
+    except Exception as exc:
+        raise _fail(spec, f"the unpickled spec does not build (pretrained={use_weights}): {exc!r}") from exc
+    import torch.nn as nn
+
+    if not isinstance(backbone, nn.Module):
+        raise _fail(spec, f"build() returned {type(backbone).__name__}, not a torch.nn.Module.")
+    module = _check_forward(spec, backbone, dim, batch_size, image_size, n_features)
+    if check_partial:
+        _check_partial(spec, module, trainable_blocks)
+    return spec
+
+
+def check_plugin(
+    plugin: Any,
+    *,
+    select: Callable[[BackboneSpec], bool] | Iterable[str] | None = None,
+    **kwargs,
+) -> list[BackboneSpec]:
+    """Run :func:`check_backbone_spec` on every spec a plugin registers.
+
+    Parameters
+    ----------
+    plugin : module or object
+        Has a ``register_backbones()`` hook implementation.
+    select : callable or iterable of str, optional
+        Only check the specs for which ``select(spec)`` is true, or whose names
+        are listed (for plugins with many specs). The hook's return value and the
+        uniqueness of names are always checked.
+    **kwargs
+        Passed to :func:`check_backbone_spec`.
+
+    Returns
+    -------
+    specs : list of BackboneSpec
+        The specs that were checked.
+    """
+    hook = getattr(plugin, "register_backbones", None)
+    who = getattr(plugin, "__name__", type(plugin).__name__)
+    if not callable(hook):
+        raise AssertionError(f"Plugin {who!r} has no register_backbones() hook implementation.")
+    if not hasattr(hook, "sktransfer_impl"):
+        raise AssertionError(f"Plugin {who!r}: register_backbones is not decorated with @sktransfer.hookimpl.")
+    specs = list(hook() or [])
+    bad = [type(s).__name__ for s in specs if not isinstance(s, BackboneSpec)]
+    if bad:
+        raise AssertionError(f"Plugin {who!r}: register_backbones() returned {bad}, not BackboneSpec objects.")
+    names = [s.name for s in specs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise AssertionError(f"Plugin {who!r} registers these names twice: {dupes}.")
+    if select is not None:
+        if callable(select):
+            specs = [s for s in specs if select(s)]
+        else:
+            wanted = set(select)
+            missing = sorted(wanted - set(names))
+            if missing:
+                raise AssertionError(f"Plugin {who!r} does not register {missing}.")
+            specs = [s for s in specs if s.name in wanted]
+    for spec in specs:
+        if not spec.plugin:
+            spec = _with_plugin(spec, who)
+        check_backbone_spec(spec, **kwargs)
+    return specs
+
+
+def _with_plugin(spec: BackboneSpec, plugin: str) -> BackboneSpec:
+    import dataclasses
+
+    return dataclasses.replace(spec, plugin=plugin)
