@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 from numbers import Integral, Real
 
 import numpy as np
@@ -20,7 +21,9 @@ from sklearn.utils.validation import (
 )
 
 from .exceptions import InputModalityError
-from .features import FeatureAwareCollate, extract_features, feature_dataset
+from .feature_cache import backbone_fingerprint, get_store
+from .features import FeatureAwareCollate, cached_features, extract_features, feature_dataset
+from .net import PRECISIONS, TransferNet, fast_path, release_accelerator_memory
 from .inputs import TabularAdapter, make_adapter
 from .losses import WeightedLoss
 from .module import STRATEGIES, TransferModule
@@ -69,6 +72,9 @@ class _TransferBase(BaseEstimator):
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "feature_cache": [StrOptions({"memory"}), str, os.PathLike, None],
+        "precision": [StrOptions(set(PRECISIONS))],
+        "compile": ["boolean"],
         "net_params": [dict, None],
     }
 
@@ -94,6 +100,9 @@ class _TransferBase(BaseEstimator):
         device="auto",
         random_state=None,
         verbose=0,
+        feature_cache="memory",
+        precision="auto",
+        compile=False,
         net_params=None,
     ):
         self.backbone = backbone
@@ -115,6 +124,9 @@ class _TransferBase(BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.feature_cache = feature_cache
+        self.precision = precision
+        self.compile = compile
         self.net_params = net_params
 
     # ------------------------------------------------------------------ resolution
@@ -222,8 +234,7 @@ class _TransferBase(BaseEstimator):
         pretrained = bool(self.pretrained) and spec.weights is not None
         return self.lr * 0.1 if pretrained else self.lr
 
-    def _make_net(self, module, spec, collate_fn, seed, device, training_on_features: bool):
-        from skorch import NeuralNet
+    def _make_net(self, module, spec, collate_fn, seed, device, training_on_features: bool, fast):
         from skorch.callbacks import EarlyStopping, ProgressBar
         from skorch.dataset import ValidSplit
 
@@ -257,15 +268,22 @@ class _TransferBase(BaseEstimator):
             iterator_train__shuffle=True,
             iterator_train__collate_fn=FeatureAwareCollate(collate_fn),
             iterator_valid__collate_fn=FeatureAwareCollate(collate_fn),
+            iterator_train__num_workers=0 if training_on_features else fast.num_workers,
+            iterator_valid__num_workers=0 if training_on_features else fast.num_workers,
+            iterator_train__pin_memory=fast.pin_memory,
+            iterator_valid__pin_memory=fast.pin_memory,
             callbacks=callbacks,
             device=device,
             verbose=int(self.verbose),
+            compile=bool(self.compile),
+            amp_dtype=fast.amp_dtype,
+            grad_scaler=fast.grad_scaler,
         )
         if not training_on_features:
             kwargs["optimizer__param_groups"] = [("backbone.*", {"lr": self._backbone_lr(spec)})]
         kwargs.update(self._extra_net_params())
         kwargs.update(self.net_params or {})
-        return NeuralNet(**kwargs)
+        return TransferNet(**kwargs)
 
     def _extra_net_params(self) -> dict:
         return {}
@@ -310,29 +328,55 @@ class _TransferBase(BaseEstimator):
 
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max) if self.random_state is not None else None
         device = resolve_device(self.device)
+        release_accelerator_memory(device)  # what earlier fits (search candidates) left behind
+        fast = fast_path(device, self.precision, spec.modality)
+        fingerprint = None
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.manual_seed(seed)
             module = self._build_module(spec, adapter, X_checked, fitted["n_outputs_"])
+            module.channels_last = fast.channels_last
+            if fast.channels_last:
+                module.to(memory_format=torch.channels_last)
             on_features = self.strategy == "head" and self.augment is None
             if on_features:
-                # Frozen backbone and no augmentation: one backbone pass, then epochs over features.
+                # Frozen backbone and no augmentation: one backbone pass (rows seen by
+                # earlier fits come from the cache), then every epoch runs on features.
                 module.to(device)
-                features = extract_features(
-                    module, adapter.dataset(X_checked), adapter.collate_fn, self.batch_size, device
-                )
+                store = self._feature_store(spec)
+                if store is None:
+                    features = extract_features(
+                        module, adapter.dataset(X_checked), adapter.collate_fn, self.batch_size, device, fast
+                    )
+                else:
+                    fingerprint = backbone_fingerprint(
+                        spec, module.backbone, getattr(adapter, "preprocessing", None), module.pooling,
+                        getattr(getattr(adapter, "collate_fn", None), "max_length", None),
+                    )
+                    features = cached_features(
+                        module, adapter, X_checked, self.batch_size, device, store, fingerprint, fast
+                    )
                 train_data = feature_dataset(features, target_dict)
             else:
                 train_data = adapter.dataset(X_checked, target_dict, train=True)
-            net = self._make_net(module, spec, adapter.collate_fn, seed, device, on_features)
+            net = self._make_net(module, spec, adapter.collate_fn, seed, device, on_features, fast)
             net.fit(train_data, stratify)
         self.spec_ = spec
         self.adapter_ = adapter
         self.net_ = net
         self.device_ = device
+        self.fast_path_ = fast
+        self.feature_fingerprint_ = fingerprint
         for key, value in fitted.items():
             setattr(self, key, value)
         return self
+
+    def _feature_store(self, spec):
+        # Tabular inputs are standardised with statistics of each training set, and
+        # cheap anyway: only image and text features are shared across fits.
+        if spec.modality == "tabular":
+            return None
+        return get_store(self.feature_cache)
 
     def _sample_weight(self, sample_weight, n: int, class_weight) -> np.ndarray:
         weight = _check_sample_weight(sample_weight, np.empty(n), dtype=np.float32, ensure_non_negative=True)
@@ -347,7 +391,17 @@ class _TransferBase(BaseEstimator):
         """Raw outputs (logits or standardised targets) for X, batch by batch."""
         check_is_fitted(self)
         X_checked, _ = self._check_X(X, fitting=False, adapter=self.adapter_)
-        dataset = self.adapter_.dataset(X_checked)
+        fingerprint = getattr(self, "feature_fingerprint_", None)
+        store = get_store(self.feature_cache) if fingerprint is not None else None
+        if store is not None:
+            # A frozen backbone: reuse (or add) cached features and run only the head.
+            features = cached_features(
+                self.net_.module_, self.adapter_, X_checked, self.batch_size, self.device_, store, fingerprint,
+                self.fast_path_,
+            )
+            dataset = feature_dataset(features, None)
+        else:
+            dataset = self.adapter_.dataset(X_checked)
         return self.net_.forward(dataset, training=False, device="cpu").numpy()
 
     def __sklearn_is_fitted__(self):

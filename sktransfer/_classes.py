@@ -62,6 +62,17 @@ _SHARED_PARAMETERS = """
         reproducible. The global torch RNG is left as it was.
     verbose : int, default=0
         ``1`` or more prints a line per epoch and a progress bar over batches.
+    feature_cache : "memory", path or None, default="memory"
+        Where frozen-backbone features (``strategy="head"``, no augmentation) are
+        shared across fits: a process-wide in-memory store bounded by
+        ``SKTRANSFER_FEATURE_CACHE_BYTES`` (2 GiB by default), a directory (an SQLite
+        file shared by processes, for ``n_jobs > 1``), or ``None`` to recompute.
+        Keys cover the backbone's weights, preprocessing and each sample's content.
+    precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
+        ``"auto"`` is bf16 autocast on CUDA devices that support it, fp16 with a
+        GradScaler on other CUDA devices, and fp32 on the CPU.
+    compile : bool, default=False
+        Compile the module with ``torch.compile`` (skorch's ``compile``).
     net_params : dict, default=None
         Further skorch settings, merged last, e.g. ``{"iterator_train__num_workers": 2}``.
 """
@@ -132,6 +143,9 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
         device="auto",
         random_state=None,
         verbose=0,
+        feature_cache="memory",
+        precision="auto",
+        compile=False,
         net_params=None,
         class_weight=None,
         label_smoothing=0.0,
@@ -156,6 +170,9 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
             device=device,
             random_state=random_state,
             verbose=verbose,
+            feature_cache=feature_cache,
+            precision=precision,
+            compile=compile,
             net_params=net_params,
         )
         self.class_weight = class_weight

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from skorch.utils import to_device
 from torch.utils.data import DataLoader, default_collate
@@ -14,14 +15,30 @@ def _as_features(row: torch.Tensor) -> dict:
     return {"features": row}
 
 
-def extract_features(module, dataset, collate_fn, batch_size: int, device) -> torch.Tensor:
+def extract_features(module, dataset, collate_fn, batch_size: int, device, fast=None) -> torch.Tensor:
     """Run ``module.features`` over ``dataset`` once, in eval mode, batch by batch."""
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn)
+    import contextlib
+
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        collate_fn=collate_fn,
+        num_workers=fast.num_workers if fast else 0,
+        pin_memory=fast.pin_memory if fast else False,
+    )
+    autocast = (
+        torch.autocast(device_type=torch.device(device).type, dtype=fast.amp_dtype)
+        if fast is not None and fast.amp_dtype is not None
+        else contextlib.nullcontext()
+    )
     was_training = module.training
     module.eval()
     chunks = []
     try:
-        with torch.inference_mode():
+        # fork_rng: iterating a DataLoader draws a seed from the global RNG; features
+        # that come from the cache must leave training with the same random stream.
+        with torch.random.fork_rng(devices=[]), torch.inference_mode(), autocast:
             for X, _ in loader:
                 X = to_device(X, device)
                 out = module.features(**X) if isinstance(X, dict) else module.features(X)
@@ -29,6 +46,25 @@ def extract_features(module, dataset, collate_fn, batch_size: int, device) -> to
     finally:
         module.train(was_training)
     return torch.cat(chunks)
+
+
+def cached_features(module, adapter, samples, batch_size: int, device, store, fingerprint: bytes, fast=None):
+    """Features for ``samples``: rows in ``store`` are reused, only new rows run the backbone."""
+    from torch.utils.data import Subset
+
+    from .feature_cache import sample_keys
+
+    keys = sample_keys(fingerprint, samples, adapter.modality)
+    found = store.get_many(keys)
+    missing = [i for i, key in enumerate(keys) if key not in found]
+    if missing:
+        dataset = adapter.dataset(samples)
+        subset = dataset if len(missing) == len(keys) else Subset(dataset, missing)
+        computed = extract_features(module, subset, adapter.collate_fn, batch_size, device, fast).numpy()
+        new_rows = {keys[i]: row for i, row in zip(missing, computed)}
+        store.put_many(new_rows)
+        found.update(new_rows)
+    return torch.from_numpy(np.stack([found[key] for key in keys]).astype(np.float32, copy=False))
 
 
 class FeatureAwareCollate:

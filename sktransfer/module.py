@@ -39,8 +39,12 @@ class TransferModule(nn.Module):
         # Names of backbone submodules that don't train; they stay in eval mode so that
         # frozen BatchNorm statistics (and dropout) don't move during fit.
         self.frozen_modules: list[str] = []
+        # channels_last inputs for convolutional backbones on CUDA (set by the fast path).
+        self.channels_last = False
 
     def features(self, *args, **kwargs) -> torch.Tensor:
+        if self.channels_last and args and args[0].dim() == 4:
+            args = (args[0].contiguous(memory_format=torch.channels_last), *args[1:])
         out = self.backbone(*args, **kwargs)
         if self.pooling is not None:
             out = pool_tokens(out, kwargs.get("attention_mask"), self.pooling)

@@ -1,0 +1,166 @@
+"""Frozen features: one backbone pass per fit, shared across fits, never stale."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from sklearn.model_selection import GridSearchCV, cross_val_score
+
+from sktransfer import TransferClassifier
+from sktransfer.feature_cache import DiskFeatureStore, MemoryFeatureStore, memory_store
+
+
+class CountingCNN(nn.Module):
+    """A tiny image backbone that counts the rows it sees (class-wide, across copies)."""
+
+    rows_seen = 0
+
+    def __init__(self, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x):
+        type(self).rows_seen += x.shape[0]
+        return self.pool(torch.relu(self.conv(x))).flatten(1)
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    memory_store().clear()
+    CountingCNN.rows_seen = 0
+    yield
+    memory_store().clear()
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.RandomState(0)
+    X = rng.randint(0, 255, size=(60, 12, 12, 3)).astype(np.uint8)
+    y = (X[:, :6].mean(axis=(1, 2, 3)) > X[:, 6:].mean(axis=(1, 2, 3))).astype(int)
+    return X, y
+
+
+DRY_RUN_ROWS = 2  # every fit checks the backbone's output size on two samples
+
+
+def head_clf(backbone=None, **kw):
+    params = dict(strategy="head", image_size=16, max_epochs=5, batch_size=16, random_state=0)
+    params.update(kw)
+    return TransferClassifier(backbone if backbone is not None else CountingCNN(), **params)
+
+
+def test_one_backbone_pass_per_fit_whatever_the_epochs(images):
+    X, y = images
+    clf = head_clf(feature_cache=None, max_epochs=7).fit(X, y)
+    assert CountingCNN.rows_seen == DRY_RUN_ROWS + len(X)
+    assert len(clf.net_.history) == 7
+    # ...and it trained on those features: 4 batches of 16 in every epoch.
+    assert len(clf.net_.history[-1, "batches"]) == math.ceil(len(X) / 16)
+
+
+def test_grid_search_shares_features_across_candidates_and_folds(images):
+    X, y = images
+    search = GridSearchCV(head_clf(), {"lr": [1e-3, 1e-2, 1e-1], "max_epochs": [2, 4]}, cv=3)
+    search.fit(X, y)
+    n_fits = 6 * 3 + 1
+    # Every row ran through the backbone exactly once; test folds are predicted from the cache too.
+    assert CountingCNN.rows_seen == len(X) + DRY_RUN_ROWS * n_fits
+    assert memory_store().hits > 0
+
+
+def test_cached_features_predict_exactly_like_fresh_ones(images):
+    X, y = images
+    cached = head_clf().fit(X, y)
+    cached_again = head_clf().fit(X, y)  # fully from the cache
+    fresh = head_clf(feature_cache=None).fit(X, y)
+    np.testing.assert_allclose(cached_again.predict_proba(X), fresh.predict_proba(X), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(cached.predict_proba(X), fresh.predict_proba(X), rtol=1e-5, atol=1e-6)
+
+
+def test_only_new_or_changed_rows_are_computed(images):
+    X, y = images
+    clf = head_clf().fit(X[:40], y[:40])
+    seen = CountingCNN.rows_seen
+    clf.predict(X)  # 20 new rows
+    assert CountingCNN.rows_seen == seen + 20
+    changed = X.copy()
+    changed[3, 0, 0, 0] ^= 1  # one pixel of one image
+    seen = CountingCNN.rows_seen
+    proba = clf.predict_proba(changed)
+    assert CountingCNN.rows_seen == seen + 1
+    fresh = head_clf(feature_cache=None).fit(X[:40], y[:40])
+    np.testing.assert_allclose(proba, fresh.predict_proba(changed), rtol=1e-5, atol=1e-6)
+
+
+def test_changed_weights_preprocessing_or_backbone_are_never_stale(images):
+    X, y = images
+    head_clf(CountingCNN(seed=0)).fit(X, y)
+    seen = CountingCNN.rows_seen
+    head_clf(CountingCNN(seed=0)).fit(X, y)  # same weights: all cached
+    assert CountingCNN.rows_seen == seen + DRY_RUN_ROWS
+    seen = CountingCNN.rows_seen
+    head_clf(CountingCNN(seed=1)).fit(X, y)  # other weights
+    assert CountingCNN.rows_seen == seen + DRY_RUN_ROWS + len(X)
+    seen = CountingCNN.rows_seen
+    head_clf(CountingCNN(seed=0), image_size=20).fit(X, y)  # other preprocessing
+    assert CountingCNN.rows_seen == seen + DRY_RUN_ROWS + len(X)
+
+
+def test_registered_backbones_are_keyed_by_name_and_initialisation(images):
+    X, y = images
+    a = head_clf("resnet18", pretrained=False, max_epochs=1).fit(X, y)
+    misses = memory_store().misses
+    head_clf("resnet18", pretrained=False, max_epochs=1).fit(X, y)  # same seed, same random weights
+    assert memory_store().misses == misses
+    head_clf("resnet18", pretrained=False, max_epochs=1, random_state=1).fit(X, y)
+    assert memory_store().misses == misses + len(X)
+    head_clf("mobilenet_v3_small", pretrained=False, max_epochs=1).fit(X, y)
+    assert memory_store().misses == misses + 2 * len(X)
+    assert a.feature_fingerprint_ is not None
+
+
+def test_cache_is_bypassed_when_the_backbone_trains_or_augments(images):
+    X, y = images
+    head_clf(augment="default", max_epochs=1).fit(X, y)
+    head_clf(strategy="full", max_epochs=1).fit(X, y)
+    head_clf(strategy="partial", max_epochs=1).fit(X, y)
+    assert len(memory_store()) == 0
+    assert memory_store().hits == memory_store().misses == 0
+
+
+def test_memory_store_is_bounded_and_evicts_least_recently_used():
+    store = MemoryFeatureStore(max_bytes=3 * 4 * 10)  # three rows of 10 float32
+    rows = {bytes([i]): np.full(10, i, dtype=np.float32) for i in range(3)}
+    store.put_many(rows)
+    store.get_many([bytes([0])])  # row 0 is now the most recent
+    store.put_many({bytes([9]): np.zeros(10, dtype=np.float32)})
+    assert len(store) == 3 and store.nbytes <= store.max_bytes
+    assert set(store.get_many([bytes([i]) for i in (0, 1, 2, 9)])) == {bytes([0]), bytes([2]), bytes([9])}
+
+
+def test_disk_cache_is_shared_by_worker_processes(images, tmp_path):
+    X, y = images
+    scores = cross_val_score(head_clf(feature_cache=str(tmp_path)), X, y, cv=3, n_jobs=2)
+    assert scores.shape == (3,)
+    store = DiskFeatureStore(tmp_path)
+    assert len(store.get_many([b"nothing"])) == 0
+    # Every row was written by the workers; a new fit here computes none of them.
+    CountingCNN.rows_seen = 0
+    head_clf(feature_cache=str(tmp_path)).fit(X, y)
+    assert CountingCNN.rows_seen == DRY_RUN_ROWS
+
+
+@pytest.mark.slow
+def test_text_features_are_shared(sentences):
+    X, y = sentences
+    TransferClassifier("all-MiniLM-L6-v2", strategy="head", max_epochs=1).fit(X, y)
+    misses = memory_store().misses
+    assert misses == len(X)
+    TransferClassifier("all-MiniLM-L6-v2", strategy="head", max_epochs=3, lr=0.1).fit(X[::2], y[::2])
+    assert memory_store().misses == misses
+    TransferClassifier("all-MiniLM-L6-v2", strategy="head", max_length=4, max_epochs=1).fit(X, y)
+    assert memory_store().misses == 2 * misses  # truncation changes the features
