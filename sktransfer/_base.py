@@ -21,7 +21,8 @@ from sklearn.utils.validation import (
 )
 
 from .exceptions import InputModalityError
-from .feature_cache import backbone_fingerprint, get_store
+from .backbone_cache import build_backbone
+from .feature_cache import backbone_fingerprint, fingerprint_module, get_store
 from .features import FeatureAwareCollate, cached_features, extract_features, feature_dataset
 from .net import PRECISIONS, TransferNet, fast_path, release_accelerator_memory
 from .inputs import TabularAdapter, make_adapter
@@ -31,6 +32,7 @@ from .registry import BackboneSpec, ImagePreprocessing, get_spec
 
 OPTIMIZERS = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD"}
 _DEFAULT_DRY_RUN = 2
+_CHECKED_FEATURE_DIMS: dict = {}
 
 
 def _copy_module(module: nn.Module, pretrained: bool = True) -> nn.Module:
@@ -198,19 +200,22 @@ class _TransferBase(BaseEstimator):
     # ------------------------------------------------------------------ building
     def _build_module(self, spec, adapter, X_checked, n_outputs: int) -> TransferModule:
         pretrained = bool(self.pretrained) and spec.weights is not None
-        backbone = spec.build(pretrained=pretrained)
+        if isinstance(self.backbone, nn.Module):
+            backbone, weights_fingerprint = spec.build(pretrained=pretrained), None
+        else:
+            frozen_on = resolve_device(self.device) if self.strategy == "head" else None
+            backbone, weights_fingerprint = build_backbone(spec, pretrained, frozen_on)
         pooling = None
         if spec.modality == "text":
             pooling = "mean" if self.pooling == "auto" else self.pooling
-        probe = TransferModule(backbone, 1, 1, pooling)
         # A dry run on two samples: materialises lazy layers and checks the feature size.
-        n = min(_DEFAULT_DRY_RUN, len(X_checked))
-        dry = adapter.dataset(X_checked)
-        X_dry, _ = adapter.collate_fn([dry[i] for i in range(n)])
-        probe.eval()
-        with torch.no_grad():
-            out = probe.features(**X_dry) if isinstance(X_dry, dict) else probe.features(X_dry)
-        feature_dim = out.shape[1]
+        # Pretrained weights are deterministic, so one check per weights and preprocessing is enough.
+        checked_key = (weights_fingerprint, repr(getattr(adapter, "preprocessing", None)), pooling)
+        feature_dim = _CHECKED_FEATURE_DIMS.get(checked_key) if weights_fingerprint else None
+        if feature_dim is None:
+            feature_dim = self._dry_run(backbone, pooling, adapter, X_checked)
+            if weights_fingerprint:
+                _CHECKED_FEATURE_DIMS[checked_key] = feature_dim
         declared = spec.get_feature_dim()
         if declared and declared != feature_dim:
             raise ValueError(
@@ -225,7 +230,18 @@ class _TransferBase(BaseEstimator):
                 f"({', '.join(blocks)}). Use at most {len(blocks)}, or strategy='full'."
             )
         module.freeze(self.strategy, blocks, self.trainable_blocks)
-        return module
+        return module, weights_fingerprint
+
+    @staticmethod
+    def _dry_run(backbone, pooling, adapter, X_checked) -> int:
+        probe = TransferModule(backbone, 1, 1, pooling)
+        n = min(_DEFAULT_DRY_RUN, len(X_checked))
+        dry = adapter.dataset(X_checked)
+        X_dry, _ = adapter.collate_fn([dry[i] for i in range(n)])
+        probe.eval()
+        with torch.no_grad():
+            out = probe.features(**X_dry) if isinstance(X_dry, dict) else probe.features(X_dry)
+        return int(out.shape[1])
 
     def _backbone_lr(self, spec) -> float:
         if self.backbone_lr is not None:
@@ -334,7 +350,7 @@ class _TransferBase(BaseEstimator):
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.manual_seed(seed)
-            module = self._build_module(spec, adapter, X_checked, fitted["n_outputs_"])
+            module, weights_fingerprint = self._build_module(spec, adapter, X_checked, fitted["n_outputs_"])
             module.channels_last = fast.channels_last
             if fast.channels_last:
                 module.to(memory_format=torch.channels_last)
@@ -350,8 +366,11 @@ class _TransferBase(BaseEstimator):
                     )
                 else:
                     fingerprint = backbone_fingerprint(
-                        spec, module.backbone, getattr(adapter, "preprocessing", None), module.pooling,
-                        getattr(getattr(adapter, "collate_fn", None), "max_length", None),
+                        spec,
+                        weights_fingerprint or fingerprint_module(module.backbone),
+                        getattr(adapter, "preprocessing", None),
+                        module.pooling,
+                        getattr(adapter.collate_fn, "max_length", None),
                     )
                     features = cached_features(
                         module, adapter, X_checked, self.batch_size, device, store, fingerprint, fast

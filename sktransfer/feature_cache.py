@@ -42,10 +42,10 @@ def fingerprint_module(module: torch.nn.Module) -> bytes:
     return h.digest()
 
 
-def backbone_fingerprint(spec, module: torch.nn.Module, preprocessing, pooling, max_length) -> bytes:
-    """Everything that changes the features of one sample."""
+def backbone_fingerprint(spec, weights: bytes, preprocessing, pooling, max_length) -> bytes:
+    """Everything that changes the features of one sample (``weights`` from :func:`fingerprint_module`)."""
     description = repr((spec.name, spec.modality, spec.plugin, spec.distribution, preprocessing, pooling, max_length))
-    return _digest(description.encode(), fingerprint_module(module))
+    return _digest(description.encode(), weights)
 
 
 def sample_keys(fingerprint: bytes, samples, modality: str) -> list[bytes]:

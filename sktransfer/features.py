@@ -5,14 +5,41 @@ from __future__ import annotations
 import numpy as np
 import torch
 from skorch.utils import to_device
-from torch.utils.data import DataLoader, default_collate
-
-from .inputs import SampleDataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 
-def _as_features(row: torch.Tensor) -> dict:
-    # The module's forward(features=...) skips the backbone.
-    return {"features": row}
+
+class FeatureDataset(Dataset):
+    """Precomputed features and their targets, fetched a whole batch at a time.
+
+    ``__getitems__`` lets the DataLoader slice tensors per batch instead of
+    collating row by row: training a head on features is then dominated by the
+    head's own arithmetic, not by Python overhead.
+    """
+
+    def __init__(self, features: torch.Tensor, targets: dict | None):
+        self.features = features
+        self.targets = None if targets is None else {k: torch.as_tensor(v) for k, v in targets.items()}
+
+    def __len__(self):
+        return len(self.features)
+
+    def _batch(self, index):
+        # The module's forward(features=...) skips the backbone.
+        X = {"features": self.features[index]}
+        if self.targets is None:
+            return X, torch.zeros(len(X["features"]) if X["features"].dim() > 1 else 1)
+        return X, {k: v[index] for k, v in self.targets.items()}
+
+    def __getitem__(self, i):
+        return self._batch(i)
+
+    def __getitems__(self, indices):
+        return _PreCollated(self._batch(torch.as_tensor(indices)))
+
+
+class _PreCollated(tuple):
+    """A batch that ``FeatureDataset.__getitems__`` already collated."""
 
 
 def extract_features(module, dataset, collate_fn, batch_size: int, device, fast=None) -> torch.Tensor:
@@ -77,12 +104,14 @@ class FeatureAwareCollate:
         self.collate_fn = collate_fn
 
     def __call__(self, batch):
+        if isinstance(batch, _PreCollated):
+            return tuple(batch)
         first = batch[0][0]
         if isinstance(first, dict) and "features" in first:
             return default_collate(batch)
         return self.collate_fn(batch)
 
 
-def feature_dataset(features: torch.Tensor, targets: dict | None) -> SampleDataset:
-    """A dataset whose samples feed ``TransferModule.forward(features=...)``."""
-    return SampleDataset(features, _as_features, targets)
+def feature_dataset(features: torch.Tensor, targets: dict | None) -> FeatureDataset:
+    """A dataset whose batches feed ``TransferModule.forward(features=...)``."""
+    return FeatureDataset(features, targets)

@@ -57,6 +57,14 @@ class TransferModule(nn.Module):
         return self.head(features)
 
     def train(self, mode: bool = True):
+        if self.frozen_modules == [""]:
+            # Whole backbone frozen: skorch switches modes on every batch, and walking
+            # hundreds of backbone modules each time would cost more than the head's step.
+            self.training = mode
+            self.head.train(mode)
+            if self.backbone.training:
+                self.backbone.eval()
+            return self
         super().train(mode)
         for name in self.frozen_modules:
             self.backbone.get_submodule(name).eval()

@@ -164,3 +164,18 @@ def test_text_features_are_shared(sentences):
     assert memory_store().misses == misses
     TransferClassifier("all-MiniLM-L6-v2", strategy="head", max_length=4, max_epochs=1).fit(X, y)
     assert memory_store().misses == 2 * misses  # truncation changes the features
+
+
+@pytest.mark.slow
+def test_frozen_fits_share_one_backbone_and_training_fits_copy_it(digits):
+    X, y = digits
+    params = dict(image_size=32, max_epochs=1, random_state=0)
+    a = TransferClassifier("efficientnet_lite0", strategy="head", **params).fit(X, y)
+    b = TransferClassifier("efficientnet_lite0", strategy="head", lr=0.1, **params).fit(X, y)
+    assert a.net_.module_.backbone is b.net_.module_.backbone  # one read-only copy for frozen fits
+    before = a.predict_proba(X)
+    c = TransferClassifier("efficientnet_lite0", strategy="full", **params).fit(X, y)
+    assert c.net_.module_.backbone is not a.net_.module_.backbone
+    assert all(p.requires_grad for p in c.net_.module_.backbone.parameters())
+    assert not any(p.requires_grad for p in a.net_.module_.backbone.parameters())
+    np.testing.assert_array_equal(a.predict_proba(X), before)  # fine-tuning c left a untouched
