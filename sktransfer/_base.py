@@ -67,7 +67,10 @@ class _TransferBase(BaseEstimator):
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither"), None],
         "patience": [Interval(Integral, 1, None, closed="left"), None],
-        "augment": [StrOptions({"default"}), callable, None],
+        "augment": [StrOptions({"default", "mixup", "cutmix"}), callable, None],
+        "lr_schedule": [StrOptions({"cosine", "onecycle", "constant"})],
+        "warmup_fraction": [Interval(Real, 0, 1, closed="left")],
+        "layer_decay": [Interval(Real, 0, 1, closed="right"), None],
         "image_size": [Interval(Integral, 8, None, closed="left"), None],
         "max_length": [Interval(Integral, 1, None, closed="left"), None],
         "pooling": [StrOptions({"auto", "mean", "cls"})],
@@ -89,6 +92,9 @@ class _TransferBase(BaseEstimator):
         trainable_blocks=1,
         lr=1e-3,
         backbone_lr=None,
+        layer_decay=None,
+        lr_schedule="cosine",
+        warmup_fraction=0.1,
         max_epochs=10,
         batch_size=32,
         optimizer="adamw",
@@ -113,6 +119,9 @@ class _TransferBase(BaseEstimator):
         self.trainable_blocks = trainable_blocks
         self.lr = lr
         self.backbone_lr = backbone_lr
+        self.layer_decay = layer_decay
+        self.lr_schedule = lr_schedule
+        self.warmup_fraction = warmup_fraction
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.optimizer = optimizer
@@ -159,11 +168,13 @@ class _TransferBase(BaseEstimator):
             return "tabular"
 
     def _check_params(self, spec: BackboneSpec) -> None:
-        if self.augment == "default" and spec.modality != "image":
+        if isinstance(self.augment, str) and spec.modality != "image":
             raise ValueError(
-                f"augment='default' is defined for image backbones only; backbone {spec.name!r} takes "
+                f"augment={self.augment!r} is defined for image backbones only; backbone {spec.name!r} takes "
                 f"{spec.modality}. Use augment=None or a callable."
             )
+        if self.augment in ("mixup", "cutmix") and self._loss_kind != "cross_entropy":
+            raise ValueError(f"augment={self.augment!r} mixes class labels; it is for classifiers only.")
         if self.image_size is not None and spec.modality == "image" and spec.preprocessing.fixed_size:
             if self.image_size != spec.preprocessing.input_size:
                 raise ValueError(
@@ -229,6 +240,11 @@ class _TransferBase(BaseEstimator):
                 f"trainable_blocks={self.trainable_blocks} but backbone {spec.name!r} has {len(blocks)} blocks "
                 f"({', '.join(blocks)}). Use at most {len(blocks)}, or strategy='full'."
             )
+        if self.strategy in ("partial", "gradual") and not blocks:
+            raise ValueError(
+                f"strategy={self.strategy!r} needs the backbone's blocks, but {spec.name!r} declares none. "
+                "Use strategy='full' or 'head'."
+            )
         module.freeze(self.strategy, blocks, self.trainable_blocks)
         return module, weights_fingerprint
 
@@ -250,9 +266,36 @@ class _TransferBase(BaseEstimator):
         pretrained = bool(self.pretrained) and spec.weights is not None
         return self.lr * 0.1 if pretrained else self.lr
 
-    def _make_net(self, module, spec, collate_fn, seed, device, training_on_features: bool, fast):
+    def _param_groups(self, module, spec) -> list:
+        """Discriminative learning rates: the backbone's, decayed block by block from the top."""
+        backbone_lr = self._backbone_lr(spec)
+        if self.layer_decay is None or not module.blocks:
+            return [("backbone.*", {"lr": backbone_lr})]
+        groups = [
+            (f"backbone.{name}.*", {"lr": backbone_lr * self.layer_decay**depth})
+            for depth, name in enumerate(reversed(module.blocks))
+        ]
+        # Parameters outside every block (embeddings, position tables) sit below the first block.
+        groups.append(("backbone.*", {"lr": backbone_lr * self.layer_decay ** len(module.blocks)}))
+        return groups
+
+    def _schedule_callback(self, n_train: int, fraction):
+        from skorch.callbacks import LRScheduler
+        from torch.optim.lr_scheduler import LambdaLR
+
+        from .callbacks import WarmupSchedule
+
+        n_fit = n_train - int(np.ceil(n_train * fraction)) if fraction else n_train
+        drop_last = (self.net_params or {}).get("iterator_train__drop_last", False)
+        per_epoch = n_fit // self.batch_size if drop_last else int(np.ceil(n_fit / self.batch_size))
+        schedule = WarmupSchedule(self.lr_schedule, max(1, per_epoch) * self.max_epochs, self.warmup_fraction)
+        return LRScheduler(policy=LambdaLR, lr_lambda=schedule, step_every="batch")
+
+    def _make_net(self, module, spec, collate_fn, seed, device, training_on_features: bool, fast, n_train: int):
         from skorch.callbacks import EarlyStopping, ProgressBar
         from skorch.dataset import ValidSplit
+
+        from .callbacks import GradualUnfreezing
 
         optimizer = self.optimizer
         if isinstance(optimizer, str):
@@ -262,7 +305,9 @@ class _TransferBase(BaseEstimator):
         fraction = self.validation_fraction
         if fraction is None and self.patience is not None:
             fraction = 0.1  # early stopping needs a validation split
-        callbacks = []
+        callbacks = [("lr_schedule", self._schedule_callback(n_train, fraction))]
+        if self.strategy == "gradual":
+            callbacks.append(("gradual_unfreezing", GradualUnfreezing(module.blocks)))
         if self.patience is not None:
             callbacks.append(
                 ("early_stopping", EarlyStopping(monitor="valid_loss", patience=self.patience, load_best=True))
@@ -282,7 +327,7 @@ class _TransferBase(BaseEstimator):
             if fraction is None
             else ValidSplit(fraction, stratified=self._stratify, random_state=seed),
             iterator_train__shuffle=True,
-            iterator_train__collate_fn=FeatureAwareCollate(collate_fn),
+            iterator_train__collate_fn=self._train_collate(FeatureAwareCollate(collate_fn), module),
             iterator_valid__collate_fn=FeatureAwareCollate(collate_fn),
             iterator_train__num_workers=0 if training_on_features else fast.num_workers,
             iterator_valid__num_workers=0 if training_on_features else fast.num_workers,
@@ -296,13 +341,16 @@ class _TransferBase(BaseEstimator):
             grad_scaler=fast.grad_scaler,
         )
         if not training_on_features:
-            kwargs["optimizer__param_groups"] = [("backbone.*", {"lr": self._backbone_lr(spec)})]
+            kwargs["optimizer__param_groups"] = self._param_groups(module, spec)
         kwargs.update(self._extra_net_params())
         kwargs.update(self.net_params or {})
         return TransferNet(**kwargs)
 
     def _extra_net_params(self) -> dict:
         return {}
+
+    def _train_collate(self, collate, module):
+        return collate
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, sample_weight=None):
@@ -378,7 +426,7 @@ class _TransferBase(BaseEstimator):
                 train_data = feature_dataset(features, target_dict)
             else:
                 train_data = adapter.dataset(X_checked, target_dict, train=True)
-            net = self._make_net(module, spec, adapter.collate_fn, seed, device, on_features, fast)
+            net = self._make_net(module, spec, adapter.collate_fn, seed, device, on_features, fast, len(X_checked))
             net.fit(train_data, stratify)
         self.spec_ = spec
         self.adapter_ = adapter

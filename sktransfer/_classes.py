@@ -23,10 +23,12 @@ _SHARED_PARAMETERS = """
     pretrained : bool, default=True
         Load the backbone's pretrained weights (never downloaded: they must be on this
         machine). ``False`` initialises randomly.
-    strategy : {"full", "partial", "head"}, default="full"
+    strategy : {"full", "partial", "gradual", "head"}, default="full"
         ``"head"`` freezes the backbone (BatchNorm statistics included) and, without
         augmentation, computes its features once per fit; ``"partial"`` trains the last
-        ``trainable_blocks`` blocks; ``"full"`` trains everything.
+        ``trainable_blocks`` blocks; ``"gradual"`` trains the head in the first epoch and
+        unfreezes one more block from the top in each following epoch; ``"full"`` trains
+        everything.
     trainable_blocks : int, default=1
         Blocks trained by ``strategy="partial"``, counted from the output.
     lr : float, default=1e-3
@@ -34,6 +36,14 @@ _SHARED_PARAMETERS = """
     backbone_lr : float, default=None
         Learning rate of the backbone; ``None`` means ``lr / 10`` for pretrained
         backbones and ``lr`` otherwise.
+    layer_decay : float in (0, 1], default=None
+        Layer-wise learning-rate decay: the top block trains at ``backbone_lr``, the one
+        below at ``backbone_lr * layer_decay``, and so on down.
+    lr_schedule : {"cosine", "onecycle", "constant"}, default="cosine"
+        Per-step schedule: linear warmup then cosine decay to zero; a one-cycle shape;
+        or warmup then constant.
+    warmup_fraction : float in [0, 1), default=0.1
+        Share of all training steps spent warming up (``"cosine"``, ``"constant"``).
     max_epochs : int, default=10
     batch_size : int, default=32
     optimizer : {"adamw", "adam", "sgd"} or torch.optim.Optimizer subclass, default="adamw"
@@ -44,10 +54,11 @@ _SHARED_PARAMETERS = """
     patience : int, default=None
         Stop after this many epochs without a better validation loss and restore the
         best epoch's weights.
-    augment : {"default"}, callable or None, default=None
+    augment : {"default", "mixup", "cutmix"}, callable or None, default=None
         Training-time augmentation. ``"default"`` (images) is RandomResizedCrop,
-        horizontal flips and TrivialAugmentWide; a callable is applied to each resized
-        uint8 image tensor ``(3, H, W)``.
+        horizontal flips and TrivialAugmentWide; ``"mixup"`` and ``"cutmix"`` add
+        torchvision's batch-level MixUp or CutMix to it (classifiers); a callable is
+        applied to each resized uint8 image tensor ``(3, H, W)``.
     image_size : int, default=None
         Input size for image backbones; ``None`` uses the pretrained configuration.
     max_length : int, default=None
@@ -130,6 +141,9 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
         trainable_blocks=1,
         lr=1e-3,
         backbone_lr=None,
+        layer_decay=None,
+        lr_schedule="cosine",
+        warmup_fraction=0.1,
         max_epochs=10,
         batch_size=32,
         optimizer="adamw",
@@ -157,6 +171,9 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
             trainable_blocks=trainable_blocks,
             lr=lr,
             backbone_lr=backbone_lr,
+            layer_decay=layer_decay,
+            lr_schedule=lr_schedule,
+            warmup_fraction=warmup_fraction,
             max_epochs=max_epochs,
             batch_size=batch_size,
             optimizer=optimizer,
@@ -200,6 +217,13 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
 
     def _extra_net_params(self):
         return {"criterion__label_smoothing": self.label_smoothing}
+
+    def _train_collate(self, collate, module):
+        if self.augment in ("mixup", "cutmix"):
+            from .inputs import BatchMix
+
+            return BatchMix(collate, self.augment, module.head.out_features)
+        return collate
 
     def predict_proba(self, X):
         """Class probabilities, columns in the order of ``classes_``.

@@ -138,7 +138,7 @@ def image_transform(prep: ImagePreprocessing, augment=None, train: bool = False)
     from torchvision.transforms import InterpolationMode, v2
 
     interpolation = InterpolationMode(prep.interpolation)
-    if train and augment == "default":
+    if train and augment in ("default", "mixup", "cutmix"):
         geometry = [
             v2.RandomResizedCrop(prep.input_size, scale=(0.35, 1.0), interpolation=interpolation, antialias=True),
             v2.RandomHorizontalFlip(),
@@ -254,6 +254,24 @@ class ImageAdapter:
         return SampleDataset(source, _Composed(transform), targets)
 
     collate_fn = staticmethod(default_collate)
+
+
+class BatchMix:
+    """Training collate that applies torchvision's MixUp or CutMix to whole batches.
+
+    Labels become class probabilities, which the loss takes as soft targets.
+    """
+
+    def __init__(self, collate, kind: str, num_classes: int):
+        self.collate, self.kind, self.num_classes = collate, kind, num_classes
+
+    def __call__(self, batch):
+        from torchvision.transforms import v2
+
+        X, target = self.collate(batch)
+        mix = v2.MixUp if self.kind == "mixup" else v2.CutMix
+        images, labels = mix(num_classes=self.num_classes)(X, target["target"])
+        return images, {**target, "target": labels}
 
 
 # --------------------------------------------------------------------------- text

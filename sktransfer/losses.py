@@ -20,9 +20,9 @@ class WeightedLoss(nn.Module):
     def forward(self, y_pred: torch.Tensor, y_true: dict) -> torch.Tensor:
         target, weight = y_true["target"], y_true["weight"]
         if self.kind == "cross_entropy":
-            loss = F.cross_entropy(
-                y_pred.float(), target.long(), reduction="none", label_smoothing=self.label_smoothing
-            )
+            # Class indices, or class probabilities (soft targets from MixUp/CutMix).
+            target = target.float() if target.dim() == 2 else target.long()
+            loss = F.cross_entropy(y_pred.float(), target, reduction="none", label_smoothing=self.label_smoothing)
         else:
             loss = F.mse_loss(y_pred.float(), target.float(), reduction="none").mean(dim=1)
         return (loss * weight.to(loss.dtype)).mean()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-STRATEGIES = ("head", "partial", "full")
+STRATEGIES = ("head", "partial", "full", "gradual")
 
 
 def pool_tokens(states: torch.Tensor, attention_mask: torch.Tensor | None, rule: str) -> torch.Tensor:
@@ -39,6 +39,8 @@ class TransferModule(nn.Module):
         # Names of backbone submodules that don't train; they stay in eval mode so that
         # frozen BatchNorm statistics (and dropout) don't move during fit.
         self.frozen_modules: list[str] = []
+        # Dotted names of the backbone's blocks, input to output (partial/gradual, layer decay).
+        self.blocks: list[str] = []
         # channels_last inputs for convolutional backbones on CUDA (set by the fast path).
         self.channels_last = False
 
@@ -75,7 +77,11 @@ class TransferModule(nn.Module):
 
         ``"head"`` freezes the whole backbone, ``"full"`` trains everything, and
         ``"partial"`` trains only the last ``trainable_blocks`` of ``blocks``.
+        ``"gradual"`` starts like ``"head"``; its callback unfreezes blocks epoch by epoch.
         """
+        self.blocks = list(blocks)
+        if strategy == "gradual":
+            strategy = "head"
         self.backbone.requires_grad_(strategy == "full")
         if strategy == "full":
             self.frozen_modules = []

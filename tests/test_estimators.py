@@ -27,7 +27,7 @@ def tabular():
 def test_classifier_keeps_original_labels(tabular, labels):
     X, y = tabular
     y_labels = labels[y] if labels.dtype != bool else labels[np.minimum(y, 1)]
-    clf = TransferClassifier("mlp", max_epochs=15, random_state=0).fit(X, y_labels)
+    clf = TransferClassifier("mlp", max_epochs=30, random_state=0).fit(X, y_labels)
     np.testing.assert_array_equal(clf.classes_, np.unique(y_labels))
     pred = clf.predict(X)
     assert pred.dtype == y_labels.dtype and set(pred) <= set(y_labels)
@@ -143,7 +143,10 @@ def test_net_params_reach_skorch(tabular):
 @pytest.mark.parametrize("name, optim", [("adamw", torch.optim.AdamW), ("sgd", torch.optim.SGD)])
 def test_optimizer_and_discriminative_lr(tabular, name, optim):
     X, y = tabular
-    clf = TransferClassifier("mlp", optimizer=name, lr=0.01, backbone_lr=0.002, weight_decay=0.1, max_epochs=1)
+    clf = TransferClassifier(
+        "mlp", optimizer=name, lr=0.01, backbone_lr=0.002, weight_decay=0.1, max_epochs=1, lr_schedule="constant",
+        warmup_fraction=0.0,
+    )
     clf.fit(X, y)
     opt = clf.net_.optimizer_
     assert isinstance(opt, optim)
