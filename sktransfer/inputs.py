@@ -142,7 +142,12 @@ def image_transform(prep: ImagePreprocessing, augment=None, train: bool = False)
         geometry = [
             v2.RandomResizedCrop(prep.input_size, scale=(0.35, 1.0), interpolation=interpolation, antialias=True),
             v2.RandomHorizontalFlip(),
-            v2.TrivialAugmentWide(interpolation=interpolation),
+            # Affine ops on tensors support only nearest/bilinear, whatever the backbone resizes with.
+            v2.TrivialAugmentWide(
+                interpolation=InterpolationMode.NEAREST
+                if interpolation == InterpolationMode.NEAREST
+                else InterpolationMode.BILINEAR
+            ),
         ]
     else:
         geometry = [

@@ -88,3 +88,13 @@ def test_without_the_plugin_names_point_to_it(without_entry_points):
 def test_plugin_comes_back_after_reset():
     reset_plugin_manager()
     assert get_spec("efficientnet_lite0").plugin == "timm"
+
+
+@pytest.mark.slow
+def test_default_augmentation_with_a_bicubic_backbone(digits):
+    """efficientnet_lite0 resizes bicubic; TrivialAugmentWide on tensors must still work."""
+    X, y = digits
+    assert get_spec("efficientnet_lite0").preprocessing.interpolation == "bicubic"
+    clf = TransferClassifier("efficientnet_lite0", augment="default", image_size=32, max_epochs=1, random_state=0)
+    clf.fit(X, y)
+    assert np.isfinite(clf.net_.history[-1, "train_loss"])
