@@ -37,22 +37,32 @@ def write_images(directory: str, n: int) -> list[str]:
     return paths
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM).
+
+    Not ``getrusage().ru_maxrss``: on Linux a child process inherits its parent's
+    maxrss across fork and exec, which would report the parent's peak.
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (this benchmark needs Linux)")
+
+
 def worker(model_path: str, directory: str, n: int) -> None:
-    import resource
     import time
 
     import joblib
 
     model = joblib.load(model_path)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    paths = sorted(os.listdir(directory))[:n]
+    before = peak_rss_mb()
+    paths = sorted(p for p in os.listdir(directory) if p.endswith(".png"))[:n]
     start = time.perf_counter()
     proba = model.predict_proba([os.path.join(directory, p) for p in paths])
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert proba.shape[0] == n
-    print(json.dumps({"n": n, "peak_rss_mb": peak / 1024, "rss_before_predict_mb": before / 1024,
-                      "seconds": seconds}))
+    print(json.dumps({"n": n, "peak_rss_mb": peak_rss_mb(), "rss_before_predict_mb": before, "seconds": seconds}))
 
 
 def main():

@@ -134,8 +134,24 @@ def main():
               f"target {TARGET_R[name]} {'met' if r_ours >= TARGET_R[name] else 'NOT met'}")
         print(f"{name}: 3-class F1 fine-tuned {f1_ours:.3f} | frozen + RidgeCV {f1_frozen:.3f} | "
               f"VADER (paper) {PAPER_F1[name]} | {ours_s:.0f}s", flush=True)
+        # Saved after every set: a long run that is stopped keeps what it finished.
+        save_vader(results, args)
+
+
+def save_vader(results: dict, args) -> None:
+    """Merge this run's sets into results/vader-<device>.json (sets run separately add up)."""
+    import json
+
+    import torch
+
+    path = os.path.join(RESULTS, f"vader-{'cuda' if torch.cuda.is_available() else 'cpu'}.json")
+    sets = {}
+    if os.path.isfile(path):
+        with open(path) as f:
+            sets = json.load(f).get("sets", {})
+    sets.update(results)
     save_result("vader", {"epochs": args.epochs, "folds": args.folds, "max_rows": args.max_rows,
-                          "model": "TransferRegressor('all-MiniLM-L6-v2')", "sets": results})
+                          "model": "TransferRegressor('all-MiniLM-L6-v2')", "sets": sets})
 
 
 if __name__ == "__main__":

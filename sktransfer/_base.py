@@ -262,9 +262,11 @@ class _TransferBase(BaseEstimator):
     def _backbone_lr(self, spec) -> float:
         if self.backbone_lr is not None:
             return self.backbone_lr
-        # Pretrained weights get a 10x smaller step; a backbone trained from scratch doesn't.
+        # Pretrained transformers get a 10x smaller step (larger ones forget what they
+        # learned); CNNs moving to a new image domain need the full step: on 1,000
+        # Fashion-MNIST images EfficientNet-Lite0 reached 0.802 with lr/10 and 0.869 with lr.
         pretrained = bool(self.pretrained) and spec.weights is not None
-        return self.lr * 0.1 if pretrained else self.lr
+        return self.lr * 0.1 if pretrained and spec.modality == "text" else self.lr
 
     def _param_groups(self, module, spec) -> list:
         """Discriminative learning rates: the backbone's, decayed block by block from the top."""
@@ -489,5 +491,14 @@ class _TransferBase(BaseEstimator):
     # fitted device is kept in sync so the estimator's own tensors follow.
     def __setstate__(self, state):
         self.__dict__.update(state)
-        if hasattr(self, "net_"):
+        if hasattr(self, "net_") and str(self.net_.device) != self.device_:
+            # Loaded where the fitting device is missing (a GPU model on a CPU-only
+            # machine): skorch mapped the tensors; the fast path follows the new device.
             self.device_ = str(self.net_.device)
+            self.fast_path_ = fast_path(self.device_, "auto", self.spec_.modality)
+            self.net_.amp_dtype = self.fast_path_.amp_dtype
+            self.net_.grad_scaler = self.fast_path_.grad_scaler
+            module = getattr(self.net_.module_, "_orig_mod", self.net_.module_)
+            module.channels_last = self.fast_path_.channels_last
+            if not module.channels_last:
+                module.to(memory_format=torch.contiguous_format)

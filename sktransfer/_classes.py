@@ -34,8 +34,8 @@ _SHARED_PARAMETERS = """
     lr : float, default=1e-3
         Learning rate of the head.
     backbone_lr : float, default=None
-        Learning rate of the backbone; ``None`` means ``lr / 10`` for pretrained
-        backbones and ``lr`` otherwise.
+        Learning rate of the backbone; ``None`` means ``lr / 10`` for pretrained text
+        encoders and ``lr`` for everything else.
     layer_decay : float in (0, 1], default=None
         Layer-wise learning-rate decay: the top block trains at ``backbone_lr``, the one
         below at ``backbone_lr * layer_decay``, and so on down.

@@ -128,7 +128,7 @@ def run_demo(args) -> int:
         (name, base),
         (f"{backbone}, frozen (strategy='head')", TransferClassifier(backbone, strategy="head", lr=1e-2, **common)),
         (f"{backbone}, fine-tuned (strategy='full')",
-         TransferClassifier(backbone, strategy="full", lr=1e-3, backbone_lr=1e-3, **common)),
+         TransferClassifier(backbone, strategy="full", **common)),
     ]
     print(f"{'model':<55} {'test accuracy':>13} {'seconds':>8}")
     for label, model in candidates:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from sktransfer import TransferClassifier, TransferRegressor
+from sktransfer.net import fast_path
 
 
 def roundtrip(est, how, tmp_path):
@@ -56,10 +57,13 @@ def test_model_fitted_on_cuda_loads_on_cpu_only_machine(monkeypatch):
     expected = clf.predict_proba(X)
     clf.net_.device = "cuda"  # as if fitted on a GPU (skorch stores tensors with map_location on load)
     clf.device_ = "cuda"
+    clf.fast_path_ = fast_path("cuda", "auto", "tabular", bf16_supported=True)
+    clf.net_.amp_dtype = clf.fast_path_.amp_dtype
     payload = pickle.dumps(clf)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         loaded = pickle.loads(payload)
     assert str(loaded.net_.device) == "cpu" and loaded.device_ == "cpu"
+    assert loaded.fast_path_.amp_dtype is None and loaded.net_.amp_dtype is None  # fp32 on the CPU
     np.testing.assert_array_equal(loaded.predict_proba(X), expected)

@@ -118,3 +118,15 @@ def test_gradual_needs_blocks():
 
     with pytest.raises(ValueError, match="needs the backbone's blocks"):
         TransferClassifier(NoBlocks(), strategy="gradual", image_size=8).fit(np.zeros((4, 8, 8)), [0, 1, 0, 1])
+
+
+def test_default_backbone_lr_depends_on_what_is_pretrained():
+    from sktransfer.registry import get_spec
+
+    clf = TransferClassifier("unused", lr=0.01)
+    assert clf._backbone_lr(get_spec("all-MiniLM-L6-v2")) == pytest.approx(0.001)  # pretrained transformer
+    assert clf._backbone_lr(get_spec("resnet18")) == pytest.approx(0.01)  # CNN moving to a new domain
+    assert clf._backbone_lr(get_spec("mlp")) == pytest.approx(0.01)  # trained from scratch
+    scratch = TransferClassifier("unused", lr=0.01, pretrained=False)
+    assert scratch._backbone_lr(get_spec("all-MiniLM-L6-v2")) == pytest.approx(0.01)
+    assert TransferClassifier("unused", backbone_lr=0.5)._backbone_lr(get_spec("resnet18")) == 0.5
