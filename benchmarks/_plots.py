@@ -9,6 +9,7 @@ def save_learning_curve(history, path: str, title: str) -> str:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = history[:, "epoch"]
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
@@ -17,6 +18,7 @@ def save_learning_curve(history, path: str, title: str) -> str:
         ax.plot(epochs, history[:, "valid_loss"], marker="o", label="validation loss")
     except KeyError:  # fitted without a validation split
         pass
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.set_title(title, fontsize=9)

@@ -79,6 +79,7 @@ def main():
     parser.add_argument("--sets", nargs="+", choices=list(FILES), default=list(FILES))
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the library's)")
     parser.add_argument("--max-rows", type=int, default=None, help="use only the first rows (quick checks)")
     args = parser.parse_args()
 
@@ -104,16 +105,18 @@ def main():
         oof = np.zeros_like(y)
         start = time.perf_counter()
         history = None
+        per_fold = []
         for k, (train, test) in enumerate(folds):
             reg = TransferRegressor(
                 "all-MiniLM-L6-v2", max_epochs=args.epochs, validation_fraction=0.1 if k == 0 else None,
-                random_state=0,
+                random_state=0, **({} if args.lr is None else {"lr": args.lr}),
             )
             reg.fit([texts[i] for i in train], y[train])
             oof[test] = reg.predict([texts[i] for i in test])
             if k == 0:
                 history = reg.net_.history
-            print(f"  {name} fold {k + 1}/{args.folds}: r = {pearsonr(oof[test], y[test])[0]:.3f}", flush=True)
+            per_fold.append(float(pearsonr(oof[test], y[test])[0]))
+            print(f"  {name} fold {k + 1}/{args.folds}: r = {per_fold[-1]:.3f}", flush=True)
         ours_s = time.perf_counter() - start
 
         r_ours, r_frozen = pearsonr(oof, y)[0], pearsonr(frozen, y)[0]
@@ -125,6 +128,8 @@ def main():
             "f1_3class_weighted": f1_ours, "f1_3class_weighted_frozen_ridge": f1_frozen,
             "paper_r": PAPER_R[name], "paper_vader_f1": PAPER_F1[name], "target_r": TARGET_R[name],
             "met": bool(r_ours >= TARGET_R[name]), "seconds": ours_s, "frozen_seconds": frozen_s,
+            "epochs": args.epochs, "lr": reg.lr,
+            "pearson_r_per_fold": per_fold,
         }
         png = save_learning_curve(history, os.path.join(RESULTS, f"vader-{name}-curve.png"),
                                   f"VADER {name}: all-MiniLM-L6-v2 fine-tuned, fold 1")
@@ -148,9 +153,13 @@ def save_vader(results: dict, args) -> None:
     sets = {}
     if os.path.isfile(path):
         with open(path) as f:
-            sets = json.load(f).get("sets", {})
+            previous = json.load(f)
+        sets = previous.get("sets", {})
+        for earlier in sets.values():  # files written before epochs were recorded per set
+            earlier.setdefault("epochs", previous.get("epochs"))
     sets.update(results)
-    save_result("vader", {"epochs": args.epochs, "folds": args.folds, "max_rows": args.max_rows,
+    # Epochs and lr are recorded per set: sets run separately may have used different ones.
+    save_result("vader", {"folds": args.folds, "max_rows": args.max_rows,
                           "model": "TransferRegressor('all-MiniLM-L6-v2')", "sets": sets})
 
 
