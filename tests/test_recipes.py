@@ -130,3 +130,22 @@ def test_default_backbone_lr_depends_on_what_is_pretrained():
     scratch = TransferClassifier("unused", lr=0.01, pretrained=False)
     assert scratch._backbone_lr(get_spec("all-MiniLM-L6-v2")) == pytest.approx(0.01)
     assert TransferClassifier("unused", backbone_lr=0.5)._backbone_lr(get_spec("resnet18")) == 0.5
+
+
+def test_default_augmentation_applies_to_training_only(digits):
+    from torchvision.transforms import v2
+
+    X, y = digits
+    clf = TransferClassifier("resnet18", pretrained=False, augment="default", image_size=32, max_epochs=1,
+                             random_state=0).fit(X[:60], y[:60])
+    train_set = clf.adapter_.dataset(clf.adapter_.check(X[:4]), train=True)
+    eval_set = clf.adapter_.dataset(clf.adapter_.check(X[:4]))
+    kinds = [type(t) for t in train_set.load.transform.transforms]
+    assert kinds[:3] == [v2.RandomResizedCrop, v2.RandomHorizontalFlip, v2.TrivialAugmentWide]
+    assert v2.RandomResizedCrop not in [type(t) for t in eval_set.load.transform.transforms]
+
+    torch.manual_seed(0)
+    train_views = torch.stack([train_set[0][0] for _ in range(8)])
+    assert train_views.shape == (8, 3, 32, 32)
+    assert train_views.std(dim=0).mean() > 0.05  # random views differ
+    assert torch.equal(eval_set[0][0], eval_set[0][0])  # prediction inputs don't
