@@ -81,7 +81,6 @@ def main():
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--max-folds", type=int, default=None,
                         help="fine-tune only the first folds (a quicker check); scored on their rows, saved apart")
-    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the library's)")
     parser.add_argument("--max-rows", type=int, default=None, help="use only the first rows (quick checks)")
     args = parser.parse_args()
 
@@ -114,7 +113,7 @@ def main():
         for k, (train, test) in enumerate(run):
             reg = TransferRegressor(
                 "all-MiniLM-L6-v2", max_epochs=args.epochs, validation_fraction=0.1 if k == 0 else None,
-                random_state=0, **({} if args.lr is None else {"lr": args.lr}),
+                random_state=0,
             )
             reg.fit([texts[i] for i in train], y[train])
             oof[test] = reg.predict([texts[i] for i in test])
@@ -160,10 +159,7 @@ def save_vader(results: dict, args) -> None:
     sets = {}
     if os.path.isfile(path):
         with open(path) as f:
-            previous = json.load(f)
-        sets = previous.get("sets", {})
-        for earlier in sets.values():  # files written before epochs were recorded per set
-            earlier.setdefault("epochs", previous.get("epochs"))
+            sets = json.load(f).get("sets", {})
     sets.update(results)
     # Epochs and lr are recorded per set: sets run separately may have used different ones.
     save_result("vader", {"folds": args.folds, "max_rows": args.max_rows,
