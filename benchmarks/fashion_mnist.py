@@ -56,12 +56,12 @@ def load_split(directory: str, kind: str):
 def frozen_features(X, image_size: int, batch_size: int = 64):
     """Pooled EfficientNet-Lite0 features, computed by sktransfer's own frozen path."""
     from sktransfer._base import resolve_device
-    from sktransfer.backbone_cache import build_backbone
-    from sktransfer.features import extract_features
-    from sktransfer.inputs import make_adapter
-    from sktransfer.module import TransferModule
-    from sktransfer.net import fast_path
-    from sktransfer.registry import get_spec
+    from sktransfer._backbone_cache import build_backbone
+    from sktransfer._features import extract_features
+    from sktransfer._inputs import make_adapter
+    from sktransfer._module import TransferModule
+    from sktransfer._net import fast_path
+    from sktransfer import get_spec
 
     spec = get_spec("efficientnet_lite0")
     device = resolve_device("auto")

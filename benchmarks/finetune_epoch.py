@@ -86,7 +86,7 @@ def main():
     args = parser.parse_args()
 
     from sktransfer._base import resolve_device
-    from sktransfer.registry import get_spec
+    from sktransfer import get_spec
 
     X, y = digits_images(args.n)
     spec = get_spec(args.backbone)

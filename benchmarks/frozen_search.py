@@ -30,12 +30,12 @@ def main():
 
     from sktransfer import TransferClassifier
     from sktransfer._base import resolve_device
-    from sktransfer.backbone_cache import build_backbone
-    from sktransfer.feature_cache import memory_store
-    from sktransfer.features import extract_features
-    from sktransfer.inputs import make_adapter
-    from sktransfer.net import fast_path
-    from sktransfer.registry import get_spec
+    from sktransfer._backbone_cache import build_backbone
+    from sktransfer._feature_cache import memory_store
+    from sktransfer._features import extract_features
+    from sktransfer._inputs import make_adapter
+    from sktransfer._net import fast_path
+    from sktransfer import get_spec
 
     X, y = digits_images(args.n)
     spec = get_spec(args.backbone)
@@ -47,7 +47,7 @@ def main():
 
     # One embedding pass: the pretrained backbone over every image, batch by batch
     # (the same preprocessing, batch size and DataLoader an estimator uses).
-    from sktransfer.module import TransferModule
+    from sktransfer._module import TransferModule
 
     module = TransferModule(build_backbone(spec, True)[0], spec.get_feature_dim(), 1).to(device)
     warm_up = torch.utils.data.Subset(adapter.dataset(source), range(32))

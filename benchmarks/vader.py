@@ -55,11 +55,11 @@ def frozen_ridge_oof(texts, y, folds):
     from sklearn.linear_model import RidgeCV
 
     from sktransfer._base import resolve_device
-    from sktransfer.backbone_cache import build_backbone
-    from sktransfer.features import extract_features
-    from sktransfer.inputs import make_adapter
-    from sktransfer.module import TransferModule
-    from sktransfer.registry import get_spec
+    from sktransfer._backbone_cache import build_backbone
+    from sktransfer._features import extract_features
+    from sktransfer._inputs import make_adapter
+    from sktransfer._module import TransferModule
+    from sktransfer import get_spec
 
     spec = get_spec("all-MiniLM-L6-v2")
     adapter = make_adapter(spec, spec.preprocessing)

@@ -1,9 +1,36 @@
-"""sktransfer: transfer learning as scikit-learn estimators."""
+"""sktransfer: transfer learning as scikit-learn estimators.
+
+Estimators, the backbone registry and the types a plugin author needs are public
+here; every other module of the package is private (``sktransfer._*``).
+"""
 
 from ._classes import TransferClassifier, TransferRegressor
+from ._registry import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    BackboneSpec,
+    ImagePreprocessing,
+    TextPreprocessing,
+    Weights,
+    get_spec,
+    list_backbones,
+)
 from .hookspecs import hookimpl
-from .registry import list_backbones
 
 __version__ = "0.1.0"
 
-__all__ = sorted(["TransferClassifier", "TransferRegressor", "hookimpl", "list_backbones"])
+__all__ = sorted(
+    [
+        "BackboneSpec",
+        "IMAGENET_MEAN",
+        "IMAGENET_STD",
+        "ImagePreprocessing",
+        "TextPreprocessing",
+        "TransferClassifier",
+        "TransferRegressor",
+        "Weights",
+        "get_spec",
+        "hookimpl",
+        "list_backbones",
+    ]
+)

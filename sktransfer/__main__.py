@@ -7,7 +7,7 @@ import sys
 
 
 def _cmd_backbones(args) -> int:
-    from .registry import _all_specs
+    from ._registry import _all_specs
 
     specs = [s for s in _all_specs().values() if args.modality in (None, s.modality)]
     if args.pattern:
@@ -33,7 +33,7 @@ def _cmd_backbones(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from .demo import run_demo
+    from ._demo import run_demo
 
     return run_demo(args)
 
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modality", choices=["image", "text", "tabular"])
     p.add_argument("--pattern", help="shell-style filter on names, e.g. 'timm/resnet*'")
     p.set_defaults(func=_cmd_backbones)
-    from .demo import add_demo_arguments
+    from ._demo import add_demo_arguments
 
     d = sub.add_parser("demo", help="baseline vs frozen vs fine-tuned on bundled digits or your own data")
     add_demo_arguments(d)

@@ -21,14 +21,14 @@ from sklearn.utils.validation import (
 )
 
 from .exceptions import InputModalityError
-from .backbone_cache import build_backbone
-from .feature_cache import backbone_fingerprint, fingerprint_module, get_store
-from .features import FeatureAwareCollate, cached_features, extract_features, feature_dataset
-from .net import PRECISIONS, TransferNet, fast_path, release_accelerator_memory
-from .inputs import TabularAdapter, make_adapter
-from .losses import WeightedLoss
-from .module import STRATEGIES, TransferModule
-from .registry import BackboneSpec, ImagePreprocessing, get_spec
+from ._backbone_cache import build_backbone
+from ._feature_cache import backbone_fingerprint, fingerprint_module, get_store
+from ._features import FeatureAwareCollate, cached_features, extract_features, feature_dataset
+from ._net import PRECISIONS, TransferNet, fast_path, release_accelerator_memory
+from ._inputs import TabularAdapter, make_adapter
+from ._losses import WeightedLoss
+from ._module import STRATEGIES, TransferModule
+from ._registry import BackboneSpec, ImagePreprocessing, get_spec
 
 OPTIMIZERS = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD"}
 _DEFAULT_DRY_RUN = 2
@@ -285,7 +285,7 @@ class _TransferBase(BaseEstimator):
         from skorch.callbacks import LRScheduler
         from torch.optim.lr_scheduler import LambdaLR
 
-        from .callbacks import WarmupSchedule
+        from ._callbacks import WarmupSchedule
 
         n_fit = n_train - int(np.ceil(n_train * fraction)) if fraction else n_train
         drop_last = (self.net_params or {}).get("iterator_train__drop_last", False)
@@ -297,7 +297,7 @@ class _TransferBase(BaseEstimator):
         from skorch.callbacks import EarlyStopping, ProgressBar
         from skorch.dataset import ValidSplit
 
-        from .callbacks import GradualUnfreezing
+        from ._callbacks import GradualUnfreezing
 
         optimizer = self.optimizer
         if isinstance(optimizer, str):

@@ -90,7 +90,7 @@ _SHARED_PARAMETERS = """
 
 _SHARED_ATTRIBUTES = """
     net_ : skorch.NeuralNet
-        The trained network; ``net_.module_`` is the :class:`~sktransfer.module.TransferModule`
+        The trained network; ``net_.module_`` is the :class:`~sktransfer._module.TransferModule`
         and ``net_.history`` its learning curves.
     spec_ : BackboneSpec
         The backbone's spec.
@@ -220,7 +220,7 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
 
     def _train_collate(self, collate, module):
         if self.augment in ("mixup", "cutmix"):
-            from .inputs import BatchMix
+            from ._inputs import BatchMix
 
             return BatchMix(collate, self.augment, module.head.out_features)
         return collate

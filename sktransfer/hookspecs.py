@@ -17,4 +17,4 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 @hookspec
 def register_backbones():
-    """Return a list of :class:`sktransfer.registry.BackboneSpec` this plugin provides."""
+    """Return a list of :class:`sktransfer.BackboneSpec` this plugin provides."""

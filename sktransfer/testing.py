@@ -1,4 +1,4 @@
-"""Checks for plugin authors: does a :class:`~sktransfer.registry.BackboneSpec` keep its promises?
+"""Checks for plugin authors: does a :class:`~sktransfer.BackboneSpec` keep its promises?
 
 Use them in a plugin's test suite::
 
@@ -22,7 +22,7 @@ import math
 import pickle
 from typing import Any, Callable, Iterable
 
-from .registry import BackboneSpec, ImagePreprocessing, TextPreprocessing, get_spec
+from ._registry import BackboneSpec, ImagePreprocessing, TextPreprocessing, get_spec
 
 __all__ = ["check_backbone_spec", "check_plugin"]
 
@@ -137,7 +137,7 @@ def _sample_input(spec: BackboneSpec, batch_size: int, image_size: int | None, n
 def _check_forward(spec, backbone, dim: int, batch_size: int, image_size, n_features: int):
     import torch
 
-    from .module import TransferModule
+    from ._module import TransferModule
 
     pooling = "mean" if spec.modality == "text" else None
     module = TransferModule(backbone, dim, 2, pooling)

@@ -9,7 +9,7 @@ import torch.nn as nn
 from sklearn.model_selection import GridSearchCV, cross_val_score
 
 from sktransfer import TransferClassifier
-from sktransfer.feature_cache import DiskFeatureStore, MemoryFeatureStore, memory_store
+from sktransfer._feature_cache import DiskFeatureStore, MemoryFeatureStore, memory_store
 
 
 class CountingCNN(nn.Module):

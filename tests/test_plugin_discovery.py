@@ -8,7 +8,7 @@ import pytest
 import sktransfer
 from sktransfer.exceptions import BackboneConflictError, UnknownBackboneError
 from sktransfer.plugins import DISABLE_AUTOLOAD_ENV, get_plugin_manager, reset_plugin_manager
-from sktransfer.registry import get_spec
+from sktransfer import get_spec
 
 BUILTINS = {"resnet18", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0",
             "convnext_tiny", "vit_b_16", "all-MiniLM-L6-v2", "mlp"}
@@ -49,7 +49,7 @@ def test_entry_point_plugin_is_discovered(tmp_path, fresh_plugins):
     make_distribution(tmp_path, "sktransfer-goodplug", "goodplug", """
         import functools
         from sktransfer import hookimpl
-        from sktransfer.registry import BackboneSpec
+        from sktransfer import BackboneSpec
         from sktransfer.backbones.tabular import build_mlp
 
         @hookimpl
@@ -111,7 +111,7 @@ def test_two_plugins_claiming_one_name_are_both_named(tmp_path, fresh_plugins):
     make_distribution(tmp_path, "sktransfer-clashplug", "clashplug", """
         import functools
         from sktransfer import hookimpl
-        from sktransfer.registry import BackboneSpec
+        from sktransfer import BackboneSpec
         from sktransfer.backbones.tabular import build_mlp
 
         @hookimpl

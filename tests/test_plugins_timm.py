@@ -7,7 +7,7 @@ import sktransfer
 from sktransfer import TransferClassifier
 from sktransfer.exceptions import UnknownBackboneError
 from sktransfer.plugins import DISABLE_AUTOLOAD_ENV, reset_plugin_manager
-from sktransfer.registry import get_spec
+from sktransfer import get_spec
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from sktransfer import TransferClassifier, TransferRegressor
-from sktransfer.callbacks import WarmupSchedule
-from sktransfer.inputs import BatchMix
+from sktransfer._callbacks import WarmupSchedule
+from sktransfer._inputs import BatchMix
 
 
 def test_warmup_cosine_schedule_shape():
@@ -121,7 +121,7 @@ def test_gradual_needs_blocks():
 
 
 def test_default_backbone_lr_depends_on_what_is_pretrained():
-    from sktransfer.registry import get_spec
+    from sktransfer import get_spec
 
     clf = TransferClassifier("unused", lr=0.01)
     assert clf._backbone_lr(get_spec("all-MiniLM-L6-v2")) == pytest.approx(0.001)  # pretrained transformer

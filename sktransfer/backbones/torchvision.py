@@ -11,7 +11,7 @@ import os
 
 from ..exceptions import WeightsUnavailableError
 from ..hookspecs import hookimpl
-from ..registry import BackboneSpec, ImagePreprocessing, Weights
+from .._registry import BackboneSpec, ImagePreprocessing, Weights
 
 # name -> (pooled feature size, how to cut off the classifier, blocks from input to output)
 _ARCHS = {

@@ -1,7 +1,7 @@
 import numpy as np
 
 import sktransfer
-from sktransfer.registry import get_spec
+from sktransfer import get_spec
 from sktransfer.testing import check_plugin
 
 

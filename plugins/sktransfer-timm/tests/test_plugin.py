@@ -10,7 +10,7 @@ import torch
 
 import sktransfer_timm.plugin as plugin
 from sktransfer.exceptions import WeightsUnavailableError
-from sktransfer.registry import get_spec
+from sktransfer import get_spec
 from sktransfer.testing import check_backbone_spec, check_plugin
 
 BUILDING_CLASSES = {698: "palace", 497: "church", 663: "monastery", 442: "bell cote"}

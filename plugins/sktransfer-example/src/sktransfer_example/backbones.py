@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 
 import sktransfer
-from sktransfer.registry import BackboneSpec, ImagePreprocessing
+from sktransfer import BackboneSpec, ImagePreprocessing
 
 WIDTH = 32
 

@@ -27,7 +27,7 @@ import os
 
 from sktransfer.exceptions import WeightsUnavailableError
 from sktransfer.hookspecs import hookimpl
-from sktransfer.registry import IMAGENET_MEAN, IMAGENET_STD, BackboneSpec, ImagePreprocessing, Weights
+from sktransfer import IMAGENET_MEAN, IMAGENET_STD, BackboneSpec, ImagePreprocessing, Weights
 
 PREFIX = "timm/"
 LITE0_NAME = "efficientnet_lite0"

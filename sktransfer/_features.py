@@ -79,7 +79,7 @@ def cached_features(module, adapter, samples, batch_size: int, device, store, fi
     """Features for ``samples``: rows in ``store`` are reused, only new rows run the backbone."""
     from torch.utils.data import Subset
 
-    from .feature_cache import sample_keys
+    from ._feature_cache import sample_keys
 
     keys = sample_keys(fingerprint, samples, adapter.modality)
     found = store.get_many(keys)

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from .exceptions import InputModalityError, InvalidInputError
-from .registry import BackboneSpec, ImagePreprocessing
+from ._registry import BackboneSpec, ImagePreprocessing
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 

@@ -106,6 +106,16 @@ class BackboneSpec:
     blocks : tuple of str or callable
         Dotted names of the backbone's blocks from input to output, used by
         ``strategy="partial"``; or ``blocks(module) -> list[str]``.
+    stages : tuple of str or callable
+        Names of the stages whose outputs can feed the head (``layers=``), from input
+        to output; or a zero-argument callable returning them (listing must not build
+        a model).  Empty: the backbone offers only its final features.
+    stage_outputs : callable or None
+        ``stage_outputs(backbone, names) -> f`` where ``f(*args, **kwargs)`` takes the
+        backbone's inputs and returns one tensor per name, in that order: feature maps
+        ``(N, C, H, W)``, token states ``(N, T, D)`` or vectors ``(N, D)``.  ``None``
+        uses torchvision's ``create_feature_extractor`` with the stage names as graph
+        nodes (module paths of the backbone).
     weights : Weights or None
         ``None`` means the backbone has no pretrained weights (trained from scratch).
     description : str
@@ -121,6 +131,8 @@ class BackboneSpec:
     blocks: tuple[str, ...] | Callable[[Any], list[str]] = ()
     weights: Weights | None = None
     description: str = ""
+    stages: tuple[str, ...] | Callable[[], list[str]] = ()
+    stage_outputs: Callable[[Any, list[str]], Callable[..., Any]] | None = None
     plugin: str = field(default="", compare=False)
     distribution: str = field(default="", compare=False)
 
@@ -137,6 +149,9 @@ class BackboneSpec:
 
     def get_blocks(self, module) -> list[str]:
         return list(self.blocks(module) if callable(self.blocks) else self.blocks)
+
+    def get_stages(self) -> list[str]:
+        return list(self.stages() if callable(self.stages) else self.stages)
 
     def available_offline(self) -> bool:
         return self.weights is None or self.weights.available_offline()

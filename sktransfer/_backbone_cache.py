@@ -14,7 +14,7 @@ import copy
 import threading
 from collections import OrderedDict
 
-from .feature_cache import fingerprint_module
+from ._feature_cache import fingerprint_module
 
 MAX_BACKBONES = 4  # pristine and frozen-shared copies of two backbones
 

@@ -52,7 +52,7 @@ def sample_keys(fingerprint: bytes, samples, modality: str) -> list[bytes]:
     """One key per sample: the fingerprint plus the sample's content."""
     from PIL import Image
 
-    from .inputs import ImageSource
+    from ._inputs import ImageSource
 
     layout = b""
     items = samples
