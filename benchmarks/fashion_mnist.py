@@ -58,14 +58,14 @@ def frozen_features(X, image_size: int, batch_size: int = 64):
     from sktransfer._base import resolve_device
     from sktransfer._backbone_cache import build_backbone
     from sktransfer._features import extract_features
-    from sktransfer._inputs import make_adapter
+    from sktransfer._adapters import make_adapter
     from sktransfer._module import TransferModule
     from sktransfer._net import fast_path
     from sktransfer import get_spec
 
     spec = get_spec("efficientnet_lite0")
     device = resolve_device("auto")
-    adapter = make_adapter(spec, spec.preprocessing.with_input_size(image_size))
+    adapter = make_adapter(spec, image_size=image_size)
     module = TransferModule(build_backbone(spec, True)[0], spec.get_feature_dim(), 1).to(device)
     fast = fast_path(device, "auto", "image")
     return extract_features(module, adapter.dataset(adapter.check(X)), adapter.collate_fn, batch_size, device, fast)

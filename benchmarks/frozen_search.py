@@ -33,7 +33,7 @@ def main():
     from sktransfer._backbone_cache import build_backbone
     from sktransfer._feature_cache import memory_store
     from sktransfer._features import extract_features
-    from sktransfer._inputs import make_adapter
+    from sktransfer._adapters import make_adapter
     from sktransfer._net import fast_path
     from sktransfer import get_spec
 
@@ -41,8 +41,7 @@ def main():
     spec = get_spec(args.backbone)
     device = resolve_device("auto")
     fast = fast_path(device, "auto", spec.modality)
-    prep = spec.preprocessing.with_input_size(args.image_size)
-    adapter = make_adapter(spec, prep)
+    adapter = make_adapter(spec, image_size=args.image_size)
     source = adapter.check(X)
 
     # One embedding pass: the pretrained backbone over every image, batch by batch

@@ -57,12 +57,12 @@ def frozen_ridge_oof(texts, y, folds):
     from sktransfer._base import resolve_device
     from sktransfer._backbone_cache import build_backbone
     from sktransfer._features import extract_features
-    from sktransfer._inputs import make_adapter
+    from sktransfer._adapters import make_adapter
     from sktransfer._module import TransferModule
     from sktransfer import get_spec
 
     spec = get_spec("all-MiniLM-L6-v2")
-    adapter = make_adapter(spec, spec.preprocessing)
+    adapter = make_adapter(spec)
     module = TransferModule(build_backbone(spec, True)[0], 384, 1, pooling="mean")
     device = resolve_device("auto")
     module.to(device)

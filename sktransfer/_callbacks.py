@@ -1,42 +1,53 @@
-"""skorch callbacks and schedules of our own; skorch's are used wherever they exist."""
+"""skorch callbacks of our own; skorch's are used wherever they exist."""
 
 from __future__ import annotations
 
-import math
+from skorch.callbacks import Callback, LRScheduler
 
-from skorch.callbacks import Callback
+SCHEDULES = ("cosine", "onecycle", "constant")
 
 
-class WarmupSchedule:
-    """Learning-rate multiplier per optimizer step, for ``torch.optim.lr_scheduler.LambdaLR``.
+def make_schedule(kind: str, optimizer, total_steps: int, warmup_fraction: float = 0.1):
+    """The per-step learning-rate scheduler for ``kind``, from the libraries that define them.
 
-    ``"cosine"``: linear warmup over ``warmup_fraction`` of the steps, then cosine
-    decay to zero.  ``"onecycle"``: the one-cycle shape of ``OneCycleLR`` with cosine
-    annealing (from ``lr/25`` up to ``lr`` over the first 30 %, then down to
-    ``lr/25e4``); unlike ``OneCycleLR`` it leaves momentum alone.  ``"constant"``:
-    warmup, then the base rate.  A class, not a lambda, so that fitted nets pickle.
+    ``"cosine"`` and ``"constant"``: transformers' linear warmup over ``warmup_fraction``
+    of the steps, then cosine decay to zero or the base rate.  ``"onecycle"``: torch's
+    ``OneCycleLR`` peaking at each parameter group's own rate, momentum left alone.
+    """
+    total_steps = max(1, int(total_steps))
+    warmup_steps = int(round(warmup_fraction * total_steps))
+    if kind == "onecycle":
+        from torch.optim.lr_scheduler import OneCycleLR
+
+        max_lr = [group["lr"] for group in optimizer.param_groups]
+        return OneCycleLR(optimizer, max_lr=max_lr, total_steps=total_steps, cycle_momentum=False)
+    from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
+
+    if kind == "constant":
+        return get_constant_schedule_with_warmup(optimizer, num_warmup_steps=warmup_steps)
+    if kind == "cosine":
+        return get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=warmup_steps, num_training_steps=total_steps)
+    raise ValueError(f"Unknown learning-rate schedule {kind!r}; use one of {SCHEDULES}.")
+
+
+class WarmupLRScheduler(LRScheduler):
+    """skorch's ``LRScheduler``, stepped per batch, sized from the real training iterator.
+
+    The number of steps is read when training starts, from the iterator skorch will
+    use (after its train/validation split, with its ``batch_size`` and ``drop_last``),
+    so ``net_params`` that change any of them can't desynchronise the schedule.
     """
 
-    def __init__(self, kind: str, total_steps: int, warmup_fraction: float = 0.1):
-        self.kind = kind
-        self.total_steps = max(1, int(total_steps))
-        self.warmup_steps = int(round(warmup_fraction * self.total_steps))
+    def __init__(self, schedule: str = "cosine", warmup_fraction: float = 0.1):
+        super().__init__(policy="LambdaLR", step_every="batch")
+        self.schedule = schedule
+        self.warmup_fraction = warmup_fraction
 
-    def __call__(self, step: int) -> float:
-        t = min(step, self.total_steps)
-        if self.kind == "onecycle":
-            peak = max(1, int(round(0.3 * self.total_steps)))
-            start, end = 1 / 25, 1 / 25e4
-            if t <= peak:
-                return start + (1 - start) * (1 - math.cos(math.pi * t / peak)) / 2
-            progress = (t - peak) / max(1, self.total_steps - peak)
-            return end + (1 - end) * (1 + math.cos(math.pi * progress)) / 2
-        if self.warmup_steps and t < self.warmup_steps:
-            return (t + 1) / self.warmup_steps
-        if self.kind == "constant":
-            return 1.0
-        progress = (t - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * progress))
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        dataset_train, _ = net.get_split_datasets(X, y)
+        self.total_steps_ = len(net.get_iterator(dataset_train, training=True)) * net.max_epochs
+        self.batch_idx_ = 0
+        self.lr_scheduler_ = make_schedule(self.schedule, net.optimizer_, self.total_steps_, self.warmup_fraction)
 
 
 class GradualUnfreezing(Callback):

@@ -7,19 +7,23 @@ from numbers import Real
 import numpy as np
 from scipy.special import softmax
 from sklearn.base import ClassifierMixin, RegressorMixin
-from sklearn.preprocessing import LabelEncoder
+from sklearn.preprocessing import LabelEncoder, StandardScaler
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d
 
 from ._base import _TransferBase
+from ._sources import unwrap_frozen
 
 _SHARED_PARAMETERS = """
-    backbone : str or torch.nn.Module
+    backbone : str, torch.nn.Module or fitted TransferClassifier / TransferRegressor
         A registered backbone name (see :func:`sktransfer.list_backbones`), a Hugging Face
-        model directory, ``"hf:<hub id>"`` (local cache only), or a module returning
-        ``(N, D)`` features (it is copied, never trained in place).
+        model directory, ``"hf:<hub id>"`` (local cache only), a module returning
+        ``(N, D)`` features (it is copied, never trained in place), or a fitted
+        estimator of this library (in :class:`sklearn.frozen.FrozenEstimator` inside a
+        search): its fine-tuned backbone, preprocessing, pooling and ``layers`` are the
+        starting point, its head is dropped, and it is never modified.
     pretrained : bool, default=True
         Load the backbone's pretrained weights (never downloaded: they must be on this
         machine). ``False`` initialises randomly.
@@ -31,6 +35,21 @@ _SHARED_PARAMETERS = """
         everything.
     trainable_blocks : int, default=1
         Blocks trained by ``strategy="partial"``, counted from the output.
+    layers : str, int or list of them, default=None
+        The stages of the backbone that feed the head (the knowledge base): stage
+        names (see :func:`sktransfer.list_stages`) or negative integers counted from
+        the top (``[-2, -1]``). Each is pooled (global average pooling for feature
+        maps, the ``pooling`` rule for token states) and concatenated. ``None`` uses
+        the backbone's own final features (a fitted source's ``layers``).
+    init : fitted estimator, default=None
+        A fitted model on the same ``X`` (a TransferClassifier, or a Pipeline such as
+        TF-IDF + LogisticRegression) whose output this model corrects: classifiers add
+        the head's logits to its log-probabilities (``predict_log_proba``, else
+        ``decision_function``; its ``classes_`` must match), regressors add the head's
+        output to its ``predict``. The correction starts at zero, so before training
+        the model predicts exactly what ``init`` predicts. It runs once per fit and
+        once per prediction. Wrap it in :class:`sklearn.frozen.FrozenEstimator` inside
+        a search.
     lr : float, default=1e-3
         Learning rate of the head.
     backbone_lr : float, default=None
@@ -40,8 +59,9 @@ _SHARED_PARAMETERS = """
         Layer-wise learning-rate decay: the top block trains at ``backbone_lr``, the one
         below at ``backbone_lr * layer_decay``, and so on down.
     lr_schedule : {"cosine", "onecycle", "constant"}, default="cosine"
-        Per-step schedule: linear warmup then cosine decay to zero; a one-cycle shape;
-        or warmup then constant.
+        Per-step schedule: linear warmup then cosine decay to zero, or warmup then
+        constant (transformers' schedules); or torch's ``OneCycleLR``. Its length is
+        read from the training iterator, ``net_params`` included.
     warmup_fraction : float in [0, 1), default=0.1
         Share of all training steps spent warming up (``"cosine"``, ``"constant"``).
     max_epochs : int, default=10
@@ -94,6 +114,10 @@ _SHARED_ATTRIBUTES = """
         and ``net_.history`` its learning curves.
     spec_ : BackboneSpec
         The backbone's spec.
+    layers_ : list of str or None
+        The stages that feed the head, by name; ``None`` for the final features.
+    init_ : estimator or None
+        The fitted model whose output is corrected.
     adapter_ : object
         Validates and feeds inputs (image transforms, tokenizer or scaler).
     n_outputs_ : int
@@ -139,6 +163,8 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
         pretrained=True,
         strategy="full",
         trainable_blocks=1,
+        layers=None,
+        init=None,
         lr=1e-3,
         backbone_lr=None,
         layer_decay=None,
@@ -169,6 +195,8 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
             pretrained=pretrained,
             strategy=strategy,
             trainable_blocks=trainable_blocks,
+            layers=layers,
+            init=init,
             lr=lr,
             backbone_lr=backbone_lr,
             layer_decay=layer_decay,
@@ -220,10 +248,34 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
 
     def _train_collate(self, collate, module):
         if self.augment in ("mixup", "cutmix"):
-            from ._inputs import BatchMix
+            from ._adapters import BatchMix
 
             return BatchMix(collate, self.augment, module.head.out_features)
         return collate
+
+    def _source_outputs(self, init, X, fitted) -> np.ndarray:
+        """``init``'s log-probabilities (or decision function) for X, columns in our class order."""
+        classes = getattr(init, "classes_", None)
+        if classes is None or not np.array_equal(np.asarray(classes), fitted["classes_"]):
+            raise ValueError(
+                f"init={type(unwrap_frozen(init)).__name__}(...) predicts the classes "
+                f"{None if classes is None else list(classes)}, but y holds the classes {list(fitted['classes_'])}. "
+                "init must be a classifier fitted on the same set of labels."
+            )
+        if hasattr(init, "predict_log_proba"):
+            # log(0) = -inf would make the loss infinite; the float32 floor changes no argmax.
+            return np.maximum(init.predict_log_proba(X), np.log(np.finfo(np.float32).tiny))
+        if hasattr(init, "decision_function"):
+            scores = np.asarray(init.decision_function(X), dtype=np.float64)
+            # Binary decision functions score the second class: softmax([0, s]) = sigmoid(s).
+            return np.column_stack([np.zeros(len(scores)), scores]) if scores.ndim == 1 else scores
+        raise TypeError(
+            f"init={type(unwrap_frozen(init)).__name__}(...) has neither predict_log_proba nor decision_function; "
+            "a classifier's init must give class scores."
+        )
+
+    def _fitted_outputs(self) -> dict:
+        return {"n_outputs_": self.n_outputs_, "classes_": self.classes_}
 
     def predict_proba(self, X):
         """Class probabilities, columns in the order of ``classes_``.
@@ -269,16 +321,28 @@ class TransferRegressor(RegressorMixin, _TransferBase):
         if y.ndim not in (1, 2):
             raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}.")
         y2 = y.reshape(len(y), -1)
-        mean = y2.mean(axis=0)
-        scale = y2.std(axis=0)
-        scale = np.where(scale > 0, scale, 1.0)
+        scaler = StandardScaler().fit(y2)  # a constant target keeps scale 1
         fitted = {
-            "target_mean_": mean,
-            "target_scale_": scale,
+            "target_mean_": scaler.mean_,
+            "target_scale_": scaler.scale_,
             "n_outputs_": y2.shape[1],
             "_y_ndim": y.ndim,
         }
-        return ((y2 - mean) / scale).astype(np.float32), fitted, None, 1.0
+        return scaler.transform(y2).astype(np.float32), fitted, None, 1.0
+
+    def _source_outputs(self, init, X, fitted) -> np.ndarray:
+        """``init.predict(X)`` in this model's standardised target units."""
+        predicted = np.asarray(init.predict(X), dtype=np.float64)
+        predicted = predicted.reshape(len(predicted), -1)
+        if predicted.shape[1] != fitted["n_outputs_"]:
+            raise ValueError(
+                f"init={type(unwrap_frozen(init)).__name__}(...) predicts {predicted.shape[1]} output(s) per sample, "
+                f"but y has {fitted['n_outputs_']}. init must be a regressor fitted on targets like y."
+            )
+        return (predicted - fitted["target_mean_"]) / fitted["target_scale_"]
+
+    def _fitted_outputs(self) -> dict:
+        return {"n_outputs_": self.n_outputs_, "target_mean_": self.target_mean_, "target_scale_": self.target_scale_}
 
     def predict(self, X):
         """Predicted targets, in the original units.

@@ -3,7 +3,8 @@
 A row's key is ``blake2b(backbone fingerprint + sample content)``: the fingerprint
 covers everything that changes the backbone's output (its name and plugin, its
 weights as actually loaded, the preprocessing, the pooling), and the sample part
-covers the bytes of the input (or a file's path, size and modification time).
+(from the input adapter) covers the bytes of the input, or a file's path, size and
+modification time.
 So a cross-validation fold or a search candidate reuses the rows computed before
 and computes only new ones, and a change anywhere can't give stale features.
 """
@@ -22,7 +23,7 @@ import torch
 DEFAULT_MEMORY_BYTES = int(os.environ.get("SKTRANSFER_FEATURE_CACHE_BYTES", 2 * 1024**3))
 
 
-def _digest(*parts: bytes) -> bytes:
+def digest(*parts: bytes) -> bytes:
     h = hashlib.blake2b(digest_size=16)
     for part in parts:
         h.update(len(part).to_bytes(8, "little"))
@@ -42,37 +43,11 @@ def fingerprint_module(module: torch.nn.Module) -> bytes:
     return h.digest()
 
 
-def backbone_fingerprint(spec, weights: bytes, preprocessing, pooling, max_length) -> bytes:
-    """Everything that changes the features of one sample (``weights`` from :func:`fingerprint_module`)."""
-    description = repr((spec.name, spec.modality, spec.plugin, spec.distribution, preprocessing, pooling, max_length))
-    return _digest(description.encode(), weights)
-
-
-def sample_keys(fingerprint: bytes, samples, modality: str) -> list[bytes]:
-    """One key per sample: the fingerprint plus the sample's content."""
-    from PIL import Image
-
-    from ._inputs import ImageSource
-
-    layout = b""
-    items = samples
-    if isinstance(samples, ImageSource):
-        layout = repr((samples.layout, samples.scale)).encode()
-        items = samples.items
-    keys = []
-    for item in items:
-        if modality == "text":
-            content = item.encode("utf-8", "surrogatepass")
-        elif isinstance(item, (str, os.PathLike)):  # an image file: its identity and version
-            stat = os.stat(item)
-            content = repr((os.path.abspath(item), stat.st_size, stat.st_mtime_ns)).encode()
-        elif isinstance(item, Image.Image):
-            content = repr((item.mode, item.size)).encode() + item.tobytes()
-        else:
-            arr = np.ascontiguousarray(item)
-            content = repr((arr.dtype.str, arr.shape)).encode() + arr.tobytes()
-        keys.append(_digest(fingerprint, layout, content))
-    return keys
+def backbone_fingerprint(spec, weights: bytes, *parts) -> bytes:
+    """Everything that changes the features of one sample: the backbone's identity, its
+    weights (from :func:`fingerprint_module`) and the adapter's and stage's ``parts``."""
+    description = repr((spec.name, spec.modality, spec.plugin, spec.distribution, *parts))
+    return digest(description.encode(), weights)
 
 
 class MemoryFeatureStore:

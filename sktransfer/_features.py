@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 from skorch.utils import to_device
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
+
+from ._feature_cache import digest
 
 
 
@@ -42,8 +44,17 @@ class _PreCollated(tuple):
     """A batch that ``FeatureDataset.__getitems__`` already collated."""
 
 
-def extract_features(module, dataset, collate_fn, batch_size: int, device, fast=None) -> torch.Tensor:
-    """Run ``module.features`` over ``dataset`` once, in eval mode, batch by batch."""
+def call_args(X) -> tuple[tuple, dict]:
+    """A collated batch as the backbone's ``(args, kwargs)``: tokenizer dicts are keywords."""
+    return ((), X) if isinstance(X, dict) else ((X,), {})
+
+
+def extract_features(module, dataset, collate_fn, batch_size: int, device, fast=None, stages=None):
+    """Run the frozen backbone over ``dataset`` once, in eval mode, batch by batch.
+
+    Returns ``module.features`` as one tensor; with ``stages`` (a list of names), a
+    dict of each stage's pooled output instead, all from the same pass.
+    """
     import contextlib
 
     loader = DataLoader(
@@ -67,31 +78,53 @@ def extract_features(module, dataset, collate_fn, batch_size: int, device, fast=
         # that come from the cache must leave training with the same random stream.
         with torch.random.fork_rng(devices=[]), torch.inference_mode(), autocast:
             for X, _ in loader:
-                X = to_device(X, device)
-                out = module.features(**X) if isinstance(X, dict) else module.features(X)
-                chunks.append(out.float().cpu())
+                args, kwargs = call_args(to_device(X, device))
+                if stages is None:
+                    chunks.append(module.features(*args, **kwargs).float().cpu())
+                else:
+                    chunks.append([t.float().cpu() for t in module.pooled_stages(*args, names=stages, **kwargs)])
     finally:
         module.train(was_training)
-    return torch.cat(chunks)
+    if stages is None:
+        return torch.cat(chunks)
+    return {name: torch.cat([chunk[k] for chunk in chunks]) for k, name in enumerate(stages)}
 
 
-def cached_features(module, adapter, samples, batch_size: int, device, store, fingerprint: bytes, fast=None):
-    """Features for ``samples``: rows in ``store`` are reused, only new rows run the backbone."""
-    from torch.utils.data import Subset
+def _stage_key(sample_key: bytes, stage: str | None) -> bytes:
+    # The backbone's own output keeps the plain sample key; a stage adds its name.
+    return sample_key if stage is None else digest(sample_key, stage.encode())
 
-    from ._feature_cache import sample_keys
 
-    keys = sample_keys(fingerprint, samples, adapter.modality)
-    found = store.get_many(keys)
-    missing = [i for i, key in enumerate(keys) if key not in found]
+def cached_features(module, adapter, samples, batch_size: int, device, store, fingerprint: bytes, fast=None,
+                    all_stages=None):
+    """Features for ``samples``: rows in ``store`` are reused, only new rows run the backbone.
+
+    With chosen stages (``module.stages``), rows are stored per stage, and a missing row
+    is computed for every stage in ``all_stages`` in the same pass: a search over
+    ``layers`` then runs the backbone about once.
+    """
+    wanted = [None] if module.stages is None else module.stages
+    computed = [None] if module.stages is None else list(all_stages or module.stages)
+    sample_keys = adapter.sample_keys(fingerprint, samples)
+    keys = {stage: [_stage_key(k, stage) for k in sample_keys] for stage in wanted}
+    found = store.get_many([k for stage in wanted for k in keys[stage]])
+    missing = [i for i in range(len(sample_keys)) if any(keys[stage][i] not in found for stage in wanted)]
     if missing:
         dataset = adapter.dataset(samples)
-        subset = dataset if len(missing) == len(keys) else Subset(dataset, missing)
-        computed = extract_features(module, subset, adapter.collate_fn, batch_size, device, fast).numpy()
-        new_rows = {keys[i]: row for i, row in zip(missing, computed)}
+        subset = dataset if len(missing) == len(sample_keys) else Subset(dataset, missing)
+        if module.stages is None:
+            by_stage = {None: extract_features(module, subset, adapter.collate_fn, batch_size, device, fast)}
+        else:
+            by_stage = extract_features(module, subset, adapter.collate_fn, batch_size, device, fast, computed)
+        new_rows = {
+            _stage_key(sample_keys[i], stage): rows[n].numpy()
+            for stage, rows in by_stage.items()
+            for n, i in enumerate(missing)
+        }
         store.put_many(new_rows)
         found.update(new_rows)
-    return torch.from_numpy(np.stack([found[key] for key in keys]).astype(np.float32, copy=False))
+    rows = [np.concatenate([found[keys[stage][i]] for stage in wanted]) for i in range(len(sample_keys))]
+    return torch.from_numpy(np.stack(rows).astype(np.float32, copy=False))
 
 
 class FeatureAwareCollate:

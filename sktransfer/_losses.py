@@ -10,6 +10,8 @@ class WeightedLoss(nn.Module):
 
     ``y_true`` is the dict ``{"target": ..., "weight": ...}`` that our datasets yield,
     so ``sample_weight`` and ``class_weight`` reach the loss without a custom loop.
+    With ``init=``, it also holds ``"offset"``: the source model's output, computed once
+    per fit, to which the network's output (the correction) is added.
     """
 
     def __init__(self, kind: str = "cross_entropy", label_smoothing: float = 0.0):
@@ -19,6 +21,8 @@ class WeightedLoss(nn.Module):
 
     def forward(self, y_pred: torch.Tensor, y_true: dict) -> torch.Tensor:
         target, weight = y_true["target"], y_true["weight"]
+        if "offset" in y_true:
+            y_pred = y_pred.float() + y_true["offset"].float()
         if self.kind == "cross_entropy":
             # Class indices, or class probabilities (soft targets from MixUp/CutMix).
             target = target.float() if target.dim() == 2 else target.long()

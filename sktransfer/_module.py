@@ -1,21 +1,14 @@
-"""TransferModule: backbone -> pooling -> head, and which of its parts train."""
+"""TransferModule: backbone -> chosen stages, pooled -> head, and which of its parts train."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
+from ._stages import fx_stage_outputs, pool_stage, pool_tokens
+
 STRATEGIES = ("head", "partial", "full", "gradual")
 
-
-def pool_tokens(states: torch.Tensor, attention_mask: torch.Tensor | None, rule: str) -> torch.Tensor:
-    """Pool token states ``(N, T, D)`` to ``(N, D)`` by ``"mean"`` (over real tokens) or ``"cls"``."""
-    if rule == "cls":
-        return states[:, 0]
-    if attention_mask is None:
-        return states.mean(dim=1)
-    mask = attention_mask.unsqueeze(-1).to(states.dtype)
-    return (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
 
 
 class TransferModule(nn.Module):
@@ -27,15 +20,38 @@ class TransferModule(nn.Module):
         Returns pooled features ``(N, D)``, or token states ``(N, T, D)`` when
         ``pooling`` is set (text).
     feature_dim : int
+        Size of the features the head takes (all chosen stages together).
     n_outputs : int
     pooling : {"mean", "cls"} or None
+    stages : list of str or None
+        Stages whose pooled outputs, concatenated, feed the head (``layers=``);
+        ``None`` uses the backbone's own output.
+    stage_outputs : callable or None
+        The spec's ``stage_outputs`` (``None``: torchvision's ``create_feature_extractor``).
+    zero_head : bool
+        Start the head at zero: the model's output then starts at exactly what is
+        added to it (``init=``, a source model's output).
     """
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, n_outputs: int, pooling: str | None = None):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        feature_dim: int,
+        n_outputs: int,
+        pooling: str | None = None,
+        stages: list[str] | None = None,
+        stage_outputs=None,
+        zero_head: bool = False,
+    ):
         super().__init__()
         self.backbone = backbone
         self.head = nn.Linear(feature_dim, n_outputs)
+        if zero_head:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
         self.pooling = pooling
+        self.stages = None if stages is None else list(stages)
+        self.stage_outputs = stage_outputs
         # Names of backbone submodules that don't train; they stay in eval mode so that
         # frozen BatchNorm statistics (and dropout) don't move during fit.
         self.frozen_modules: list[str] = []
@@ -44,10 +60,35 @@ class TransferModule(nn.Module):
         # channels_last inputs for convolutional backbones on CUDA (set by the fast path).
         self.channels_last = False
 
-    def features(self, *args, **kwargs) -> torch.Tensor:
+    # Readers of intermediate stages (a traced graph for torchvision) share the backbone's
+    # submodules; they are rebuilt on demand, never pickled or copied with the module.
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_stage_readers", None)
+        return state
+
+    def _stage_reader(self, names: tuple[str, ...]):
+        readers = self.__dict__.setdefault("_stage_readers", {})
+        if names not in readers:
+            make = self.stage_outputs or fx_stage_outputs
+            readers[names] = make(self.backbone, list(names))
+        return readers[names]
+
+    def _inputs(self, args):
         if self.channels_last and args and args[0].dim() == 4:
             args = (args[0].contiguous(memory_format=torch.channels_last), *args[1:])
-        out = self.backbone(*args, **kwargs)
+        return args
+
+    def pooled_stages(self, *args, names, **kwargs) -> list[torch.Tensor]:
+        """Each of the stages ``names``, pooled to ``(N, D_stage)``, from one backbone pass."""
+        outputs = self._stage_reader(tuple(names))(*self._inputs(args), **kwargs)
+        mask = kwargs.get("attention_mask")
+        return [pool_stage(out, mask, self.pooling) for out in outputs]
+
+    def features(self, *args, **kwargs) -> torch.Tensor:
+        if self.stages is not None:
+            return torch.cat(self.pooled_stages(*args, names=self.stages, **kwargs), dim=1)
+        out = self.backbone(*self._inputs(args), **kwargs)
         if self.pooling is not None:
             out = pool_tokens(out, kwargs.get("attention_mask"), self.pooling)
         return out.flatten(1)

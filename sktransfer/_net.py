@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 from skorch import NeuralNet
 
+from ._adapters import adapter_class
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -43,11 +45,12 @@ def fast_path(device: str, precision: str, modality: str, bf16_supported: bool |
     if precision == "auto":
         precision = ("bf16" if bf16_supported else "fp16") if cuda else "fp32"
     amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    workers = min(8, os.cpu_count() or 1) if cuda and modality == "image" else 0
+    pixels = adapter_class(modality).pixel_batches  # image batches: decoding is worth workers
+    workers = min(8, os.cpu_count() or 1) if cuda and pixels else 0
     return FastPath(
         amp_dtype=amp_dtype,
         grad_scaler=precision == "fp16",
-        channels_last=cuda and modality == "image",
+        channels_last=cuda and pixels,
         num_workers=workers,
         pin_memory=cuda,
     )

@@ -87,10 +87,18 @@ class FxStageOutputs:
     def __init__(self, backbone, names: list[str]):
         from torchvision.models.feature_extraction import create_feature_extractor
 
+        self.backbone = backbone
         self.names = list(names)
         self.graph = create_feature_extractor(backbone, return_nodes={n: n for n in self.names})
 
     def __call__(self, *args, **kwargs) -> list[torch.Tensor]:
+        # The graph module keeps a train and an eval graph. Its own train() would also
+        # switch every shared submodule and undo the backbone's frozen (eval) parts, so
+        # only the graph follows the backbone's mode here.
+        mode = self.backbone.training
+        if self.graph.training != mode:
+            self.graph.graph = self.graph.train_graph if mode else self.graph.eval_graph
+            self.graph.training = mode
         out = self.graph(*args, **kwargs)
         return [out[n] for n in self.names]
 

@@ -6,28 +6,49 @@ import pytest
 import torch
 
 from sktransfer import TransferClassifier, TransferRegressor
-from sktransfer._callbacks import WarmupSchedule
-from sktransfer._inputs import BatchMix
+from sktransfer._adapters import BatchMix
+from sktransfer._callbacks import make_schedule
+
+
+def _lrs(optimizer_lr=1.0, kind="cosine", total=100, warmup=0.1):
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=optimizer_lr)
+    scheduler = make_schedule(kind, opt, total, warmup)
+    lrs = []
+    for _ in range(total):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        scheduler.step()
+    return lrs
 
 
 def test_warmup_cosine_schedule_shape():
-    s = WarmupSchedule("cosine", total_steps=100, warmup_fraction=0.1)
-    assert s(0) < 0.15  # warming up
-    assert s(9) == pytest.approx(1.0)
-    assert s(10) == pytest.approx(1.0)
-    assert s(55) == pytest.approx(0.5, abs=0.01)
-    assert s(100) == pytest.approx(0.0, abs=1e-9)
-    values = [s(t) for t in range(10, 101)]
-    assert all(a >= b for a, b in zip(values, values[1:]))  # monotone decay after warmup
+    s = _lrs(kind="cosine", total=100, warmup=0.1)
+    assert s[0] < 0.15  # warming up
+    assert s[10] == pytest.approx(1.0)
+    assert s[55] == pytest.approx(0.5, abs=0.01)
+    assert s[99] == pytest.approx(0.0, abs=1e-3)
+    assert all(a >= b for a, b in zip(s[10:], s[11:]))  # monotone decay after warmup
 
 
 def test_onecycle_and_constant_schedule_shapes():
-    s = WarmupSchedule("onecycle", total_steps=100)
-    assert s(0) == pytest.approx(1 / 25)
-    assert s(30) == pytest.approx(1.0)
-    assert s(100) == pytest.approx(1 / 25e4)
-    c = WarmupSchedule("constant", total_steps=100, warmup_fraction=0.2)
-    assert c(0) < 0.1 and c(20) == 1.0 and c(99) == 1.0
+    s = _lrs(kind="onecycle", total=100)
+    assert s[0] == pytest.approx(1 / 25)
+    assert max(s) == pytest.approx(1.0, abs=1e-3) and 25 <= int(np.argmax(s)) <= 35
+    assert s[-1] < 1e-3
+    c = _lrs(kind="constant", total=100, warmup=0.2)
+    assert c[0] < 0.1 and c[20] == 1.0 and c[99] == 1.0
+
+
+def test_schedule_length_follows_net_params():
+    """The step count is read from skorch's real iterator: drop_last or another batch size can't desync it."""
+    X = np.random.RandomState(0).normal(size=(70, 4))
+    clf = TransferClassifier(
+        "mlp", max_epochs=3, batch_size=16, lr=0.01, random_state=0, lr_schedule="onecycle",
+        net_params={"iterator_train__drop_last": True, "iterator_train__batch_size": 32},
+    ).fit(X, X[:, 0] > 0)
+    lrs = [b["event_lr"] for epoch in clf.net_.history for b in epoch["batches"]]
+    assert len(lrs) == 6  # 70 // 32 = 2 batches per epoch, 3 epochs; OneCycleLR raises on a step too many
+    assert dict(clf.net_.callbacks_)["lr_schedule"].total_steps_ == 6
 
 
 def test_fit_follows_the_schedule_batch_by_batch():

@@ -1,9 +1,4 @@
-"""Check ``X`` against a backbone's modality, and feed it lazily, batch by batch.
-
-Each modality has one adapter: it validates ``X`` (with errors that say what to do),
-wraps it in a torch ``Dataset`` that decodes one sample at a time, and collates a
-batch.  Nothing is ever held at the backbone's resolution for the whole data set.
-"""
+"""Images: numpy arrays, lists of PIL images or arrays, or lists of file paths."""
 
 from __future__ import annotations
 
@@ -12,50 +7,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, default_collate
 
-from .exceptions import InputModalityError, InvalidInputError
-from ._registry import BackboneSpec, ImagePreprocessing
+from ..exceptions import InputModalityError, InvalidInputError
+from ._base import InputAdapter, SampleDataset, column, non_empty
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
-def _column(X):
-    """A pandas Series or one-column DataFrame as a list; anything else unchanged."""
-    if hasattr(X, "iloc") and hasattr(X, "columns"):
-        if X.shape[1] != 1:
-            raise InvalidInputError(
-                f"X is a DataFrame with {X.shape[1]} columns; this backbone takes one column of "
-                "images or texts. Select it, e.g. X['text']."
-            )
-        return X.iloc[:, 0].tolist()
-    if hasattr(X, "iloc"):
-        return X.tolist()
-    return X
-
-
-def _non_empty(X, what: str):
-    if len(X) == 0:
-        raise ValueError(f"Found array with 0 sample(s): X holds no {what}. Pass at least one sample.")
-
-
-class SampleDataset(Dataset):
-    """Applies ``load`` to one sample at a time and pairs it with its target."""
-
-    def __init__(self, samples, load, targets: dict | None = None):
-        self.samples = samples
-        self.load = load
-        self.targets = targets
-
-    def __len__(self):
-        return len(self.samples)
-
-    def __getitem__(self, i):
-        target = 0.0 if self.targets is None else {k: v[i] for k, v in self.targets.items()}
-        return self.load(self.samples[i]), target
-
-
-# --------------------------------------------------------------------------- images
 class ImageSource(Sequence):
     """Random access to images as uint8 tensors ``(3, H, W)``, decoded on demand."""
 
@@ -82,29 +40,29 @@ def _open_image(path):
 def to_uint8_chw(item, layout: str | None = None, scale: float = 1.0) -> torch.Tensor:
     """One image (array, tensor, PIL image or path) as a 3-channel uint8 tensor."""
     from PIL import Image
+    from torchvision.transforms.v2 import functional as F
 
     if isinstance(item, (str, os.PathLike)):
         item = _open_image(item)
     if isinstance(item, Image.Image):
-        arr, layout = np.asarray(item.convert("RGB")), "hwc"
-    else:
-        arr = np.asarray(item)
-        if layout is None:  # a single image from a list: guess its layout
-            layout = "hw" if arr.ndim == 2 else ("hwc" if arr.shape[-1] in (1, 3, 4) else "chw")
-        if np.issubdtype(arr.dtype, np.floating):
-            arr = np.clip(np.rint(arr * scale), 0, 255)
-        arr = arr.astype(np.uint8, copy=False)
+        return F.pil_to_tensor(item.convert("RGB"))
+    arr = np.asarray(item)
+    if layout is None:  # a single image from a list: guess its layout
+        layout = "hw" if arr.ndim == 2 else ("hwc" if arr.shape[-1] in (1, 3, 4) else "chw")
+    if np.issubdtype(arr.dtype, np.floating):
+        arr = np.clip(np.rint(arr * scale), 0, 255)
+    arr = arr.astype(np.uint8, copy=False)
     if layout == "hw":
         arr = arr[..., None]
     if layout == "chw":
         arr = np.moveaxis(arr, 0, -1)
-    arr = arr[..., :3]  # drop alpha
-    if arr.shape[-1] == 1:  # grayscale -> 3 channels, as pretrained models expect
-        arr = np.repeat(arr, 3, axis=-1)
-    arr = np.ascontiguousarray(arr)
+    arr = np.ascontiguousarray(arr[..., :3])  # drop alpha
     if not arr.flags.writeable:  # read-only inputs (memmaps, PIL buffers) are copied, never written
         arr = arr.copy()
-    return torch.from_numpy(arr).permute(2, 0, 1)
+    image = F.to_image(arr)  # (C, H, W), sharing memory with arr
+    if image.shape[0] == 1:  # grayscale -> 3 channels, as pretrained models expect
+        image = F.grayscale_to_rgb(image)
+    return image.as_subclass(torch.Tensor)
 
 
 def _float_scale(arr: np.ndarray) -> float:
@@ -133,7 +91,7 @@ def _array_layout(arr: np.ndarray, name: str) -> str:
     )
 
 
-def image_transform(prep: ImagePreprocessing, augment=None, train: bool = False):
+def image_transform(prep, augment=None, train: bool = False):
     """torchvision.transforms.v2 pipeline: resize + crop (or the augmentation) + normalise."""
     from torchvision.transforms import InterpolationMode, v2
 
@@ -160,7 +118,7 @@ def image_transform(prep: ImagePreprocessing, augment=None, train: bool = False)
 
 
 class _Composed:
-    """Picklable ``transform(source_loader(x))``."""
+    """Picklable ``transform(image)``."""
 
     def __init__(self, transform):
         self.transform = transform
@@ -169,18 +127,77 @@ class _Composed:
         return self.transform(image)
 
 
-class ImageAdapter:
+class BatchMix:
+    """Training collate that applies torchvision's MixUp or CutMix to whole batches.
+
+    Labels become class probabilities, which the loss takes as soft targets.
+    """
+
+    def __init__(self, collate, kind: str, num_classes: int):
+        self.collate, self.kind, self.num_classes = collate, kind, num_classes
+
+    def __call__(self, batch):
+        from torchvision.transforms import v2
+
+        X, target = self.collate(batch)
+        mix = v2.MixUp if self.kind == "mixup" else v2.CutMix
+        images, labels = mix(num_classes=self.num_classes)(X, target["target"])
+        return images, {**target, "target": labels}
+
+
+class ImageAdapter(InputAdapter):
     """Images: numpy arrays, lists of PIL images or arrays, or lists of file paths."""
 
     modality = "image"
+    pixel_batches = True
 
-    def __init__(self, spec: BackboneSpec, preprocessing: ImagePreprocessing, augment=None):
-        self.name = spec.name
+    def __init__(self, name: str, preprocessing, augment=None):
+        self.name = name
         self.preprocessing = preprocessing
         self.augment = augment
 
-    def check(self, X) -> ImageSource:
-        X = _column(X)
+    @classmethod
+    def check_params(cls, spec, params: dict) -> None:
+        if params.get("pooling", "auto") != "auto":
+            raise ValueError(f"pooling={params['pooling']!r} applies to text backbones; {spec.name!r} takes images.")
+        image_size = params.get("image_size")
+        prep = spec.preprocessing
+        if image_size is not None and prep.fixed_size and image_size != prep.input_size:
+            raise ValueError(
+                f"Backbone {spec.name!r} only accepts {prep.input_size}px inputs; "
+                f"got image_size={image_size}. Use image_size=None."
+            )
+
+    @classmethod
+    def from_params(cls, spec, params: dict) -> "ImageAdapter":
+        prep = spec.preprocessing
+        if params.get("image_size") is not None:
+            prep = prep.with_input_size(params["image_size"])
+        return cls(spec.name, prep, params.get("augment"))
+
+    @classmethod
+    def default_preprocessing(cls):
+        from .._registry import ImagePreprocessing
+
+        return ImagePreprocessing()
+
+    def inherit(self, params: dict) -> "ImageAdapter":
+        prep = self.preprocessing
+        if params.get("image_size") is not None:
+            prep = prep.with_input_size(params["image_size"])
+        return type(self)(self.name, prep, params.get("augment"))
+
+    @classmethod
+    def update_tags(cls, tags):
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        return tags
+
+    def fingerprint_parts(self) -> tuple:
+        return (self.preprocessing,)
+
+    def check(self, X, *, estimator=None, reset: bool = False) -> ImageSource:
+        X = column(X)
         if isinstance(X, torch.Tensor):
             X = X.detach().cpu().numpy()
         if isinstance(X, (str, bytes)):
@@ -193,7 +210,7 @@ class ImageAdapter:
                 raise InputModalityError(
                     f"Image arrays must hold integers or floats, got dtype {X.dtype} for backbone {self.name!r}."
                 )
-            _non_empty(X, "images")
+            non_empty(X, "images")
             layout = _array_layout(X, self.name)
             scale = _float_scale(X) if np.issubdtype(X.dtype, np.floating) else 1.0
             return ImageSource(X, layout, scale)
@@ -211,7 +228,7 @@ class ImageAdapter:
                 f"X of type {type(X).__name__} is not a supported image input for backbone {self.name!r}. "
                 "Pass a numpy array (N, H, W[, C]) or a list of PIL images, arrays or file paths."
             )
-        _non_empty(X, "images")
+        non_empty(X, "images")
         return ImageSource(self._check_items(list(X)))
 
     def _check_items(self, items: list) -> list:
@@ -258,115 +275,27 @@ class ImageAdapter:
         transform = image_transform(self.preprocessing, self.augment, train=train)
         return SampleDataset(source, _Composed(transform), targets)
 
-    collate_fn = staticmethod(default_collate)
+    def sample_content(self, source: ImageSource) -> tuple[bytes, list[bytes]]:
+        from PIL import Image
 
-
-class BatchMix:
-    """Training collate that applies torchvision's MixUp or CutMix to whole batches.
-
-    Labels become class probabilities, which the loss takes as soft targets.
-    """
-
-    def __init__(self, collate, kind: str, num_classes: int):
-        self.collate, self.kind, self.num_classes = collate, kind, num_classes
-
-    def __call__(self, batch):
-        from torchvision.transforms import v2
-
-        X, target = self.collate(batch)
-        mix = v2.MixUp if self.kind == "mixup" else v2.CutMix
-        images, labels = mix(num_classes=self.num_classes)(X, target["target"])
-        return images, {**target, "target": labels}
-
-
-# --------------------------------------------------------------------------- text
-def _identity(x):
-    return x
-
-
-class TextCollate:
-    """Tokenise a batch, padded to its longest text (not to a fixed length)."""
-
-    def __init__(self, tokenizer, max_length: int):
-        self.tokenizer, self.max_length = tokenizer, max_length
-
-    def __call__(self, batch):
-        texts, targets = zip(*batch)
-        encoded = self.tokenizer(
-            list(texts), padding="longest", truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
-        return dict(encoded), default_collate(list(targets))
-
-
-class TextAdapter:
-    """Texts: lists, tuples, arrays or pandas Series of strings."""
-
-    modality = "text"
-
-    def __init__(self, spec: BackboneSpec, max_length: int):
-        from .backbones.huggingface import load_tokenizer
-
-        self.name = spec.name
-        self.collate_fn = TextCollate(load_tokenizer(spec.preprocessing.tokenizer), max_length)
-
-    def check(self, X) -> list[str]:
-        X = _column(X)
-        if isinstance(X, str):
-            raise InputModalityError(
-                f"X is a single string; backbone {self.name!r} takes a sequence of texts, e.g. [text]."
-            )
-        if isinstance(X, (np.ndarray, torch.Tensor)) and X.dtype != object and not np.issubdtype(
-            np.asarray(X).dtype, np.str_
-        ):
-            raise InputModalityError(
-                f"X is a numeric array of shape {tuple(X.shape)}, but backbone {self.name!r} takes text. "
-                "Pass a list of strings, or use an image backbone (e.g. 'resnet18') or 'mlp' for numbers."
-            )
-        if not isinstance(X, (list, tuple, np.ndarray)):
-            raise TypeError(
-                f"X of type {type(X).__name__} is not a supported text input for backbone {self.name!r}. "
-                "Pass a list, tuple, numpy array or pandas Series of strings."
-            )
-        X = list(np.asarray(X, dtype=object).ravel()) if isinstance(X, np.ndarray) else list(X)
-        _non_empty(X, "texts")
-        for i, x in enumerate(X):
-            if not isinstance(x, str):
-                if x is None or (isinstance(x, float) and np.isnan(x)):
-                    raise InvalidInputError(f"X[{i}] is missing ({x!r}); fill missing texts, e.g. with ''.")
-                raise InputModalityError(
-                    f"X[{i}] is a {type(x).__name__}, but backbone {self.name!r} takes text: every item must be a str."
-                )
-        return X
-
-    def dataset(self, texts: list[str], targets=None, train: bool = False) -> SampleDataset:
-        return SampleDataset(texts, _identity, targets)
-
-
-# --------------------------------------------------------------------------- tabular
-class TabularAdapter:
-    """2-D float matrices, standardised with the training mean and scale."""
-
-    modality = "tabular"
-
-    def __init__(self, mean: np.ndarray, scale: np.ndarray):
-        self.mean, self.scale = mean.astype(np.float32), scale.astype(np.float32)
+        contents = []
+        for item in source.items:
+            if isinstance(item, (str, os.PathLike)):  # an image file: its identity and version
+                stat = os.stat(item)
+                contents.append(repr((os.path.abspath(item), stat.st_size, stat.st_mtime_ns)).encode())
+            elif isinstance(item, Image.Image):
+                contents.append(repr((item.mode, item.size)).encode() + item.tobytes())
+            else:
+                arr = np.ascontiguousarray(item)
+                contents.append(repr((arr.dtype.str, arr.shape)).encode() + arr.tobytes())
+        return repr((source.layout, source.scale)).encode(), contents
 
     @classmethod
-    def fit(cls, X: np.ndarray) -> "TabularAdapter":
-        scale = X.std(axis=0)
-        return cls(X.mean(axis=0), np.where(scale > 0, scale, 1.0))
-
-    def dataset(self, X: np.ndarray, targets=None, train: bool = False) -> SampleDataset:
-        standardised = ((np.asarray(X, dtype=np.float32) - self.mean) / self.scale).astype(np.float32)
-        return SampleDataset(torch.from_numpy(standardised), _identity, targets)
-
-    collate_fn = staticmethod(default_collate)
-
-
-def make_adapter(spec: BackboneSpec, preprocessing, augment=None, max_length=None):
-    """The adapter for ``spec``'s modality (tabular adapters are made from data, in fit)."""
-    if spec.modality == "image":
-        return ImageAdapter(spec, preprocessing, augment)
-    if spec.modality == "text":
-        return TextAdapter(spec, max_length or spec.preprocessing.max_length)
-    raise ValueError(f"No data-independent adapter for modality {spec.modality!r}.")
+    def sample_batch(cls, spec, batch_size: int, image_size=None, n_features: int = 8):
+        generator = torch.Generator().manual_seed(0)
+        prep = spec.preprocessing
+        size = prep.input_size if prep.fixed_size or image_size is None else int(image_size)
+        pixels = torch.rand(batch_size, 3, size, size, generator=generator)
+        mean = torch.tensor(prep.mean).view(1, 3, 1, 1)
+        std = torch.tensor(prep.std).view(1, 3, 1, 1)
+        return ((pixels - mean) / std,), {}

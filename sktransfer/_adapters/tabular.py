@@ -1,0 +1,59 @@
+"""Tabular input: 2-D numeric matrices, standardised by a StandardScaler fitted in ``fit``."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import validate_data
+
+from ..exceptions import InputModalityError
+from ._base import InputAdapter, SampleDataset, identity
+
+
+def looks_tabular(X) -> bool:
+    """A 2-D matrix (or a list of rows): what a user module gets as tabular input."""
+    if isinstance(X, list):
+        X = np.asarray(X, dtype=object)
+    return getattr(X, "ndim", 0) == 2
+
+
+class TabularAdapter(InputAdapter):
+    """2-D float matrices, standardised with the training mean and scale."""
+
+    modality = "tabular"
+    # Standardised with each training set's statistics, and cheap anyway: not shared.
+    shares_features = False
+
+    def __init__(self, name: str):
+        self.name = name
+
+    @classmethod
+    def from_params(cls, spec, params: dict) -> "TabularAdapter":
+        return cls(spec.name)
+
+    def fit(self, X) -> "TabularAdapter":
+        self.scaler_ = StandardScaler().fit(X)
+        return self
+
+    def check(self, X, *, estimator=None, reset: bool = False) -> np.ndarray:
+        if isinstance(X, (list, tuple)) and X and isinstance(X[0], str):
+            raise InputModalityError(
+                f"X holds strings, but backbone {self.name!r} takes a numeric feature matrix. "
+                "Use a text backbone such as 'all-MiniLM-L6-v2'."
+            )
+        # validate_data keeps scikit-learn's n_features_in_ / feature_names_in_ contract on the estimator.
+        return validate_data(estimator, X, reset=reset, dtype=[np.float64, np.float32])
+
+    def dataset(self, X: np.ndarray, targets=None, train: bool = False) -> SampleDataset:
+        standardised = self.scaler_.transform(np.asarray(X, dtype=np.float64)).astype(np.float32)
+        return SampleDataset(torch.from_numpy(standardised), identity, targets)
+
+    def sample_content(self, X: np.ndarray) -> tuple[bytes, list[bytes]]:
+        arr = np.ascontiguousarray(X)
+        return repr((arr.dtype.str, arr.shape[1:])).encode(), [row.tobytes() for row in arr]
+
+    @classmethod
+    def sample_batch(cls, spec, batch_size: int, image_size=None, n_features: int = 8):
+        generator = torch.Generator().manual_seed(0)
+        return (torch.randn(batch_size, n_features, generator=generator),), {}
