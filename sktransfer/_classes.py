@@ -5,7 +5,7 @@ from __future__ import annotations
 from numbers import Real
 
 import numpy as np
-from scipy.special import softmax
+from scipy.special import log_softmax, softmax
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.preprocessing import LabelEncoder, StandardScaler
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -285,6 +285,15 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
         ndarray of shape (n_samples, n_classes)
         """
         return softmax(self._forward(X).astype(np.float64), axis=1)
+
+    def predict_log_proba(self, X):
+        """Log of the class probabilities, columns in the order of ``classes_``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        return log_softmax(self._forward(X).astype(np.float64), axis=1)
 
     def predict(self, X):
         """The most probable class for each sample, as the original labels."""
