@@ -259,7 +259,8 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
         if classes is None or not np.array_equal(np.asarray(classes), fitted["classes_"]):
             raise ValueError(
                 f"init={type(unwrap_frozen(init)).__name__}(...) predicts the classes "
-                f"{None if classes is None else list(classes)}, but y holds the classes {list(fitted['classes_'])}. "
+                f"{None if classes is None else np.asarray(classes).tolist()}, but y holds the classes "
+                f"{fitted['classes_'].tolist()}. "
                 "init must be a classifier fitted on the same set of labels."
             )
         if hasattr(init, "predict_log_proba"):
