@@ -18,6 +18,26 @@ def build_small_cnn(width=8, pretrained=False):
     )
 
 
+class StagesWithoutBatch:
+    """A broken ``stage_outputs``: it averages the batch away."""
+
+    def __init__(self, backbone, names):
+        self.backbone, self.names = backbone, list(names)
+
+    def __call__(self, x):
+        return [self.backbone[: int(n) + 1](x).mean(0) for n in self.names]
+
+
+class OneStageTooFew:
+    """A broken ``stage_outputs``: it drops the last requested stage."""
+
+    def __init__(self, backbone, names):
+        self.backbone, self.names = backbone, list(names)
+
+    def __call__(self, x):
+        return [self.backbone[: int(n) + 1](x) for n in self.names[:-1]]
+
+
 def _good_spec(**changes):
     spec = BackboneSpec(
         name="small_cnn",
@@ -26,6 +46,7 @@ def _good_spec(**changes):
         feature_dim=8,
         preprocessing=ImagePreprocessing(input_size=16, resize_size=18),
         blocks=("0", "1", "3"),
+        stages=("2", "3"),
         plugin="tests",
     )
     return dataclasses.replace(spec, **changes)
@@ -67,12 +88,32 @@ def test_check_plugin_on_a_builtin_plugin():
         ({"blocks": ()}, "declares no blocks"),
         ({"blocks": ("0", "nope")}, "'nope' is not a submodule"),
         ({"blocks": ("0", "2")}, "trains no parameter"),  # the last block is a ReLU
+        ({"stages": ("2", "nope")}, "stage_outputs failed for stage 'nope'"),
+        ({"stages": ("2", "3", "2")}, r"lists stage\(s\) \['2'\] twice"),
+        ({"stage_outputs": StagesWithoutBatch}, r"stage '2' has shape \(8, 14, 14\) for a batch of 2"),
+        ({"stage_outputs": OneStageTooFew}, "returned 0 tensors for 1 stage '2'"),
     ],
 )
 def test_fails_on_a_wrong_spec(changes, match):
     with pytest.raises(AssertionError, match=match) as info:
         check_backbone_spec(_good_spec(**changes))
     assert "BackboneSpec 'small_cnn' (plugin tests)" in str(info.value)
+
+
+SEEN_STAGES = []
+
+
+class RecordingStages(StagesWithoutBatch):
+    def __call__(self, x):
+        SEEN_STAGES.append(tuple(self.names))
+        return [self.backbone[: int(n) + 1](x) for n in self.names]
+
+
+def test_stage_check_runs_the_declared_stages():
+    SEEN_STAGES.clear()
+    check_backbone_spec(_good_spec(stage_outputs=RecordingStages))
+    assert SEEN_STAGES == [("2",), ("3",), ("2", "3")]
+    check_backbone_spec(_good_spec(stages=()))  # no stages: nothing to check
 
 
 def test_fails_when_freezing_does_not_hold(monkeypatch):
