@@ -170,6 +170,9 @@ def test_hugging_face_directory_resolves_through_the_hook():
     assert spec.distribution == "sktransfer"
     assert resolve_backbone(name="resnet18") is None
     assert get_spec("hf:someone/some-model").plugin == "sktransfer.backbones.huggingface"
+    # The hook is firstresult: plugins (and users) may call it directly too.
+    assert get_plugin_manager().hook.resolve_backbone(name="timm/resnet18").name == "timm/resnet18"
+    assert get_plugin_manager().hook.resolve_backbone(name="resnet19") is None
 
 
 def build_zoo_mlp(width, pretrained=False):

@@ -288,15 +288,13 @@ class TimmIntermediates:
             )
         self.backbone = backbone
         self.names = list(names)
+        # forward_intermediates returns the sorted indices' outputs; `order` maps them back to names.
         self.indices = sorted({modules.index(n) for n in self.names})
+        self.order = [self.indices.index(modules.index(n)) for n in self.names]
 
     def __call__(self, x) -> list:
-        outs = self.backbone.forward_intermediates(
-            x, indices=self.indices, intermediates_only=True, stop_early=True
-        )
-        by_index = dict(zip(self.indices, outs))
-        modules = _feature_modules(self.backbone)
-        return [by_index[modules.index(n)] for n in self.names]
+        outs = self.backbone.forward_intermediates(x, indices=self.indices, intermediates_only=True, stop_early=True)
+        return [outs[i] for i in self.order]
 
 
 def timm_stage_outputs(backbone, names: list[str]) -> TimmIntermediates:
