@@ -225,16 +225,28 @@ def _check_stages(spec: BackboneSpec, backbone, batch_size: int, image_size, n_f
         raise _fail(spec, f"lists stage(s) {dupes} twice; every stage must be listed once.")
     make = spec.stage_outputs or fx_stage_outputs
     args, kwargs = _sample_input(spec, batch_size, image_size, n_features)
-    backbone.eval()
 
-    def outputs(names: list[str]) -> list:
+    def outputs(names: list[str], calls: int = 1) -> list:
         what = f"stage {names[0]!r}" if len(names) == 1 else f"stages {names}"
         try:
+            # Made in train mode (as an estimator does) and called in eval mode: f must follow.
+            backbone.train()
             f = make(backbone, list(names))
+            backbone.eval()
             with torch.no_grad():
-                outs = list(f(*args, **kwargs))
+                runs = [list(f(*args, **kwargs)) for _ in range(calls)]
         except Exception as exc:
             raise _fail(spec, f"stage_outputs failed for {what}: {exc!r}") from exc
+        outs = runs[0]
+        for again in runs[1:]:
+            for name, a, b in zip(names, outs, again):
+                if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape:
+                    if not torch.allclose(a, b, rtol=1e-4, atol=1e-5):
+                        raise _fail(
+                            spec,
+                            f"stage {name!r} changes between two calls in eval mode: stage_outputs must follow "
+                            "the backbone's train/eval mode (was it made while the backbone was training?).",
+                        )
         if len(outs) != len(names):
             raise _fail(spec, f"stage_outputs returned {len(outs)} tensors for {len(names)} {what}.")
         for name, out in zip(names, outs):
@@ -251,7 +263,7 @@ def _check_stages(spec: BackboneSpec, backbone, batch_size: int, image_size, n_f
         return outs
 
     alone = {name: outputs([name])[0] for name in stages}  # each alone first: errors name one stage
-    together = outputs(stages)
+    together = outputs(stages, calls=2)
     for name, out in zip(stages, together):
         if alone[name].shape != out.shape:
             raise _fail(
@@ -285,7 +297,8 @@ def check_backbone_spec(
        ``n_features`` columns) gives features of shape ``(batch_size, feature_dim)``;
     5. the declared stages (``layers=``) are unique, and ``stage_outputs`` returns one
        finite tensor per requested stage (batch size first, 2 to 4 dims), for all
-       stages at once and for each one alone;
+       stages at once and for each one alone; made while the backbone trains, it
+       follows the backbone into eval mode (two calls agree);
     6. ``strategy="partial"`` trains exactly the last ``trainable_blocks`` blocks,
        and the frozen modules stay in eval mode after ``.train()``.
 
