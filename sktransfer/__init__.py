@@ -14,6 +14,7 @@ from ._registry import (
     Weights,
     get_spec,
     list_backbones,
+    list_stages,
 )
 from .hookspecs import hookimpl
 
@@ -32,5 +33,6 @@ __all__ = sorted(
         "get_spec",
         "hookimpl",
         "list_backbones",
+        "list_stages",
     ]
 )

@@ -1,4 +1,4 @@
-"""Command line: ``sktransfer backbones`` and ``sktransfer demo`` (also ``python -m sktransfer``)."""
+"""Command line: ``sktransfer backbones [--details NAME]`` and ``sktransfer demo`` (also ``python -m sktransfer``)."""
 
 from __future__ import annotations
 
@@ -6,29 +6,77 @@ import argparse
 import sys
 
 
+def _offline(spec) -> str:
+    if spec.weights is None:
+        return "none (trains from scratch)"
+    return "yes" if spec.available_offline() else "no"
+
+
+def _feature_size(spec) -> str:
+    try:
+        return str(spec.get_feature_dim())
+    except Exception as exc:  # one odd backbone must not break the listing
+        return f"? ({type(exc).__name__})"
+
+
 def _cmd_backbones(args) -> int:
-    from ._registry import _all_specs
+    from ._registry import get_spec, list_backbones
 
-    specs = [s for s in _all_specs().values() if args.modality in (None, s.modality)]
-    if args.pattern:
-        import fnmatch
-
-        specs = [s for s in specs if fnmatch.fnmatch(s.name, args.pattern)]
+    if args.details is not None:
+        return _print_details(get_spec(args.details))
+    # Specs are built only for the names printed (timm/... are resolved one by one).
+    names = list_backbones(modality=args.modality, pattern=args.pattern)
     rows = [("name", "modality", "plugin", "distribution", "features", "weights offline")]
-    for spec in sorted(specs, key=lambda s: s.name):
-        try:
-            dim = str(spec.get_feature_dim())
-        except Exception as exc:  # one odd backbone must not break the listing
-            dim = f"? ({type(exc).__name__})"
-        if spec.weights is None:
-            offline = "none (trains from scratch)"
-        else:
-            offline = "yes" if spec.available_offline() else "no"
-        rows.append((spec.name, spec.modality, spec.plugin, spec.distribution, dim, offline))
+    for name in names:
+        spec = get_spec(name)
+        rows.append((spec.name, spec.modality, spec.plugin, spec.distribution, _feature_size(spec), _offline(spec)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     print(f"\n{len(rows) - 1} backbones")
+    return 0
+
+
+def _print_details(spec) -> int:
+    """Everything the spec says, building no model."""
+    from ._registry import ImagePreprocessing, TextPreprocessing
+
+    prep = spec.preprocessing
+    if isinstance(prep, ImagePreprocessing):
+        preprocessing = (
+            f"image {prep.input_size}px (resize {prep.resize_size or prep.input_size}, {prep.interpolation}"
+            f"{', fixed size' if prep.fixed_size else ''}), mean {prep.mean}, std {prep.std}"
+        )
+    elif isinstance(prep, TextPreprocessing):
+        preprocessing = f"tokenizer {prep.tokenizer}, max_length {prep.max_length}"
+    else:
+        preprocessing = "none (numeric features, standardised by the estimator)" if prep is None else repr(prep)
+    blocks = ", ".join(spec.blocks) if not callable(spec.blocks) else "computed from the built model"
+    try:
+        stages = spec.get_stages()
+        stage_text = ", ".join(stages) if stages else "none (final features only)"
+    except Exception as exc:
+        stage_text = f"? ({exc!r})"
+    if spec.weights is None:
+        weights = "none (trains from scratch)"
+    else:
+        weights = f"{spec.weights.source}; on this machine: {_offline(spec)}"
+        if _offline(spec) == "no" and spec.weights.advice:
+            weights += f". {spec.weights.advice}"
+    rows = [
+        ("name", spec.name),
+        ("modality", spec.modality),
+        ("plugin", f"{spec.plugin} ({spec.distribution})"),
+        ("description", spec.description or "-"),
+        ("features", _feature_size(spec)),
+        ("preprocessing", preprocessing),
+        ("blocks", blocks or "none"),
+        ("stages", stage_text),
+        ("weights", weights),
+    ]
+    width = max(len(key) for key, _ in rows)
+    for key, value in rows:
+        print(f"{key.ljust(width)}  {value}")
     return 0
 
 
@@ -44,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("backbones", help="list every backbone, its plugin, feature size and offline weights")
     p.add_argument("--modality", choices=["image", "text", "tabular"])
     p.add_argument("--pattern", help="shell-style filter on names, e.g. 'timm/resnet*'")
+    p.add_argument(
+        "--details",
+        metavar="NAME",
+        help="show one backbone's spec: modality, plugin, feature size, preprocessing, blocks, stages, weights",
+    )
     p.set_defaults(func=_cmd_backbones)
     from ._demo import add_demo_arguments
 

@@ -3,14 +3,15 @@
 A :class:`BackboneSpec` is plain data: it says how to build a backbone and how to
 feed it, but builds nothing until :meth:`BackboneSpec.build` is called.  Specs must
 pickle (so estimators and search jobs can be shipped to workers): give ``build``,
-``blocks`` and ``feature_dim`` module-level functions or :func:`functools.partial`
-objects, never lambdas.
+``blocks``, ``feature_dim``, ``stages`` and ``stage_outputs`` module-level functions,
+classes or :func:`functools.partial` objects, never lambdas.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import fnmatch
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
@@ -24,6 +25,7 @@ __all__ = [
     "Weights",
     "get_spec",
     "list_backbones",
+    "list_stages",
 ]
 
 MODALITIES = ("image", "text", "tabular")
@@ -108,14 +110,22 @@ class BackboneSpec:
         ``strategy="partial"``; or ``blocks(module) -> list[str]``.
     stages : tuple of str or callable
         Names of the stages whose outputs can feed the head (``layers=``), from input
-        to output; or a zero-argument callable returning them (listing must not build
-        a model).  Empty: the backbone offers only its final features.
+        to output, each listed once; or a zero-argument callable returning them.
+        :meth:`get_stages` must answer without building a model (read a config, or
+        build on the ``meta`` device and cache).  Empty: the backbone offers only its
+        final features.
     stage_outputs : callable or None
-        ``stage_outputs(backbone, names) -> f`` where ``f(*args, **kwargs)`` takes the
-        backbone's inputs and returns one tensor per name, in that order: feature maps
-        ``(N, C, H, W)``, token states ``(N, T, D)`` or vectors ``(N, D)``.  ``None``
-        uses torchvision's ``create_feature_extractor`` with the stage names as graph
-        nodes (module paths of the backbone).
+        ``stage_outputs(backbone, names) -> f``, where ``backbone`` is the module that
+        ``build(pretrained=...)`` returned and ``names`` a subset of the stages.
+        ``f(*args, **kwargs)`` takes exactly what the backbone's forward takes (an
+        image batch; the tokenizer's dict as keyword arguments for text) and returns
+        a list with one tensor per name, in the order of ``names``: feature maps
+        ``(N, C, H, W)``, token states ``(N, T, D)`` or vectors ``(N, D)``, pooled by
+        the estimator.  ``f`` must read the backbone's current weights (never a copy)
+        and follow its train/eval mode, and must pickle (a module-level class, not a
+        closure).  ``None`` uses torchvision's ``create_feature_extractor`` with the
+        stage names as graph nodes (module paths of the backbone),
+        :func:`sktransfer._stages.fx_stage_outputs`.
     weights : Weights or None
         ``None`` means the backbone has no pretrained weights (trained from scratch).
     description : str
@@ -163,18 +173,43 @@ _PROVIDER_HINTS = {
     "efficientnet_lite0": ("sktransfer-timm", "pip install -e plugins/sktransfer-timm"),
 }
 
-_cache: dict[str, Any] = {"key": None, "specs": None}
+_cache: dict[str, Any] = {"key": None, "specs": None, "listed": None}
+
+
+def _distributions(pm) -> dict[int, str]:
+    """Distribution name of each plugin object (built-ins belong to sktransfer)."""
+    return {id(plugin): dist.metadata["name"] for plugin, dist in pm.list_plugin_distinfo()}
+
+
+def _impls(hook):
+    """A hook's implementations in the order pluggy calls them."""
+    return list(reversed(hook.get_hookimpls()))
+
+
+def _warn_skipped(impl, dist_name: str, hook: str, exc: BaseException) -> None:
+    warnings.warn(
+        f"sktransfer plugin {impl.plugin_name!r} ({dist_name}) failed in {hook} and is skipped: {exc!r}",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+
+
+def _conflict(name: str, first: tuple[str, str], second: tuple[str, str]) -> BackboneConflictError:
+    return BackboneConflictError(
+        f"Backbone name {name!r} is registered twice: by plugin {first[0]!r} ({first[1]}) and by plugin "
+        f"{second[0]!r} ({second[1]}). Uninstall one of them, or block one with "
+        "sktransfer.plugins.get_plugin_manager().set_blocked(name)."
+    )
 
 
 def _collect_specs(pm) -> dict[str, BackboneSpec]:
     """Call every plugin's ``register_backbones`` and index the specs by name."""
-    distributions = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    distributions = _distributions(pm)
     specs: dict[str, BackboneSpec] = {}
     # Hook implementations are called one by one (not through pm.hook) so that each
     # spec can be attributed to its plugin, and one failing plugin can be skipped.
-    for impl in reversed(pm.hook.register_backbones.get_hookimpls()):
-        dist = distributions.get(id(impl.plugin))
-        dist_name = dist.metadata["name"] if dist is not None else "sktransfer"
+    for impl in _impls(pm.hook.register_backbones):
+        dist_name = distributions.get(id(impl.plugin), "sktransfer")
         try:
             returned = impl.function()
             returned = list(returned or [])
@@ -182,79 +217,194 @@ def _collect_specs(pm) -> dict[str, BackboneSpec]:
                 if not isinstance(spec, BackboneSpec):
                     raise TypeError(f"register_backbones returned {type(spec).__name__}, not BackboneSpec")
         except Exception as exc:  # a broken plugin must not break the others
-            warnings.warn(
-                f"sktransfer plugin {impl.plugin_name!r} ({dist_name}) failed in register_backbones "
-                f"and is skipped: {exc!r}",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            _warn_skipped(impl, dist_name, "register_backbones", exc)
             continue
         for spec in returned:
             spec = dataclasses.replace(spec, plugin=impl.plugin_name, distribution=dist_name)
             if spec.name in specs:
                 other = specs[spec.name]
-                raise BackboneConflictError(
-                    f"Backbone name {spec.name!r} is registered twice: by plugin {other.plugin!r} "
-                    f"({other.distribution}) and by plugin {spec.plugin!r} ({spec.distribution}). "
-                    "Uninstall one of them, or block one with "
-                    "sktransfer.plugins.get_plugin_manager().set_blocked(name)."
-                )
+                raise _conflict(spec.name, (other.plugin, other.distribution), (spec.plugin, spec.distribution))
             specs[spec.name] = spec
     return specs
 
 
+def _collect_listed(pm, specs: dict[str, BackboneSpec]) -> dict[str, tuple[str, str, str]]:
+    """Call every plugin's ``list_backbone_names``: ``name -> (modality, plugin, distribution)``.
+
+    A listed name that is also registered, or listed by two plugins, is a clash.
+    """
+    distributions = _distributions(pm)
+    listed: dict[str, tuple[str, str, str]] = {}
+    for impl in _impls(pm.hook.list_backbone_names):
+        dist_name = distributions.get(id(impl.plugin), "sktransfer")
+        try:
+            pairs = [tuple(pair) for pair in (impl.function() or [])]
+            for pair in pairs:
+                if len(pair) != 2 or not isinstance(pair[0], str) or pair[1] not in MODALITIES:
+                    raise TypeError(
+                        f"list_backbone_names must return (name, modality) pairs with a modality in "
+                        f"{MODALITIES}, got {pair!r}"
+                    )
+        except Exception as exc:
+            _warn_skipped(impl, dist_name, "list_backbone_names", exc)
+            continue
+        mine: set[str] = set()
+        for name, modality in pairs:
+            if name in mine:
+                continue  # a plugin may list a name twice; it is still one backbone
+            mine.add(name)
+            if name in specs:
+                other = specs[name]
+                raise _conflict(name, (other.plugin, other.distribution), (impl.plugin_name, dist_name))
+            if name in listed:
+                raise _conflict(name, listed[name][1:], (impl.plugin_name, dist_name))
+            listed[name] = (modality, impl.plugin_name, dist_name)
+    return listed
+
+
+def _state(pm) -> dict[str, Any]:
+    key = tuple(id(p) for p in pm.get_plugins())
+    if _cache["key"] != key:
+        _cache.update(key=key, specs=None, listed=None)
+    return _cache
+
+
 def _all_specs() -> dict[str, BackboneSpec]:
+    """Specs of ``register_backbones``, by name (names resolved on demand are not here)."""
     from .plugins import get_plugin_manager
 
     pm = get_plugin_manager()
-    key = tuple(id(p) for p in pm.get_plugins())
-    if _cache["key"] != key:
-        _cache["specs"] = _collect_specs(pm)
-        _cache["key"] = key
-    return _cache["specs"]
+    state = _state(pm)
+    if state["specs"] is None:
+        state["specs"] = _collect_specs(pm)
+    return state["specs"]
 
 
-def list_backbones(modality: str | None = None) -> list[str]:
-    """Return the sorted names of every registered backbone.
+def _listed_names() -> dict[str, tuple[str, str, str]]:
+    """Names of ``list_backbone_names``: ``name -> (modality, plugin, distribution)``."""
+    from .plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    specs = _all_specs()
+    state = _state(pm)
+    if state["listed"] is None:
+        state["listed"] = _collect_listed(pm, specs)
+    return state["listed"]
+
+
+def _all_names() -> dict[str, str]:
+    """Every listable name and its modality."""
+    names = {name: spec.modality for name, spec in _all_specs().items()}
+    names.update((name, modality) for name, (modality, _, _) in _listed_names().items())
+    return names
+
+
+def list_backbones(modality: str | None = None, pattern: str | None = None) -> list[str]:
+    """Return the sorted names of every backbone the installed plugins offer.
+
+    No spec is built for names that plugins resolve on demand (``timm/...``).
+    Hugging Face directories and ``"hf:<hub id>"`` names are open-ended and not listed.
 
     Parameters
     ----------
     modality : {"image", "text", "tabular"}, optional
         Only list backbones of this modality.
+    pattern : str, optional
+        Shell-style filter on the names (``*``, ``?``, ``[seq]``), case-sensitive,
+        like ``timm.list_models("resnet*")``: ``"timm/resnet*"``, ``"*mobilenet*"``.
     """
     if modality is not None and modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES} or None, got {modality!r}.")
-    return sorted(n for n, s in _all_specs().items() if modality is None or s.modality == modality)
+    if pattern is not None:
+        if not isinstance(pattern, str):
+            raise TypeError(f"pattern must be a str such as 'timm/resnet*', or None; got {type(pattern).__name__}.")
+        if not pattern:
+            raise ValueError("pattern is empty; give a shell-style filter such as 'timm/resnet*', or None.")
+    names = (n for n, m in _all_names().items() if modality is None or m == modality)
+    if pattern is not None:
+        names = (n for n in names if fnmatch.fnmatchcase(n, pattern))
+    return sorted(names)
+
+
+def _resolve(name: str) -> BackboneSpec | None:
+    """Ask every ``resolve_backbone`` implementation; two answers for one name are a clash."""
+    from .plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    distributions = _distributions(pm)
+    found: BackboneSpec | None = None
+    for impl in _impls(pm.hook.resolve_backbone):
+        dist_name = distributions.get(id(impl.plugin), "sktransfer")
+        try:
+            spec = impl.function(name=name)
+            if spec is not None and not isinstance(spec, BackboneSpec):
+                raise TypeError(f"resolve_backbone returned {type(spec).__name__}, not BackboneSpec or None")
+            if spec is not None and spec.name != name:
+                raise ValueError(f"resolve_backbone({name!r}) returned a spec named {spec.name!r}")
+        except Exception as exc:  # a broken plugin must not break the others
+            _warn_skipped(impl, dist_name, "resolve_backbone", exc)
+            continue
+        if spec is None:
+            continue
+        spec = dataclasses.replace(spec, plugin=impl.plugin_name, distribution=dist_name)
+        if found is not None:
+            raise _conflict(name, (found.plugin, found.distribution), (spec.plugin, spec.distribution))
+        found = spec
+    return found
 
 
 def get_spec(name: str) -> BackboneSpec:
-    """Return the spec registered under ``name``.
+    """Return the spec of the backbone ``name``.
 
-    A Hugging Face model directory (one holding ``config.json``) or a hub id of the
-    form ``"hf:org/model"`` resolves to a text encoder even when not registered.
+    Names registered by ``register_backbones`` come first; then the plugins'
+    ``resolve_backbone`` hooks are asked (a Hugging Face model directory, one holding
+    ``config.json``, or ``"hf:org/model"`` resolves to a text encoder; ``timm/<name>``
+    when sktransfer-timm is installed).
 
     Raises
     ------
     UnknownBackboneError
-        With the closest registered names, and the plugin to install when we know it.
+        With the closest names, and the plugin to install when we know it.
+    BackboneConflictError
+        Two plugins resolve ``name``.
     """
     if not isinstance(name, str):
         raise TypeError(f"A backbone name must be a str, got {type(name).__name__}.")
     specs = _all_specs()
     if name in specs:
         return specs[name]
-    from .backbones.huggingface import spec_for_path_or_hub_id
-
-    spec = spec_for_path_or_hub_id(name)
+    spec = _resolve(name)
     if spec is not None:
         return spec
     message = f"Unknown backbone {name!r}."
+    from .plugins import get_plugin_manager
+
+    installed = {dist.metadata["name"] for _, dist in get_plugin_manager().list_plugin_distinfo()}
     for prefix, (dist, command) in _PROVIDER_HINTS.items():
+        if dist in installed:
+            continue
         if name == prefix or (prefix.endswith("/") and name.startswith(prefix)):
             message += f" It is provided by the plugin {dist}, which is not installed: {command}."
             break
-    close = difflib.get_close_matches(name, list(specs), n=5, cutoff=0.6)
+    try:
+        known = list(_all_names())
+    except Exception:  # a clash among listed names must not hide the unknown name
+        known = list(specs)
+    close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
     if close:
         message += f" Did you mean: {', '.join(close)}?"
     message += " See sktransfer.list_backbones() or `python -m sktransfer backbones` for every name."
     raise UnknownBackboneError(message)
+
+
+def list_stages(name: str) -> list[str]:
+    """Names of the stages of backbone ``name`` that ``layers=`` can select, input to output.
+
+    Builds no model.  An empty list means the backbone offers only its final features.
+
+    Examples
+    --------
+    >>> list_stages("resnet18")
+    ['layer1', 'layer2', 'layer3', 'layer4']
+    """
+    return get_spec(name).get_stages()

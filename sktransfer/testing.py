@@ -79,8 +79,9 @@ def _round_trip(spec: BackboneSpec) -> BackboneSpec:
     except Exception as exc:
         raise _fail(
             spec,
-            f"does not pickle ({exc!r}). Give build, blocks, feature_dim and weights.check as "
-            "module-level functions or functools.partial objects of them, never lambdas or local functions.",
+            f"does not pickle ({exc!r}). Give build, blocks, feature_dim, stages, stage_outputs and "
+            "weights.check as module-level functions or classes, or functools.partial objects of them; "
+            "never lambdas or local functions.",
         ) from exc
     if (restored.name, restored.modality) != (spec.name, spec.modality):
         raise _fail(spec, f"unpickles as {restored.name!r}/{restored.modality!r}.")
@@ -204,6 +205,74 @@ def _check_partial(spec, module, trainable_blocks: int) -> None:
         raise _fail(spec, f"trainable modules are in eval mode after .train(): {not_training[:5]}.")
 
 
+def _check_stages(spec: BackboneSpec, backbone, batch_size: int, image_size, n_features: int) -> None:
+    """Declared stages are unique and each one comes out of ``stage_outputs``, alone and together."""
+    import torch
+
+    from ._stages import fx_stage_outputs
+
+    try:
+        stages = spec.get_stages()
+    except Exception as exc:
+        raise _fail(spec, f"get_stages() failed: {exc!r}") from exc
+    if not stages:
+        return
+    bad = [s for s in stages if not isinstance(s, str) or not s]
+    if bad:
+        raise _fail(spec, f"stage names must be non-empty strings, got {bad!r}.")
+    dupes = sorted({s for s in stages if stages.count(s) > 1})
+    if dupes:
+        raise _fail(spec, f"lists stage(s) {dupes} twice; every stage must be listed once.")
+    make = spec.stage_outputs or fx_stage_outputs
+    args, kwargs = _sample_input(spec, batch_size, image_size, n_features)
+
+    def outputs(names: list[str], calls: int = 1) -> list:
+        what = f"stage {names[0]!r}" if len(names) == 1 else f"stages {names}"
+        try:
+            # Made in train mode (as an estimator does) and called in eval mode: f must follow.
+            backbone.train()
+            f = make(backbone, list(names))
+            backbone.eval()
+            with torch.no_grad():
+                runs = [list(f(*args, **kwargs)) for _ in range(calls)]
+        except Exception as exc:
+            raise _fail(spec, f"stage_outputs failed for {what}: {exc!r}") from exc
+        outs = runs[0]
+        for again in runs[1:]:
+            for name, a, b in zip(names, outs, again):
+                if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape:
+                    if not torch.allclose(a, b, rtol=1e-4, atol=1e-5):
+                        raise _fail(
+                            spec,
+                            f"stage {name!r} changes between two calls in eval mode: stage_outputs must follow "
+                            "the backbone's train/eval mode (was it made while the backbone was training?).",
+                        )
+        if len(outs) != len(names):
+            raise _fail(spec, f"stage_outputs returned {len(outs)} tensors for {len(names)} {what}.")
+        for name, out in zip(names, outs):
+            if not isinstance(out, torch.Tensor):
+                raise _fail(spec, f"stage {name!r}: stage_outputs returned {type(out).__name__}, not a tensor.")
+            if out.dim() not in (2, 3, 4) or out.shape[0] != batch_size:
+                raise _fail(
+                    spec,
+                    f"stage {name!r} has shape {tuple(out.shape)} for a batch of {batch_size}; expected "
+                    f"(N, D), (N, T, D) or (N, C, H, W) with N={batch_size}.",
+                )
+            if not torch.isfinite(out).all():
+                raise _fail(spec, f"stage {name!r} has non-finite values on a random batch.")
+        return outs
+
+    alone = {name: outputs([name])[0] for name in stages}  # each alone first: errors name one stage
+    together = outputs(stages, calls=2)
+    for name, out in zip(stages, together):
+        if alone[name].shape != out.shape:
+            raise _fail(
+                spec,
+                f"stage {name!r} has shape {tuple(alone[name].shape)} asked alone but {tuple(out.shape)} asked with "
+                "the other stages; stage_outputs must return them in the order of names.",
+            )
+
+
 def check_backbone_spec(
     spec_or_name: BackboneSpec | str,
     *,
@@ -226,7 +295,11 @@ def check_backbone_spec(
     4. a forward pass on a small random batch (images at the spec's input size or
        ``image_size``; text: two tokenised strings, mean-pooled; tabular: random
        ``n_features`` columns) gives features of shape ``(batch_size, feature_dim)``;
-    5. ``strategy="partial"`` trains exactly the last ``trainable_blocks`` blocks,
+    5. the declared stages (``layers=``) are unique, and ``stage_outputs`` returns one
+       finite tensor per requested stage (batch size first, 2 to 4 dims), for all
+       stages at once and for each one alone; made while the backbone trains, it
+       follows the backbone into eval mode (two calls agree);
+    6. ``strategy="partial"`` trains exactly the last ``trainable_blocks`` blocks,
        and the frozen modules stay in eval mode after ``.train()``.
 
     Parameters
@@ -243,9 +316,9 @@ def check_backbone_spec(
     n_features : int, default=8
         Columns of the random matrix for tabular backbones.
     trainable_blocks : int, default=1
-        How many trailing blocks ``"partial"`` trains in check 5.
+        How many trailing blocks ``"partial"`` trains in check 6.
     check_partial : bool, default=True
-        Skip check 5 for backbones that don't support ``strategy="partial"``.
+        Skip check 6 for backbones that don't support ``strategy="partial"``.
 
     Returns
     -------
@@ -273,6 +346,7 @@ def check_backbone_spec(
     if not isinstance(backbone, nn.Module):
         raise _fail(spec, f"build() returned {type(backbone).__name__}, not a torch.nn.Module.")
     module = _check_forward(spec, backbone, dim, batch_size, image_size, n_features)
+    _check_stages(restored, backbone, batch_size, image_size, n_features)
     if check_partial:
         _check_partial(spec, module, trainable_blocks)
     return spec

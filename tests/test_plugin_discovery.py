@@ -128,6 +128,64 @@ def test_two_plugins_claiming_one_name_are_both_named(tmp_path, fresh_plugins):
     assert "sktransfer-clashplug" in message
 
 
+def test_entry_point_plugin_resolves_names_on_demand(tmp_path, fresh_plugins):
+    make_distribution(tmp_path, "sktransfer-lazyplug", "lazyplug", """
+        import functools
+        from sktransfer import hookimpl
+        from sktransfer import BackboneSpec
+        from sktransfer.backbones.tabular import build_mlp
+
+        @hookimpl
+        def resolve_backbone(name):
+            if name.startswith("lazy/") and name[5:].isdigit():
+                width = int(name[5:])
+                return BackboneSpec(name=name, modality="tabular",
+                                    build=functools.partial(build_mlp, width), feature_dim=width)
+
+        @hookimpl
+        def list_backbone_names():
+            return [("lazy/64", "tabular"), ("lazy/128", "tabular")]
+    """)
+    fresh_plugins.syspath_prepend(str(tmp_path))
+    assert sktransfer.list_backbones(pattern="lazy/*") == ["lazy/128", "lazy/64"]
+    spec = get_spec("lazy/64")
+    assert spec.plugin == "lazyplug" and spec.distribution == "sktransfer-lazyplug"
+    assert get_spec("lazy/7").get_feature_dim() == 7  # claimed without being listed
+    with pytest.raises(UnknownBackboneError, match="Did you mean: lazy/64"):
+        get_spec("lazy/64x")
+
+
+def test_listed_name_clashing_with_a_registered_one_names_both(tmp_path, fresh_plugins):
+    make_distribution(tmp_path, "sktransfer-listclash", "listclash", """
+        from sktransfer import hookimpl
+
+        @hookimpl
+        def list_backbone_names():
+            return [("mlp", "tabular")]
+    """)
+    fresh_plugins.syspath_prepend(str(tmp_path))
+    assert get_spec("mlp").plugin == "sktransfer.backbones.tabular"  # a lookup lists nothing
+    with pytest.raises(BackboneConflictError) as info:
+        sktransfer.list_backbones()
+    message = str(info.value)
+    assert "'mlp'" in message and "sktransfer.backbones.tabular" in message
+    assert "listclash" in message and "sktransfer-listclash" in message
+
+
+def test_plugin_whose_listing_fails_is_skipped(tmp_path, fresh_plugins):
+    make_distribution(tmp_path, "sktransfer-faillist", "faillist", """
+        from sktransfer import hookimpl
+
+        @hookimpl
+        def list_backbone_names():
+            return [("x", "audio")]
+    """)
+    fresh_plugins.syspath_prepend(str(tmp_path))
+    with pytest.warns(RuntimeWarning, match="'faillist'.*list_backbone_names.*modality"):
+        names = set(sktransfer.list_backbones())
+    assert BUILTINS <= names and "x" not in names
+
+
 def test_unknown_name_suggests_and_points_to_missing_plugin(fresh_plugins):
     fresh_plugins.setenv(DISABLE_AUTOLOAD_ENV, "1")
     with pytest.raises(UnknownBackboneError, match="Did you mean: mobilenet_v3_small"):

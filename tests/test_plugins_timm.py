@@ -30,6 +30,17 @@ def test_timm_backbones_are_discovered():
         assert spec.plugin == "timm" and spec.distribution == "sktransfer-timm"
     assert get_spec("resnet18").distribution == "sktransfer"
     assert get_spec("efficientnet_lite0").available_offline()
+    from sktransfer._registry import _all_specs
+
+    # Only efficientnet_lite0 is registered eagerly; timm/... are resolved when looked up.
+    assert sorted(n for n, s in _all_specs().items() if s.plugin == "timm") == ["efficientnet_lite0"]
+    assert sktransfer.list_stages("timm/resnet18") == ["act1", "layer1", "layer2", "layer3", "layer4"]
+
+
+def test_timm_name_that_timm_does_not_know_is_unknown():
+    with pytest.raises(UnknownBackboneError, match="Unknown backbone 'timm/resnet18.nope'.*Did you mean: timm/resnet18") as info:
+        get_spec("timm/resnet18.nope")
+    assert "not installed" not in str(info.value)
 
 
 @pytest.mark.slow

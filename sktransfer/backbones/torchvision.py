@@ -2,6 +2,11 @@
 
 Pretrained weights are read only from the torch hub cache (``torch.hub.get_dir()``),
 never downloaded: sktransfer must work on machines without a network.
+
+Stages (``layers=``) are graph nodes for torchvision's ``create_feature_extractor``:
+``layer1``..``layer4`` for ResNets, the ``features.i`` blocks for MobileNetV3 and
+EfficientNet-B0, ``features.1/3/5/7`` for ConvNeXt, the encoder layers and
+``encoder.ln`` for ViT-B/16.
 """
 
 from __future__ import annotations
@@ -13,22 +18,28 @@ from ..exceptions import WeightsUnavailableError
 from ..hookspecs import hookimpl
 from .._registry import BackboneSpec, ImagePreprocessing, Weights
 
-# name -> (pooled feature size, how to cut off the classifier, blocks from input to output)
+_RESNET_BLOCKS = ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4")
+_RESNET_STAGES = ("layer1", "layer2", "layer3", "layer4")
+_VIT_LAYERS = tuple(f"encoder.layers.encoder_layer_{i}" for i in range(12))
+
+
+def _features(n: int) -> tuple[str, ...]:
+    return tuple(f"features.{i}" for i in range(n))
+
+
+# name -> (pooled feature size, how to cut off the classifier, blocks from input to output,
+#          stages from input to output: graph nodes for torchvision's create_feature_extractor)
 _ARCHS = {
-    "resnet18": (512, "fc", ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4")),
-    "resnet34": (512, "fc", ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4")),
-    "resnet50": (2048, "fc", ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4")),
-    "mobilenet_v3_small": (576, "classifier", tuple(f"features.{i}" for i in range(13))),
-    "mobilenet_v3_large": (960, "classifier", tuple(f"features.{i}" for i in range(17))),
-    "efficientnet_b0": (1280, "classifier", tuple(f"features.{i}" for i in range(9))),
-    "convnext_tiny": (768, "classifier.2", tuple(f"features.{i}" for i in range(8)) + ("classifier.0",)),
-    "vit_b_16": (
-        768,
-        "heads",
-        ("conv_proj",)
-        + tuple(f"encoder.layers.encoder_layer_{i}" for i in range(12))
-        + ("encoder.ln",),
-    ),
+    "resnet18": (512, "fc", _RESNET_BLOCKS, _RESNET_STAGES),
+    "resnet34": (512, "fc", _RESNET_BLOCKS, _RESNET_STAGES),
+    "resnet50": (2048, "fc", _RESNET_BLOCKS, _RESNET_STAGES),
+    "mobilenet_v3_small": (576, "classifier", _features(13), _features(13)),
+    "mobilenet_v3_large": (960, "classifier", _features(17), _features(17)),
+    "efficientnet_b0": (1280, "classifier", _features(9), _features(9)),
+    # features.0/2/4/6 are the stem and the downsampling layers; 1/3/5/7 the four stages.
+    "convnext_tiny": (768, "classifier.2", _features(8) + ("classifier.0",), ("features.1", "features.3", "features.5", "features.7")),
+    # Token states (N, 197, 768), class token first; encoder.ln is the final normalised output.
+    "vit_b_16": (768, "heads", ("conv_proj",) + _VIT_LAYERS + ("encoder.ln",), _VIT_LAYERS + ("encoder.ln",)),
 }
 
 
@@ -87,7 +98,7 @@ def build_torchvision(arch: str, pretrained: bool = True):
 
 
 def _spec(arch: str) -> BackboneSpec:
-    feature_dim, _, blocks = _ARCHS[arch]
+    feature_dim, _, blocks, stages = _ARCHS[arch]
     # The preprocessing is read from torchvision's weight metadata; this downloads nothing.
     transforms = _default_weights(arch).transforms()
     preprocessing = ImagePreprocessing(
@@ -105,6 +116,7 @@ def _spec(arch: str) -> BackboneSpec:
         feature_dim=feature_dim,
         preprocessing=preprocessing,
         blocks=blocks,
+        stages=stages,  # stage_outputs=None: torchvision's create_feature_extractor reads them
         weights=Weights(
             source=f"torchvision {_default_weights(arch)} from the torch hub cache",
             check=functools.partial(_weights_available, arch),

