@@ -284,3 +284,11 @@ def test_text_stages_are_cached_per_stage_so_a_search_over_layers_embeds_once(se
     assert sum(computed) == len(texts)  # every stage of every text, in one pass
     assert search.best_score_ > 0.7
     assert search.best_estimator_.net_.module_.head.in_features in (384, 768)
+
+
+def test_text_model_pickles_after_its_stages_were_read(sentences):
+    texts, labels = sentences
+    staged = TransferClassifier("all-MiniLM-L6-v2", layers=[-2, -1], max_epochs=1, random_state=0).fit(texts, labels)
+    loaded = pickle.loads(pickle.dumps(staged))  # transformers' hidden-state hooks would not pickle
+    np.testing.assert_allclose(loaded.predict_proba(texts), staged.predict_proba(texts), rtol=1e-5)
+    np.testing.assert_allclose(staged.predict_proba(texts), loaded.predict_proba(texts), rtol=1e-5)  # hooks back
