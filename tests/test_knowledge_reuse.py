@@ -292,3 +292,18 @@ def test_text_model_pickles_after_its_stages_were_read(sentences):
     loaded = pickle.loads(pickle.dumps(staged))  # transformers' hidden-state hooks would not pickle
     np.testing.assert_allclose(loaded.predict_proba(texts), staged.predict_proba(texts), rtol=1e-5)
     np.testing.assert_allclose(staged.predict_proba(texts), loaded.predict_proba(texts), rtol=1e-5)  # hooks back
+
+
+def test_partial_strategy_counts_blocks_from_the_deepest_chosen_stage(images):
+    X, y = images
+    clf = TransferClassifier("efficientnet_lite0", strategy="partial", trainable_blocks=1, layers=["blocks.2"],
+                             image_size=32, max_epochs=1, random_state=0).fit(X, y)
+    module = clf.net_.module_
+    assert module.blocks[-1] == "blocks.2"  # conv_head and the blocks above never see a gradient
+    trainable = {n.split(".")[0] + "." + n.split(".")[1] for n, p in module.backbone.named_parameters() if p.requires_grad}
+    assert trainable == {"blocks.2"}
+    from sktransfer._stages import blocks_feeding
+
+    assert blocks_feeding(["model.embeddings", "model.encoder.layer.0", "model.encoder.layer.1"], "layer.0") == [
+        "model.embeddings", "model.encoder.layer.0"]
+    assert blocks_feeding(["a", "b"], "unmatched") == ["a", "b"]
