@@ -31,7 +31,7 @@ from ._module import STRATEGIES, TransferModule
 from ._net import PRECISIONS, TransferNet, fast_path, release_accelerator_memory
 from ._registry import BackboneSpec, get_spec
 from ._sources import check_fitted_source, fitted_transfer_source, source_module, source_spec, unwrap_frozen
-from ._stages import resolve_layers
+from ._stages import blocks_feeding, resolve_layers
 
 OPTIMIZERS = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD"}
 _DEFAULT_DRY_RUN = 2
@@ -320,6 +320,10 @@ class _TransferBase(BaseEstimator):
             backbone, feature_dim, n_outputs, pooling, stages, spec.stage_outputs, zero_head=self.init is not None
         )
         blocks = spec.get_blocks(backbone)
+        if stages:
+            # Blocks above the deepest chosen stage get no gradient: "partial" and "gradual"
+            # count from the deepest stage instead.
+            blocks = blocks_feeding(blocks, stages[-1])
         if self.strategy == "partial" and self.trainable_blocks > len(blocks):
             raise ValueError(
                 f"trainable_blocks={self.trainable_blocks} but backbone {spec.name!r} has {len(blocks)} blocks "

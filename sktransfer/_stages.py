@@ -57,6 +57,19 @@ def resolve_layers(layers, stages: list[str], backbone_name: str) -> list[str] |
     return sorted(names, key=stages.index)
 
 
+def blocks_feeding(blocks: list[str], deepest_stage: str) -> list[str]:
+    """The blocks up to the one that outputs ``deepest_stage``: only they get gradients.
+
+    A block outputs a stage when the names agree, or one is the other's dotted tail
+    (``"model.encoder.layer.2"`` and ``"layer.2"``).  When no block matches, all are kept.
+    """
+    def outputs(block: str) -> bool:
+        return block == deepest_stage or block.endswith("." + deepest_stage) or deepest_stage.endswith("." + block)
+
+    matches = [i for i, block in enumerate(blocks) if outputs(block)]
+    return blocks[: matches[-1] + 1] if matches else blocks
+
+
 def pool_tokens(states: torch.Tensor, attention_mask: torch.Tensor | None, rule: str) -> torch.Tensor:
     """Pool token states ``(N, T, D)`` to ``(N, D)`` by ``"mean"`` (over real tokens) or ``"cls"``."""
     if rule == "cls":

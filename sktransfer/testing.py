@@ -18,11 +18,11 @@ asked otherwise.
 
 from __future__ import annotations
 
-import math
 import pickle
 from typing import Any, Callable, Iterable
 
-from ._registry import BackboneSpec, ImagePreprocessing, TextPreprocessing, get_spec
+from ._adapters import adapter_class
+from ._registry import BackboneSpec, get_spec
 
 __all__ = ["check_backbone_spec", "check_plugin"]
 
@@ -40,37 +40,9 @@ def _fail(spec: BackboneSpec, message: str) -> AssertionError:
 
 
 def _check_preprocessing(spec: BackboneSpec) -> None:
-    prep = spec.preprocessing
-    if spec.modality == "image":
-        if not isinstance(prep, ImagePreprocessing):
-            raise _fail(spec, f"an image backbone needs an ImagePreprocessing, got {prep!r}.")
-        if not isinstance(prep.input_size, int) or isinstance(prep.input_size, bool) or prep.input_size <= 0:
-            raise _fail(spec, f"preprocessing.input_size must be a positive int, got {prep.input_size!r}.")
-        if prep.resize_size is not None and (not isinstance(prep.resize_size, int) or prep.resize_size < prep.input_size):
-            raise _fail(
-                spec,
-                f"preprocessing.resize_size must be None or an int >= input_size ({prep.input_size}), "
-                f"got {prep.resize_size!r}.",
-            )
-        for field in ("mean", "std"):
-            values = getattr(prep, field)
-            if len(values) != 3 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
-                raise _fail(spec, f"preprocessing.{field} must be 3 finite numbers (RGB), got {values!r}.")
-        if not all(v > 0 for v in prep.std):
-            raise _fail(spec, f"preprocessing.std must be positive, got {prep.std!r}.")
-        if prep.interpolation not in ("bilinear", "bicubic", "nearest"):
-            raise _fail(spec, f"preprocessing.interpolation {prep.interpolation!r} is not bilinear, bicubic or nearest.")
-    elif spec.modality == "text":
-        if not isinstance(prep, TextPreprocessing):
-            raise _fail(spec, f"a text backbone needs a TextPreprocessing, got {prep!r}.")
-        if not isinstance(prep.max_length, int) or prep.max_length <= 0:
-            raise _fail(spec, f"preprocessing.max_length must be a positive int, got {prep.max_length!r}.")
-        from .backbones.huggingface import load_tokenizer
-
-        try:
-            load_tokenizer(prep.tokenizer)
-        except Exception as exc:
-            raise _fail(spec, f"its tokenizer {prep.tokenizer!r} does not load offline: {exc!r}") from exc
+    problem = adapter_class(spec.modality).preprocessing_problem(spec)
+    if problem:
+        raise _fail(spec, problem)
 
 
 def _round_trip(spec: BackboneSpec) -> BackboneSpec:
@@ -113,26 +85,7 @@ def _weights(spec: BackboneSpec, pretrained) -> bool:
 
 
 def _sample_input(spec: BackboneSpec, batch_size: int, image_size: int | None, n_features: int):
-    import torch
-
-    generator = torch.Generator().manual_seed(0)
-    if spec.modality == "image":
-        prep = spec.preprocessing
-        size = prep.input_size if prep.fixed_size or image_size is None else int(image_size)
-        pixels = torch.rand(batch_size, 3, size, size, generator=generator)
-        mean = torch.tensor(prep.mean).view(1, 3, 1, 1)
-        std = torch.tensor(prep.std).view(1, 3, 1, 1)
-        return ((pixels - mean) / std,), {}
-    if spec.modality == "tabular":
-        return (torch.randn(batch_size, n_features, generator=generator),), {}
-    from .backbones.huggingface import load_tokenizer
-
-    tokenizer = load_tokenizer(spec.preprocessing.tokenizer)
-    texts = [_TEXTS[i % len(_TEXTS)] for i in range(batch_size)]
-    encoded = tokenizer(
-        texts, padding="longest", truncation=True, max_length=spec.preprocessing.max_length, return_tensors="pt"
-    )
-    return (), dict(encoded)
+    return adapter_class(spec.modality).sample_batch(spec, batch_size, image_size, n_features)
 
 
 def _check_forward(spec, backbone, dim: int, batch_size: int, image_size, n_features: int):
@@ -140,7 +93,7 @@ def _check_forward(spec, backbone, dim: int, batch_size: int, image_size, n_feat
 
     from ._module import TransferModule
 
-    pooling = "mean" if spec.modality == "text" else None
+    pooling = "mean" if adapter_class(spec.modality).pooling_applies else None
     module = TransferModule(backbone, dim, 2, pooling)
     args, kwargs = _sample_input(spec, batch_size, image_size, n_features)
     module.eval()

@@ -252,3 +252,58 @@ def test_init_in_a_search_needs_frozen_estimator():
     with pytest.raises(Exception, match="FrozenEstimator"):
         GridSearchCV(TransferRegressor("mlp", init=base, max_epochs=1), {"lr": [1e-3]}, cv=2,
                      error_score="raise").fit(X, y)
+
+
+# --------------------------------------------------------------------------- real weights
+def test_efficientnet_lite0_stages_feed_the_head(images):
+    X, y = images
+    clf = TransferClassifier("efficientnet_lite0", strategy="head", layers=["blocks.2", -1], image_size=64,
+                             max_epochs=5, lr=1e-2, random_state=0).fit(X, y)
+    assert clf.layers_ == ["blocks.2", "blocks.6"]
+    assert clf.net_.module_.head.in_features == 40 + 320
+    assert clf.score(X, y) > 0.8  # 4 classes: chance is 0.25
+    tuned = TransferClassifier("efficientnet_lite0", layers=[-2], image_size=64, max_epochs=1, random_state=0)
+    assert tuned.fit(X, y).predict(X[:5]).shape == (5,)  # fine-tuning through forward_intermediates
+
+
+def test_text_stages_are_cached_per_stage_so_a_search_over_layers_embeds_once(sentences, monkeypatch):
+    import sktransfer._features as features
+
+    texts, labels = sentences
+    computed = []
+    original = features.extract_features
+
+    def counting(module, dataset, *args, **kwargs):
+        computed.append(len(dataset))
+        return original(module, dataset, *args, **kwargs)
+
+    monkeypatch.setattr(features, "extract_features", counting)
+    grid = {"layers": [[-1], ["embeddings", "layer.2"], [-2, -1]]}
+    search = GridSearchCV(TransferClassifier("all-MiniLM-L6-v2", strategy="head", max_epochs=5, lr=1e-2,
+                                             random_state=0), grid, cv=2).fit(texts, labels)
+    assert sum(computed) == len(texts)  # every stage of every text, in one pass
+    assert search.best_score_ > 0.7
+    assert search.best_estimator_.net_.module_.head.in_features in (384, 768)
+
+
+def test_text_model_pickles_after_its_stages_were_read(sentences):
+    texts, labels = sentences
+    staged = TransferClassifier("all-MiniLM-L6-v2", layers=[-2, -1], max_epochs=1, random_state=0).fit(texts, labels)
+    loaded = pickle.loads(pickle.dumps(staged))  # transformers' hidden-state hooks would not pickle
+    np.testing.assert_allclose(loaded.predict_proba(texts), staged.predict_proba(texts), rtol=1e-5)
+    np.testing.assert_allclose(staged.predict_proba(texts), loaded.predict_proba(texts), rtol=1e-5)  # hooks back
+
+
+def test_partial_strategy_counts_blocks_from_the_deepest_chosen_stage(images):
+    X, y = images
+    clf = TransferClassifier("efficientnet_lite0", strategy="partial", trainable_blocks=1, layers=["blocks.2"],
+                             image_size=32, max_epochs=1, random_state=0).fit(X, y)
+    module = clf.net_.module_
+    assert module.blocks[-1] == "blocks.2"  # conv_head and the blocks above never see a gradient
+    trainable = {n.split(".")[0] + "." + n.split(".")[1] for n, p in module.backbone.named_parameters() if p.requires_grad}
+    assert trainable == {"blocks.2"}
+    from sktransfer._stages import blocks_feeding
+
+    assert blocks_feeding(["model.embeddings", "model.encoder.layer.0", "model.encoder.layer.1"], "layer.0") == [
+        "model.embeddings", "model.encoder.layer.0"]
+    assert blocks_feeding(["a", "b"], "unmatched") == ["a", "b"]

@@ -141,6 +141,11 @@ class InputAdapter:
         return ()
 
     @classmethod
+    def preprocessing_problem(cls, spec) -> str | None:
+        """What is wrong with ``spec.preprocessing`` for this modality, or None (plugin checks)."""
+        return None
+
+    @classmethod
     def sample_batch(cls, spec, batch_size: int, image_size=None, n_features: int = 8):
         """A random batch ``(args, kwargs)`` for the backbone's forward (plugin checks)."""
         raise NotImplementedError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 
@@ -289,6 +290,30 @@ class ImageAdapter(InputAdapter):
                 arr = np.ascontiguousarray(item)
                 contents.append(repr((arr.dtype.str, arr.shape)).encode() + arr.tobytes())
         return repr((source.layout, source.scale)).encode(), contents
+
+    @classmethod
+    def preprocessing_problem(cls, spec) -> str | None:
+        from .._registry import ImagePreprocessing
+
+        prep = spec.preprocessing
+        if not isinstance(prep, ImagePreprocessing):
+            return f"an image backbone needs an ImagePreprocessing, got {prep!r}."
+        if not isinstance(prep.input_size, int) or isinstance(prep.input_size, bool) or prep.input_size <= 0:
+            return f"preprocessing.input_size must be a positive int, got {prep.input_size!r}."
+        if prep.resize_size is not None and (not isinstance(prep.resize_size, int) or prep.resize_size < prep.input_size):
+            return (
+                f"preprocessing.resize_size must be None or an int >= input_size ({prep.input_size}), "
+                f"got {prep.resize_size!r}."
+            )
+        for field in ("mean", "std"):
+            values = getattr(prep, field)
+            if len(values) != 3 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+                return f"preprocessing.{field} must be 3 finite numbers (RGB), got {values!r}."
+        if not all(v > 0 for v in prep.std):
+            return f"preprocessing.std must be positive, got {prep.std!r}."
+        if prep.interpolation not in ("bilinear", "bicubic", "nearest"):
+            return f"preprocessing.interpolation {prep.interpolation!r} is not bilinear, bicubic or nearest."
+        return None
 
     @classmethod
     def sample_batch(cls, spec, batch_size: int, image_size=None, n_features: int = 8):

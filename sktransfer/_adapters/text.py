@@ -105,6 +105,22 @@ class TextAdapter(InputAdapter):
         return b"", [text.encode("utf-8", "surrogatepass") for text in texts]
 
     @classmethod
+    def preprocessing_problem(cls, spec) -> str | None:
+        from .._registry import TextPreprocessing
+        from ..backbones.huggingface import load_tokenizer
+
+        prep = spec.preprocessing
+        if not isinstance(prep, TextPreprocessing):
+            return f"a text backbone needs a TextPreprocessing, got {prep!r}."
+        if not isinstance(prep.max_length, int) or prep.max_length <= 0:
+            return f"preprocessing.max_length must be a positive int, got {prep.max_length!r}."
+        try:
+            load_tokenizer(prep.tokenizer)
+        except Exception as exc:
+            return f"its tokenizer {prep.tokenizer!r} does not load offline: {exc!r}"
+        return None
+
+    @classmethod
     def sample_batch(cls, spec, batch_size: int, image_size=None, n_features: int = 8):
         from ..backbones.huggingface import load_tokenizer
 

@@ -94,6 +94,17 @@ class TokenStates(nn.Module):
     def forward(self, **inputs):
         return self.model(**inputs).last_hidden_state
 
+    def __getstate__(self):
+        # transformers (5.x) answers output_hidden_states=True (our stages) by installing
+        # forward hooks that are local closures, for good: the model would no longer
+        # pickle. They are dropped here; transformers reinstalls them on the next call.
+        for module in self.model.modules():
+            for key, hook in list(module._forward_hooks.items()):
+                if getattr(hook, "__name__", "") == "output_capturing_hook":
+                    del module._forward_hooks[key]
+            module.__dict__.pop("_output_capturing_hooks_installed", None)
+        return self.__dict__.copy()
+
 
 def build_hf_encoder(source: str, pretrained: bool = True) -> TokenStates:
     """Build a transformers encoder that returns token states ``(N, T, D)``."""
