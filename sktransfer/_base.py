@@ -79,6 +79,7 @@ class _TransferBase(BaseEstimator):
         "trainable_blocks": [Interval(Integral, 1, None, closed="left")],
         "layers": [str, Integral, list, tuple, None],
         "init": [HasMethods(["predict"]), None],
+        "init_cv": ["cv_object", None],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "backbone_lr": [Interval(Real, 0, None, closed="left"), None],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
@@ -112,6 +113,7 @@ class _TransferBase(BaseEstimator):
         trainable_blocks=1,
         layers=None,
         init=None,
+        init_cv=None,
         lr=1e-3,
         backbone_lr=None,
         layer_decay=None,
@@ -141,6 +143,7 @@ class _TransferBase(BaseEstimator):
         self.trainable_blocks = trainable_blocks
         self.layers = layers
         self.init = init
+        self.init_cv = init_cv
         self.lr = lr
         self.backbone_lr = backbone_lr
         self.layer_decay = layer_decay
@@ -205,7 +208,8 @@ class _TransferBase(BaseEstimator):
         target_dict = {"target": targets, "weight": self._sample_weight(sample_weight, len(X_checked), class_weight)}
         if init is not None:
             # The source model runs once per fit; its output rides along with the targets.
-            target_dict["offset"] = self._source_offsets(init, X, len(X_checked), fitted)
+            answers = self._init_answers(init, X, y)
+            target_dict["offset"] = self._source_offsets(init, X, len(X_checked), fitted, answers)
 
         seed = None if self.random_state is None else check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         device = resolve_device(self.device)
@@ -481,9 +485,26 @@ class _TransferBase(BaseEstimator):
             raise ValueError("sample_weight sums to zero: give at least one sample a positive weight.")
         return (weight * (n / total)).astype(np.float32)  # mean 1: rescaling the weights changes nothing
 
-    def _source_offsets(self, init, X, n: int, fitted: dict) -> np.ndarray:
-        """The ``init`` model's output for ``X`` in the network's output space, checked."""
-        offsets = np.asarray(self._source_outputs(init, X, fitted), dtype=np.float64)
+    def _init_answers(self, init, X, y):
+        """How ``init`` answers for the training rows: its own predictions, or with
+        ``init_cv``, out-of-fold predictions of clones fitted on the other folds (as
+        scikit-learn's stacking does), so that the correction learns the residuals
+        ``init`` makes on rows it has not seen, not on its own training rows."""
+        if self.init_cv is None:
+            return None
+        from sklearn.base import clone, is_classifier
+        from sklearn.model_selection import check_cv, cross_val_predict
+
+        estimator = unwrap_frozen(init)
+        cv = check_cv(self.init_cv, y, classifier=is_classifier(estimator))
+        return lambda method: cross_val_predict(clone(estimator), X, y, cv=cv, method=method)
+
+    def _source_offsets(self, init, X, n: int, fitted: dict, answers=None) -> np.ndarray:
+        """The ``init`` model's output for ``X`` in the network's output space, checked.
+
+        ``answers(method)`` replaces ``getattr(init, method)(X)`` (``init_cv``)."""
+        answers = answers or (lambda method: getattr(init, method)(X))
+        offsets = np.asarray(self._source_outputs(init, answers, fitted), dtype=np.float64)
         expected = (n, fitted["n_outputs_"])
         if offsets.shape != expected or not np.isfinite(offsets).all():
             raise ValueError(

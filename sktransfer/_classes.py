@@ -50,6 +50,13 @@ _SHARED_PARAMETERS = """
         the model predicts exactly what ``init`` predicts. It runs once per fit and
         once per prediction. Wrap it in :class:`sklearn.frozen.FrozenEstimator` inside
         a search.
+    init_cv : int, cross-validation generator, iterable or None, default=None
+        Where the training rows' ``init`` outputs come from. ``None``: the fitted
+        ``init`` itself. Otherwise, as in scikit-learn's stacking, out-of-fold
+        predictions of clones of ``init`` refitted on this ``y`` with this splitting
+        (``5`` is 5-fold): use it when ``init`` was fitted on these same rows, so the
+        correction learns residuals like those it meets on new data. Predictions always
+        use the fitted ``init``.
     lr : float, default=1e-3
         Learning rate of the head.
     backbone_lr : float, default=None
@@ -165,6 +172,7 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
         trainable_blocks=1,
         layers=None,
         init=None,
+        init_cv=None,
         lr=1e-3,
         backbone_lr=None,
         layer_decay=None,
@@ -197,6 +205,7 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
             trainable_blocks=trainable_blocks,
             layers=layers,
             init=init,
+            init_cv=init_cv,
             lr=lr,
             backbone_lr=backbone_lr,
             layer_decay=layer_decay,
@@ -253,8 +262,8 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
             return BatchMix(collate, self.augment, module.head.out_features)
         return collate
 
-    def _source_outputs(self, init, X, fitted) -> np.ndarray:
-        """``init``'s log-probabilities (or decision function) for X, columns in our class order."""
+    def _source_outputs(self, init, answers, fitted) -> np.ndarray:
+        """``init``'s log-probabilities (or decision function), columns in our class order."""
         classes = getattr(init, "classes_", None)
         if classes is None or not np.array_equal(np.asarray(classes), fitted["classes_"]):
             raise ValueError(
@@ -265,9 +274,9 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
             )
         if hasattr(init, "predict_log_proba"):
             # log(0) = -inf would make the loss infinite; the float32 floor changes no argmax.
-            return np.maximum(init.predict_log_proba(X), np.log(np.finfo(np.float32).tiny))
+            return np.maximum(answers("predict_log_proba"), np.log(np.finfo(np.float32).tiny))
         if hasattr(init, "decision_function"):
-            scores = np.asarray(init.decision_function(X), dtype=np.float64)
+            scores = np.asarray(answers("decision_function"), dtype=np.float64)
             # Binary decision functions score the second class: softmax([0, s]) = sigmoid(s).
             return np.column_stack([np.zeros(len(scores)), scores]) if scores.ndim == 1 else scores
         raise TypeError(
@@ -340,9 +349,9 @@ class TransferRegressor(RegressorMixin, _TransferBase):
         }
         return scaler.transform(y2).astype(np.float32), fitted, None, 1.0
 
-    def _source_outputs(self, init, X, fitted) -> np.ndarray:
+    def _source_outputs(self, init, answers, fitted) -> np.ndarray:
         """``init.predict(X)`` in this model's standardised target units."""
-        predicted = np.asarray(init.predict(X), dtype=np.float64)
+        predicted = np.asarray(answers("predict"), dtype=np.float64)
         predicted = predicted.reshape(len(predicted), -1)
         if predicted.shape[1] != fitted["n_outputs_"]:
             raise ValueError(

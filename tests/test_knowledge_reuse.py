@@ -307,3 +307,32 @@ def test_partial_strategy_counts_blocks_from_the_deepest_chosen_stage(images):
     assert blocks_feeding(["model.embeddings", "model.encoder.layer.0", "model.encoder.layer.1"], "layer.0") == [
         "model.embeddings", "model.encoder.layer.0"]
     assert blocks_feeding(["a", "b"], "unmatched") == ["a", "b"]
+
+
+def test_init_cv_trains_the_correction_on_out_of_fold_predictions():
+    from sklearn.model_selection import KFold, cross_val_predict
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 20))
+    y = X[:, 0] + rng.normal(size=60)
+    base = CountingPredictor(alpha=1e-3).fit(X, y)  # overfits its own rows
+    CountingPredictor.calls = 0
+    cv = KFold(3, shuffle=True, random_state=0)
+    est = TransferRegressor("mlp", init=base, init_cv=cv, max_epochs=1, lr=1e-12, random_state=0).fit(X, y)
+    assert CountingPredictor.calls == 3  # one per fold, on clones: the fitted init is not asked in fit
+    np.testing.assert_allclose(est.predict(X), base.predict(X), rtol=1e-5, atol=1e-5)  # predict uses the fitted init
+    # The first epoch's loss is that of the out-of-fold predictions, not of the in-sample ones.
+    oof = cross_val_predict(Ridge(alpha=1e-3), X, y, cv=cv)
+    scale = y.std()
+    expected = np.mean(((oof - y) / scale) ** 2)
+    in_sample = np.mean(((base.predict(X) - y) / scale) ** 2)
+    assert est.net_.history[0, "train_loss"] == pytest.approx(expected, rel=1e-3)
+    assert expected > 2 * in_sample
+
+
+def test_init_cv_for_a_classifier_pipeline(sentences):
+    texts, labels = sentences
+    tfidf = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(texts, labels)
+    clf = TransferClassifier("all-MiniLM-L6-v2", strategy="head", init=FrozenEstimator(tfidf), init_cv=3,
+                             max_epochs=1, lr=1e-12, random_state=0).fit(texts, labels)
+    np.testing.assert_array_equal(clf.predict(texts), tfidf.predict(texts))
