@@ -53,6 +53,9 @@ def main():
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
+    parser.add_argument("--init-cv", type=int, default=None,
+                        help="only TF-IDF + Ridge and init= it with init_cv=K (out-of-fold offsets); "
+                             "saved apart as residual_vader_init_cv-<device>.json")
     parser.add_argument("--classic-only", action="store_true",
                         help="only the TF-IDF + Ridge pipeline, on its training rows (in-sample and 5-fold "
                              "out-of-fold) and on the test rows; saved apart (residual_vader-classic-<device>.json)")
@@ -99,13 +102,19 @@ def main():
         entry["models"]["tfidf_ridge"]["vocabulary"] = len(classic[0].vocabulary_)
 
         common = dict(max_epochs=args.epochs, max_length=args.max_length, random_state=0)
-        record("finetune", *timed(TransferRegressor("all-MiniLM-L6-v2", **common)))
-        # init: the pipeline fitted above, on the training rows only.
-        record("init", *timed(TransferRegressor("all-MiniLM-L6-v2", init=classic, **common)))
-        start = time.perf_counter()
-        record("average", None, 0.0, (preds["tfidf_ridge"] + preds["finetune"]) / 2, time.perf_counter() - start)
+        if args.init_cv:
+            # The same fitted pipeline; the training rows' offsets come from K-fold clones of it.
+            record("init_cv", *timed(TransferRegressor("all-MiniLM-L6-v2", init=classic, init_cv=args.init_cv,
+                                                       **common)))
+        else:
+            record("finetune", *timed(TransferRegressor("all-MiniLM-L6-v2", **common)))
+            # init: the pipeline fitted above, on the training rows only.
+            record("init", *timed(TransferRegressor("all-MiniLM-L6-v2", init=classic, **common)))
+            start = time.perf_counter()
+            record("average", None, 0.0, (preds["tfidf_ridge"] + preds["finetune"]) / 2,
+                   time.perf_counter() - start)
         results[name] = entry
-        save_result("residual_vader", {
+        save_result("residual_vader_init_cv" if args.init_cv else "residual_vader", {
             "settings": {"backbone": "all-MiniLM-L6-v2", "n_train": args.n_train, "test_size": args.test_size,
                          "max_length": args.max_length, "epochs": args.epochs, "random_state": 0,
                          "torch_threads": args.threads,
@@ -117,10 +126,10 @@ def main():
             "command_args": vars(args),
         })
 
-    print(f"\n{'set':<7} " + " ".join(f"{k:>12}" for k in ("tfidf_ridge", "finetune", "init", "average")))
+    keys = ("tfidf_ridge", "init_cv") if args.init_cv else ("tfidf_ridge", "finetune", "init", "average")
+    print(f"\n{'set':<7} " + " ".join(f"{k:>12}" for k in keys))
     for name, entry in results.items():
-        print(f"{name:<7} " + " ".join(f"{entry['models'][k]['pearson_r']:>12.3f}"
-                                       for k in ("tfidf_ridge", "finetune", "init", "average")))
+        print(f"{name:<7} " + " ".join(f"{entry['models'][k]['pearson_r']:>12.3f}" for k in keys))
     print(f"wall time {time.perf_counter() - run_start:.0f}s")
 
 
