@@ -25,7 +25,7 @@ from ._adapters import adapter_class, guess_modality
 from ._backbone_cache import build_backbone
 from ._callbacks import SCHEDULES
 from ._feature_cache import backbone_fingerprint, fingerprint_module, get_store
-from ._features import FeatureAwareCollate, cached_features, extract_features, feature_dataset
+from ._features import FeatureAwareCollate, cached_features, call_args, extract_features, feature_dataset
 from ._losses import WeightedLoss
 from ._module import STRATEGIES, TransferModule
 from ._net import PRECISIONS, TransferNet, fast_path, release_accelerator_memory
@@ -354,7 +354,8 @@ class _TransferBase(BaseEstimator):
         probe.eval()
         try:
             with torch.no_grad():
-                out = probe.features(**X_dry) if isinstance(X_dry, dict) else probe.features(X_dry)
+                args, kwargs = call_args(X_dry)
+                out = probe.features(*args, **kwargs)
         except Exception as exc:
             if stages is None:
                 raise

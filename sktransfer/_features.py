@@ -10,7 +10,6 @@ from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 from ._feature_cache import digest
 
 
-
 class FeatureDataset(Dataset):
     """Precomputed features and their targets, fetched a whole batch at a time.
 
