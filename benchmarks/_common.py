@@ -34,13 +34,18 @@ def machine_info() -> dict:
             info["memory_gib"] = round(int(f.readline().split()[1]) / 1024**2, 1)
     except OSError:
         pass
+    info["git_commit"] = git_commit()
+    return info
+
+
+def git_commit() -> str | None:
+    """The checkout's short commit hash, or None outside git."""
     try:
-        info["git_commit"] = subprocess.run(
+        return subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
     except Exception:
-        info["git_commit"] = None
-    return info
+        return None
 
 
 def save_result(name: str, result: dict) -> str:

@@ -30,9 +30,9 @@ import os
 import time
 
 import numpy as np
-from _common import save_result
-from reuse_vader import fixed_split, git_commit, pick, training_rows
-from vader import FILES, load_set
+from _common import git_commit, save_result
+from reuse_vader import fixed_split, pick, training_rows
+from vader import FILES, load_named_set
 
 
 def tfidf_ridge():
@@ -72,10 +72,7 @@ def main():
     run_start = time.perf_counter()
     results = {}
     for name in args.sets:
-        path = os.path.join(args.data_dir, FILES[name])
-        if not os.path.isfile(path):
-            raise SystemExit(f"{path} not found: pass the folder holding the VADER ground-truth files.")
-        texts, y = load_set(path)
+        texts, y = load_named_set(args.data_dir, name)
         test, pool = fixed_split(len(y), args.test_size)
         rows = training_rows(pool, args.n_train, 0)
         X_train, y_train, X_test, y_test = pick(texts, rows), y[rows], pick(texts, test), y[test]
@@ -146,7 +143,7 @@ def classic_only(args) -> None:
 
     results = {}
     for name in args.sets:
-        texts, y = load_set(os.path.join(args.data_dir, FILES[name]))
+        texts, y = load_named_set(args.data_dir, name)
         test, pool = fixed_split(len(y), args.test_size)
         rows = training_rows(pool, args.n_train, 0)
         X_train, y_train, X_test, y_test = pick(texts, rows), y[rows], pick(texts, test), y[test]

@@ -31,12 +31,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import time
 
 import numpy as np
-from _common import RESULTS, save_result
-from vader import FILES, load_set
+from _common import RESULTS, git_commit, save_result
+from vader import load_named_set
 
 METHODS = {
     "source": "(a) tweets model, no adaptation",
@@ -64,14 +63,6 @@ def pick(texts, rows):
     return [texts[i] for i in rows]
 
 
-def git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except Exception:
-        return None
-
-
 def load_or_train_source(data_dir: str, cache: str, epochs: int, max_length: int):
     """The tweets model, from the cache when a compatible copy is there, else trained and saved."""
     import joblib
@@ -96,7 +87,7 @@ def load_or_train_source(data_dir: str, cache: str, epochs: int, max_length: int
             return source, {**info, "loaded_from_cache": True}
         except Exception as exc:  # noqa: BLE001 - any failure means: train it again
             print(f"source: cached copy not usable ({exc}); training it again", flush=True)
-    texts, y = load_set(os.path.join(data_dir, FILES["tweets"]))
+    texts, y = load_named_set(data_dir, "tweets")
     source = TransferRegressor("all-MiniLM-L6-v2", max_epochs=epochs, max_length=max_length, random_state=0)
     print(f"source: fine-tuning all-MiniLM-L6-v2 on all {len(y)} tweets ({epochs} epochs) ...", flush=True)
     start = time.perf_counter()
@@ -178,10 +169,7 @@ def main():
     source, source_info = load_or_train_source(args.data_dir, args.cache, args.epochs, args.max_length)
     sets = existing.get("sets", {})
     for target in args.targets:
-        path = os.path.join(args.data_dir, FILES[target])
-        if not os.path.isfile(path):
-            raise SystemExit(f"{path} not found: pass the folder holding the VADER ground-truth files.")
-        texts, y = load_set(path)
+        texts, y = load_named_set(args.data_dir, target)
         test, pool = fixed_split(len(y), args.test_size)
         X_test, y_test = pick(texts, test), y[test]
         entry = sets.setdefault(target, {"rows": len(y), "test_rows": len(test), "pool_rows": len(pool),

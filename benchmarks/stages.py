@@ -27,9 +27,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from _common import Timer, save_result
+from _common import Timer, git_commit, save_result
 from fashion_mnist import DATA_DIR, ensure_data, load_split
-from reuse_vader import git_commit
 
 LRS = [1e-3, 1e-2]
 

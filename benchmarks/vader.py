@@ -46,6 +46,14 @@ def load_set(path: str):
     return texts, np.asarray(ratings)
 
 
+def load_named_set(data_dir: str, name: str):
+    """``(texts, ratings)`` of the VADER set ``name`` in ``data_dir``, or exit saying where to look."""
+    path = os.path.join(data_dir, FILES[name])
+    if not os.path.isfile(path):
+        raise SystemExit(f"{path} not found: pass the folder holding the VADER ground-truth files.")
+    return load_set(path)
+
+
 def three_class(values, threshold=0.05):
     return np.where(values > threshold, 1, np.where(values < -threshold, -1, 0))
 
@@ -92,10 +100,7 @@ def main():
 
     results = {}
     for name in args.sets:
-        path = os.path.join(args.data_dir, FILES[name])
-        if not os.path.isfile(path):
-            raise SystemExit(f"{path} not found: pass the folder holding the VADER ground-truth files.")
-        texts, y = load_set(path)
+        texts, y = load_named_set(args.data_dir, name)
         if args.max_rows:
             texts, y = texts[: args.max_rows], y[: args.max_rows]
         folds = list(KFold(args.folds, shuffle=True, random_state=0).split(texts))
