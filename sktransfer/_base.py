@@ -28,10 +28,11 @@ from ._feature_cache import backbone_fingerprint, fingerprint_module, get_store
 from ._features import FeatureAwareCollate, cached_features, call_args, extract_features, feature_dataset
 from ._losses import WeightedLoss
 from ._module import STRATEGIES, TransferModule
-from ._net import PRECISIONS, TransferNet, fast_path, release_accelerator_memory
+from ._net import PRECISIONS, FitInterrupted, TransferNet, fast_path, release_accelerator_memory
 from ._registry import BackboneSpec, get_spec
 from ._sources import check_fitted_source, fitted_transfer_source, source_module, source_spec, unwrap_frozen
 from ._stages import blocks_feeding, resolve_layers
+from .exceptions import NonFiniteOutputError
 
 OPTIMIZERS = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD"}
 _DEFAULT_DRY_RUN = 2
@@ -60,6 +61,19 @@ def module_spec(module: nn.Module, modality: str) -> BackboneSpec:
         weights=None,
         plugin="<user module>",
     )
+
+
+def check_finite_outputs(out: np.ndarray) -> None:
+    """Refuse to turn NaN or infinite network outputs into predictions (argmax of NaN is
+    the first class: a wrong answer that looks like an answer)."""
+    bad = ~np.isfinite(out).all(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise NonFiniteOutputError(
+            f"The model gave NaN or infinite outputs for {len(rows)} of {len(out)} sample(s) (rows "
+            f"{', '.join(map(str, rows[:5]))}{', ...' if len(rows) > 5 else ''}). Check those inputs for extreme "
+            "values, far outside the training data's range."
+        )
 
 
 def resolve_device(device) -> str:
@@ -182,10 +196,19 @@ class _TransferBase(BaseEstimator):
         -------
         self
         """
-        # A failed fit restores the previous state: never a half-fitted estimator.
+        # A failed fit restores the previous state: never a half-fitted estimator, and
+        # never an interrupted or diverged one that looks fitted.
         previous = dict(self.__dict__)
         try:
             return self._fit(X, y, sample_weight)
+        except FitInterrupted as stop:
+            self.__dict__.clear()
+            self.__dict__.update(previous)
+            raise KeyboardInterrupt(
+                f"{type(self).__name__}.fit was interrupted after {stop.epochs_done} of {stop.max_epochs} epoch(s); "
+                "the estimator was left as it was before this fit. To keep the weights of interrupted runs, add "
+                "skorch's Checkpoint callback: net_params={'callbacks': [Checkpoint(dirname=...)]}."
+            ) from None
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(previous)
@@ -415,9 +438,12 @@ class _TransferBase(BaseEstimator):
     def _build_callbacks(self, module) -> list:
         from skorch.callbacks import EarlyStopping, ProgressBar
 
-        from ._callbacks import GradualUnfreezing, WarmupLRScheduler
+        from ._callbacks import FiniteLossGuard, GradualUnfreezing, WarmupLRScheduler
 
-        callbacks = [("lr_schedule", WarmupLRScheduler(self.lr_schedule, self.warmup_fraction))]
+        callbacks = [
+            ("finite_loss", FiniteLossGuard()),
+            ("lr_schedule", WarmupLRScheduler(self.lr_schedule, self.warmup_fraction)),
+        ]
         if self.strategy == "gradual":
             callbacks.append(("gradual_unfreezing", GradualUnfreezing(module.blocks)))
         if self.patience is not None:
@@ -426,7 +452,27 @@ class _TransferBase(BaseEstimator):
             )
         if self.verbose:
             callbacks.append(("progress_bar", ProgressBar()))
-        return callbacks
+        return self._merge_user_callbacks(callbacks)
+
+    def _merge_user_callbacks(self, callbacks: list) -> list:
+        """Ours plus ``net_params["callbacks"]``: the user's are added, not put in place
+        of the schedule and early stopping; a user callback named like one of ours
+        (``("lr_schedule", ...)``) replaces that one. The user's objects are copied, so
+        fitting never changes them (the fitted ones are in ``net_.callbacks_``)."""
+        user = (self.net_params or {}).get("callbacks") or []
+        if not isinstance(user, (list, tuple)):
+            raise TypeError(
+                f"net_params['callbacks'] must be a list of skorch callbacks or (name, callback) pairs, got "
+                f"{type(user).__name__}."
+            )
+        merged, unnamed = dict(callbacks), []
+        for item in copy.deepcopy(list(user)):
+            if isinstance(item, tuple):
+                name, callback = item
+                merged[name] = callback
+            else:
+                unnamed.append(item)  # skorch names it after its class
+        return [*merged.items(), *unnamed]
 
     def _optimizer_class(self):
         if isinstance(self.optimizer, str):
@@ -469,7 +515,7 @@ class _TransferBase(BaseEstimator):
         if not on_features:
             kwargs["optimizer__param_groups"] = self._param_groups(module, spec, source)
         kwargs.update(self._extra_net_params())
-        kwargs.update(self.net_params or {})
+        kwargs.update({key: value for key, value in (self.net_params or {}).items() if key != "callbacks"})
         return TransferNet(**kwargs)
 
     def _extra_net_params(self) -> dict:
@@ -536,6 +582,7 @@ class _TransferBase(BaseEstimator):
         out = self.net_.forward(dataset, training=False, device="cpu").numpy()
         if self.init_ is not None:
             out = out + self._source_offsets(self.init_, X, len(out), self._fitted_outputs())
+        check_finite_outputs(out)
         return out
 
     def _fitted_outputs(self) -> dict:

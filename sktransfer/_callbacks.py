@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 from skorch.callbacks import Callback, LRScheduler
+
+from .exceptions import TrainingDivergedError
 
 SCHEDULES = ("cosine", "onecycle", "constant")
 
@@ -78,3 +82,26 @@ class GradualUnfreezing(Callback):
         else:
             module.freeze("partial", self.blocks, n_trainable)
         net.history.record("unfrozen_blocks", n_trainable)
+
+
+class FiniteLossGuard(Callback):
+    """Stop the fit at the first NaN or infinite loss, with the epoch, the batch and the
+    likely causes, instead of training on and returning a model that predicts NaN.
+
+    It reads the loss skorch has already recorded (``loss.item()``), so it costs no
+    extra device synchronisation.
+    """
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs):
+        kind = "train" if training else "valid"
+        batches = net.history[-1, "batches"]
+        loss = batches[-1][f"{kind}_loss"]
+        if math.isfinite(loss):
+            return
+        n_batches = sum(f"{kind}_loss" in row for row in batches)
+        raise TrainingDivergedError(
+            f"Training diverged: the {'training' if training else 'validation'} loss became {loss} in epoch "
+            f"{len(net.history)} (batch {n_batches}). Likely causes: a learning rate too high (lr={net.lr:g}; try "
+            "10x smaller, or a warmup), targets on an extreme scale, or inputs with extreme values. The estimator "
+            "was left as it was before this fit."
+        )

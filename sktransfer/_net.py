@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import signal
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -63,8 +65,58 @@ def release_accelerator_memory(device) -> None:
         torch.cuda.empty_cache()
 
 
+class FitInterrupted(BaseException):
+    """Ctrl-C during training, carried past skorch (which would swallow a KeyboardInterrupt).
+
+    Not a KeyboardInterrupt subclass on purpose: skorch's ``partial_fit`` catches those
+    and returns a half-trained net as if training had finished.
+    """
+
+    def __init__(self, epochs_done: int, max_epochs: int):
+        super().__init__(epochs_done, max_epochs)
+        self.epochs_done, self.max_epochs = epochs_done, max_epochs
+
+
+class _SigintRecorder:
+    """Notes whether Ctrl-C (SIGINT) arrived, then interrupts as before.
+
+    skorch callbacks stop training by raising KeyboardInterrupt themselves (EarlyStopping
+    does); only a KeyboardInterrupt that follows a real SIGINT is the user's Ctrl-C.
+    Signal handlers can only be set from the main thread, which is also the only
+    thread Python delivers signals to; elsewhere this records nothing.
+    """
+
+    def __init__(self):
+        self.fired = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        self.fired = True
+        if callable(self._previous):
+            self._previous(signum, frame)
+        elif self._previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+def completed_epochs(history) -> int:
+    """Epochs that ran to their end (skorch records ``dur`` last, in ``on_epoch_end``)."""
+    return sum("dur" in row for row in history)
+
+
 class TransferNet(NeuralNet):
-    """skorch NeuralNet with autocast, an optional GradScaler and inference_mode."""
+    """skorch NeuralNet with autocast, an optional GradScaler, inference_mode, and a
+    Ctrl-C that stops the fit instead of ending it early as if it had succeeded."""
 
     def __init__(self, *args, amp_dtype=None, grad_scaler=False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -81,6 +133,15 @@ class TransferNet(NeuralNet):
         device_type = torch.device(self.device).type
         self.scaler_ = torch.amp.GradScaler(device_type) if self.grad_scaler else None
         return self
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        with _SigintRecorder() as sigint:
+            try:
+                return super().fit_loop(X, y, epochs, **fit_params)
+            except KeyboardInterrupt as exc:
+                if sigint.fired:
+                    raise FitInterrupted(completed_epochs(self.history), self.max_epochs) from exc
+                raise  # a callback's request to stop (EarlyStopping): skorch ends the fit normally
 
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)

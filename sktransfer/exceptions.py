@@ -27,3 +27,11 @@ class InputModalityError(SktransferError, TypeError):
 
 class InvalidInputError(SktransferError, ValueError):
     """``X`` has the right modality but unusable content (ragged, unreadable file...)."""
+
+
+class TrainingDivergedError(SktransferError, ValueError):
+    """The training or validation loss became NaN or infinite; the fit was abandoned."""
+
+
+class NonFiniteOutputError(SktransferError, ValueError):
+    """A fitted model gave NaN or infinite outputs for some samples at predict time."""
