@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from numbers import Real
+from numbers import Number, Real
 
 import numpy as np
 from scipy.special import log_softmax, softmax
@@ -133,6 +133,24 @@ _SHARED_ATTRIBUTES = """
 """
 
 
+def check_uniform_labels(y) -> None:
+    """Refuse labels that mix strings with numbers: numpy would silently turn ``[1, "a"]``
+    into ``["1", "a"]``, and predictions would come back as strings the user never gave."""
+    if isinstance(y, np.ndarray) and y.dtype != object:
+        return
+    values = y.tolist() if hasattr(y, "tolist") else y
+    if not isinstance(values, (list, tuple)):
+        return
+    kinds = {"str" if isinstance(v, str) else "number" for v in values if isinstance(v, (str, Number))}
+    if len(kinds) > 1:
+        strings = next(v for v in values if isinstance(v, str))
+        number = next(v for v in values if isinstance(v, Number) and not isinstance(v, str))
+        raise TypeError(
+            f"y mixes string labels (e.g. {strings!r}) with numbers (e.g. {number!r}); numpy would turn the numbers "
+            "into strings. Give every label one type, e.g. y = [str(label) for label in y]."
+        )
+
+
 class TransferClassifier(ClassifierMixin, _TransferBase):
     __doc__ = f"""Classifier that fine-tunes a pretrained backbone with a new linear head.
 
@@ -233,6 +251,7 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
         self.label_smoothing = label_smoothing
 
     def _encode_targets(self, y):
+        check_uniform_labels(y)
         y = np.asarray(y) if not hasattr(y, "to_numpy") else y.to_numpy()
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
