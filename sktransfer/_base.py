@@ -29,6 +29,7 @@ from ._features import FeatureAwareCollate, cached_features, call_args, extract_
 from ._losses import WeightedLoss
 from ._module import STRATEGIES, TransferModule
 from ._net import PRECISIONS, TransferNet, fast_path, release_accelerator_memory
+from ._preflight import check_class_labels, check_device, check_samples
 from ._registry import BackboneSpec, get_spec
 from ._sources import check_fitted_source, fitted_transfer_source, source_module, source_spec, unwrap_frozen
 from ._stages import blocks_feeding, resolve_layers
@@ -193,6 +194,8 @@ class _TransferBase(BaseEstimator):
 
     def _fit(self, X, y, sample_weight):
         self._validate_params()
+        check_device(self.device)
+        check_samples(X)
         spec, source = self._resolve_backbone(X)
         adapter = self._build_adapter(spec, source)
         init = self._check_init()
@@ -203,6 +206,8 @@ class _TransferBase(BaseEstimator):
             adapter.fit(X_checked)
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
+        if self._loss_kind == "cross_entropy":
+            check_class_labels(y)
         check_consistent_length(X_checked, y)
         targets, fitted, stratify, class_weight = self._encode_targets(y)
         target_dict = {"target": targets, "weight": self._sample_weight(sample_weight, len(X_checked), class_weight)}
@@ -519,6 +524,7 @@ class _TransferBase(BaseEstimator):
     def _forward(self, X) -> np.ndarray:
         """Raw outputs (logits or standardised targets) for X, batch by batch."""
         check_is_fitted(self)
+        check_samples(X)
         X_checked = self.adapter_.check(X, estimator=self, reset=False)
         fingerprint = self.feature_fingerprint_
         store = get_store(self.feature_cache) if fingerprint is not None else None
