@@ -22,6 +22,15 @@ DATA_FILE_SUFFIXES = (
     ".pkl", ".pickle", ".h5", ".hdf5", ".arrow", ".zip", ".tar", ".gz",
     ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp",
 )
+# Hugging Face models whose position ids start after the padding index (RoBERTa's
+# create_position_ids_from_input_ids): pad_token_id + 1 of their position table is
+# never usable, so 514 positions hold 512 tokens.
+POSITION_OFFSET_MODEL_TYPES = frozenset(
+    {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "data2vec-text", "ibert", "luke",
+     "markuplm", "mpnet", "esm", "roberta-prelayernorm"}
+)
+# Tokenizers without a known limit report this huge sentinel (transformers' VERY_LARGE_INTEGER).
+_NO_TOKENIZER_LIMIT = 10**9
 
 
 # ------------------------------------------------------------------ device
@@ -101,6 +110,57 @@ def _looks_like_path(X) -> bool:
     except (OSError, ValueError):  # embedded NUL, a name too long
         return False
     return " " not in text and text.lower().endswith(DATA_FILE_SUFFIXES)
+
+
+def check_texts_encodable(texts) -> None:
+    """Raise for texts that UTF-8 can't encode (lone surrogates), which tokenizers reject."""
+    for i, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError(
+                f"X[{i}] holds a character that can't be encoded as UTF-8 ({text[exc.start:exc.end]!r} at "
+                f"position {exc.start}, a lone surrogate, often from bad decoding): the tokenizer can't read it. "
+                "Replace such characters, e.g. text.encode('utf-8', 'replace').decode('utf-8'), or remove them."
+            ) from None
+
+
+# ------------------------------------------------------------------ text models
+def text_model_limit(tokenizer, config=None) -> tuple[int | None, str]:
+    """The most tokens the model takes, and where that number comes from."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        offset = 0
+        if getattr(config, "model_type", None) in POSITION_OFFSET_MODEL_TYPES:
+            offset = (getattr(config, "pad_token_id", None) or 0) + 1
+        source = "max_position_embeddings" + (f" - {offset} (padding offset)" if offset else "")
+        return positions - offset, source
+    limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and 0 < limit < _NO_TOKENIZER_LIMIT:
+        return limit, "the tokenizer's model_max_length"
+    return None, ""
+
+
+def model_config(source):
+    """The Hugging Face config of a text backbone's ``source``, or None where it doesn't load."""
+    from .backbones.huggingface import _config
+
+    try:
+        return _config(source)
+    except Exception:  # a plugin's tokenizer source need not be a model directory
+        return None
+
+
+def check_max_length(max_length: int, name: str, tokenizer, config=None, from_param: bool = True) -> None:
+    """Raise when ``max_length`` exceeds the positions the text model has."""
+    limit, source = text_model_limit(tokenizer, config)
+    if limit is None or max_length <= limit:
+        return
+    what = f"max_length={max_length}" if from_param else f"The backbone's default max_length ({max_length})"
+    raise ValueError(
+        f"{what} is more than text backbone {name!r} takes: {limit} tokens ({source}). Longer inputs would "
+        f"index past its position table. Use max_length={limit} or less."
+    )
 
 
 # ------------------------------------------------------------------ y

@@ -20,6 +20,11 @@ def fitted_mlp():
     return TransferClassifier("mlp", max_epochs=1, random_state=0).fit(X_TAB, Y_CLS)
 
 
+@pytest.fixture(scope="module")
+def fitted_text():
+    return TransferClassifier("all-MiniLM-L6-v2", strategy="head", max_epochs=1, random_state=0).fit(TEXTS, [1, 0, 1, 0])
+
+
 # ------------------------------------------------------------------ device
 @NO_CUDA
 @pytest.mark.parametrize("device", ["cuda", "cuda:0", torch.device("cuda")])
@@ -73,8 +78,8 @@ def test_single_directory_name_in_fit(tmp_path):
         TransferClassifier("resnet18", pretrained=False).fit(str(tmp_path), Y_CLS)
 
 
-def test_X_none_or_path_in_predict(fitted_mlp,):
-    for fitted in (fitted_mlp,):
+def test_X_none_or_path_in_predict(fitted_mlp, fitted_text):
+    for fitted in (fitted_mlp, fitted_text):
         for method in (fitted.predict, fitted.predict_proba):
             with pytest.raises(InvalidInputError, match="X is None"):
                 method(None)
@@ -85,6 +90,38 @@ def test_X_none_or_path_in_predict(fitted_mlp,):
 def test_single_sentence_keeps_the_adapters_message():
     with pytest.raises(InputModalityError, match=r"single string.*e\.g\. \[text\]"):
         TransferClassifier("all-MiniLM-L6-v2").fit("a sentence, not a file name", [0])
+
+
+# ------------------------------------------------------------------ text
+def test_max_length_beyond_the_models_positions():
+    with pytest.raises(ValueError, match=r"max_length=1000 .* 512 tokens \(max_position_embeddings\).*max_length=512"):
+        TransferClassifier("all-MiniLM-L6-v2", max_length=1000).fit(TEXTS, [1, 0, 1, 0])
+
+
+def test_max_length_beyond_the_positions_of_a_reused_backbone(fitted_text):
+    with pytest.raises(ValueError, match="max_length=513 .* 512 tokens"):
+        TransferClassifier(fitted_text, max_length=513).fit(TEXTS, [1, 0, 1, 0])
+
+
+def test_max_length_limit_counts_the_padding_offset():
+    from types import SimpleNamespace
+
+    from sktransfer._preflight import text_model_limit
+
+    roberta = SimpleNamespace(max_position_embeddings=514, model_type="roberta", pad_token_id=1)
+    assert text_model_limit(None, roberta) == (512, "max_position_embeddings - 2 (padding offset)")
+    assert text_model_limit(SimpleNamespace(model_max_length=128), None)[0] == 128
+    assert text_model_limit(SimpleNamespace(model_max_length=int(1e30)), None)[0] is None
+
+
+@pytest.mark.parametrize("bad", ["lone \ud800 surrogate", "\udcff"])
+def test_text_that_utf8_cannot_encode(bad, fitted_text):
+    texts = ["fine", "also fine", bad, "ok"]
+    match = r"X\[2\] holds a character that can't be encoded as UTF-8.*encode\('utf-8', 'replace'\)"
+    with pytest.raises(InvalidInputError, match=match):
+        TransferClassifier("all-MiniLM-L6-v2", strategy="head", max_epochs=1).fit(texts, [1, 0, 1, 0])
+    with pytest.raises(InvalidInputError, match=match):
+        fitted_text.predict(texts)
 
 
 # ------------------------------------------------------------------ y
@@ -114,6 +151,8 @@ FAILED_REFITS = [
     ("fitted_mlp", {}, None, Y_CLS, InvalidInputError, "X is None"),
     ("fitted_mlp", {}, "data/train.csv", Y_CLS, InputModalityError, "single path"),
     ("fitted_mlp", {}, X_TAB, ["a", None] * 10, ValueError, "missing label"),
+    ("fitted_text", {"max_length": 4096}, TEXTS, [1, 0, 1, 0], ValueError, "512 tokens"),
+    ("fitted_text", {}, ["ok", "\ud800", "ok", "ok"], [1, 0, 1, 0], InvalidInputError, "UTF-8"),
 ]
 if not torch.cuda.is_available():
     FAILED_REFITS.append(("fitted_mlp", {"device": "cuda"}, X_TAB, Y_CLS, ValueError, "CUDA is not available"))
