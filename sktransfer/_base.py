@@ -29,7 +29,7 @@ from ._features import FeatureAwareCollate, cached_features, call_args, extract_
 from ._losses import WeightedLoss
 from ._module import STRATEGIES, TransferModule
 from ._net import PRECISIONS, TransferNet, fast_path, release_accelerator_memory
-from ._preflight import check_class_labels, check_device, check_samples
+from ._preflight import batchnorm_drop_last, check_class_labels, check_device, check_samples, check_validation_split
 from ._registry import BackboneSpec, get_spec
 from ._sources import check_fitted_source, fitted_transfer_source, source_module, source_spec, unwrap_frozen
 from ._stages import blocks_feeding, resolve_layers
@@ -210,6 +210,7 @@ class _TransferBase(BaseEstimator):
             check_class_labels(y)
         check_consistent_length(X_checked, y)
         targets, fitted, stratify, class_weight = self._encode_targets(y)
+        check_validation_split(self, len(X_checked), stratify, fitted.get("classes_"))
         target_dict = {"target": targets, "weight": self._sample_weight(sample_weight, len(X_checked), class_weight)}
         if init is not None:
             # The source model runs once per fit; its output rides along with the targets.
@@ -224,6 +225,7 @@ class _TransferBase(BaseEstimator):
             if seed is not None:
                 torch.manual_seed(seed)
             module, weights = self._build_module(spec, source, adapter, X_checked, fitted["n_outputs_"], device)
+            train_params = batchnorm_drop_last(self, module, len(X_checked))  # before any training
             module.channels_last = fast.channels_last
             if fast.channels_last:
                 module.to(memory_format=torch.channels_last)
@@ -236,6 +238,7 @@ class _TransferBase(BaseEstimator):
             else:
                 train_data = adapter.dataset(X_checked, target_dict, train=True)
             net = self._build_net(module, spec, source, adapter, seed, device, on_features, fast)
+            net.set_params(**train_params)
             net.fit(train_data, stratify)
         self._set_fitted(spec, adapter, net, device, fast, fingerprint, init, module.stages, fitted)
         return self

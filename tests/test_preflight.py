@@ -5,8 +5,10 @@ import pathlib
 import numpy as np
 import pytest
 import torch
+import torch.nn as nn
 
-from sktransfer import TransferClassifier
+from sktransfer import TransferClassifier, TransferRegressor
+from sktransfer._preflight import n_validation
 from sktransfer.exceptions import InputModalityError, InvalidInputError
 
 X_TAB = np.random.RandomState(0).normal(size=(20, 3))
@@ -15,9 +17,36 @@ TEXTS = ["good film", "bad film", "great day", "awful day"]
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 
 
+class BatchNormNet(nn.Module):
+    """Tabular backbone with a trained BatchNorm1d: a batch of one sample raises in train mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 4)
+        self.bn = nn.BatchNorm1d(4)
+
+    def forward(self, x):
+        return torch.relu(self.bn(self.lin(x)))
+
+
+class BatchNormCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.bn = nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        return torch.relu(self.bn(self.conv(x))).mean(dim=(2, 3))
+
+
 @pytest.fixture(scope="module")
 def fitted_mlp():
     return TransferClassifier("mlp", max_epochs=1, random_state=0).fit(X_TAB, Y_CLS)
+
+
+@pytest.fixture(scope="module")
+def fitted_reg():
+    return TransferRegressor("mlp", max_epochs=1, random_state=0).fit(X_TAB, np.arange(20.0))
 
 
 @pytest.fixture(scope="module")
@@ -145,12 +174,99 @@ def test_missing_labels_in_a_pandas_series():
         TransferClassifier("mlp").fit(X_TAB, y)
 
 
+# ------------------------------------------------------------------ validation split
+def test_validation_split_size_matches_skorch():
+    from skorch.dataset import ValidSplit
+
+    for n, fraction in [(20, 0.1), (30, 0.1), (7, 0.3), (2, 0.5)]:
+        train, valid = ValidSplit(fraction, stratified=False, random_state=0)(np.zeros((n, 1)))
+        assert len(valid) == n_validation(fraction, n) and len(train) == n - len(valid)
+
+
+def test_patience_with_a_class_of_one_sample():
+    with pytest.raises(ValueError, match=r"patience=2 .* class\(es\) 'b' have a single sample \(class counts: 'a': 5, 'b': 1\).*patience=None"):
+        TransferClassifier("mlp", patience=2).fit(X_TAB[:6], ["a"] * 5 + ["b"])
+
+
+def test_validation_part_smaller_than_the_classes():
+    y = np.arange(20) % 5
+    with pytest.raises(ValueError, match="validation part gets 2 of 20 samples, fewer than the 5 classes.*larger validation_fraction"):
+        TransferClassifier("mlp", validation_fraction=0.1).fit(X_TAB, y)
+
+
+def test_training_part_smaller_than_the_classes():
+    y = np.arange(20) % 5
+    with pytest.raises(ValueError, match="training part gets 2 of 20 samples.*smaller validation_fraction"):
+        TransferClassifier("mlp", validation_fraction=0.9).fit(X_TAB, y)
+
+
+def test_regressor_split_with_nothing_left_to_train_on():
+    with pytest.raises(ValueError, match=r"validation_fraction=0.5: of 1 sample\(s\), 1 go to validation and none are left"):
+        TransferRegressor("mlp", validation_fraction=0.5).fit(X_TAB[:1], [1.0])
+
+
+def test_a_split_that_fits_trains():
+    clf = TransferClassifier("mlp", max_epochs=1, patience=1).fit(X_TAB, Y_CLS)  # 2 validation rows, 1 per class
+    assert "valid_loss" in clf.net_.history[-1]
+
+
+# ------------------------------------------------------------------ BatchNorm and a last batch of one
+def test_batchnorm_drops_a_last_batch_of_one():
+    clf = TransferClassifier(BatchNormNet(), max_epochs=2, batch_size=4, random_state=0).fit(X_TAB[:9], Y_CLS[:9])
+    assert clf.net_.iterator_train__drop_last is True
+    assert [len(epoch["batches"]) for epoch in clf.net_.history] == [2, 2]  # 9 rows: 4 + 4, the 9th dropped
+
+
+def test_batchnorm_counts_the_rows_after_the_validation_split():
+    # 20 rows, ceil(0.1 * 20) = 2 for validation: 18 train, 18 % 17 == 1.
+    reg = TransferRegressor(BatchNormNet(), max_epochs=1, batch_size=17, validation_fraction=0.1)
+    reg.fit(X_TAB, np.arange(20.0))
+    assert reg.net_.iterator_train__drop_last is True and len(reg.net_.history[-1, "batches"]) == 2  # 1 train + 1 valid
+
+
+def test_batchnorm2d_in_an_image_backbone(digits):
+    X, y = digits
+    X, y = X[:9], y[:9]
+    clf = TransferClassifier(BatchNormCNN(), image_size=16, max_epochs=1, batch_size=4).fit(X, y)
+    assert clf.net_.iterator_train__drop_last is True
+
+
+def test_no_drop_without_a_trained_batchnorm():
+    mlp = TransferClassifier("mlp", max_epochs=1, batch_size=4).fit(X_TAB[:9], Y_CLS[:9])
+    head = TransferClassifier(BatchNormNet(), strategy="head", max_epochs=1, batch_size=4).fit(X_TAB[:9], Y_CLS[:9])
+    for clf in (mlp, head):
+        assert not getattr(clf.net_, "iterator_train__drop_last", False)
+        assert len(clf.net_.history[-1, "batches"]) == 3
+
+
+def test_users_drop_last_wins():
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel"):  # torch's own error
+        TransferClassifier(
+            BatchNormNet(), max_epochs=1, batch_size=4, net_params={"iterator_train__drop_last": False}
+        ).fit(X_TAB[:9], Y_CLS[:9])
+
+
+def test_batch_size_from_net_params_is_the_one_checked():
+    clf = TransferClassifier(BatchNormNet(), max_epochs=1, batch_size=32, net_params={"iterator_train__batch_size": 4})
+    clf.fit(X_TAB[:9], Y_CLS[:9])
+    assert clf.net_.iterator_train__drop_last is True
+
+
+def test_one_training_sample_with_batchnorm():
+    with pytest.raises(ValueError, match=r"One training sample, but the backbone's BatchNorm layer\(s\) \(bn\) train.*strategy='head'"):
+        TransferRegressor(BatchNormNet(), max_epochs=1).fit(X_TAB[:1], [1.0])
+
+
 # ------------------------------------------------------------------ a failed refit changes nothing
 FAILED_REFITS = [
     ("fitted_mlp", {"device": "gpu"}, X_TAB, Y_CLS, ValueError, "not a device torch knows"),
     ("fitted_mlp", {}, None, Y_CLS, InvalidInputError, "X is None"),
     ("fitted_mlp", {}, "data/train.csv", Y_CLS, InputModalityError, "single path"),
     ("fitted_mlp", {}, X_TAB, ["a", None] * 10, ValueError, "missing label"),
+    ("fitted_mlp", {"patience": 2}, X_TAB[:6], [0] * 5 + [1], ValueError, "single sample"),
+    ("fitted_reg", {"backbone": BatchNormNet(), "validation_fraction": 0.5}, X_TAB[:2], [0.0, 1.0], ValueError,
+     "One training sample"),
+    ("fitted_reg", {"validation_fraction": 0.5}, X_TAB[:1], [1.0], ValueError, "none are left to train on"),
     ("fitted_text", {"max_length": 4096}, TEXTS, [1, 0, 1, 0], ValueError, "512 tokens"),
     ("fitted_text", {}, ["ok", "\ud800", "ok", "ok"], [1, 0, 1, 0], InvalidInputError, "UTF-8"),
 ]
