@@ -29,6 +29,7 @@ from ._features import FeatureAwareCollate, cached_features, call_args, extract_
 from ._losses import WeightedLoss
 from ._module import STRATEGIES, TransferModule
 from ._net import PRECISIONS, FitInterrupted, TransferNet, fast_path, release_accelerator_memory
+from ._preflight import batchnorm_drop_last, check_class_labels, check_device, check_samples, check_validation_split
 from ._registry import BackboneSpec, get_spec
 from ._sources import check_fitted_source, fitted_transfer_source, source_module, source_spec, unwrap_frozen
 from ._stages import blocks_feeding, resolve_layers
@@ -216,6 +217,8 @@ class _TransferBase(BaseEstimator):
 
     def _fit(self, X, y, sample_weight):
         self._validate_params()
+        check_device(self.device)
+        check_samples(X)
         spec, source = self._resolve_backbone(X)
         adapter = self._build_adapter(spec, source)
         init = self._check_init()
@@ -226,8 +229,11 @@ class _TransferBase(BaseEstimator):
             adapter.fit(X_checked)
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
+        if self._loss_kind == "cross_entropy":
+            check_class_labels(y)
         check_consistent_length(X_checked, y)
         targets, fitted, stratify, class_weight = self._encode_targets(y)
+        check_validation_split(self, len(X_checked), stratify, fitted.get("classes_"))
         target_dict = {"target": targets, "weight": self._sample_weight(sample_weight, len(X_checked), class_weight)}
         if init is not None:
             # The source model runs once per fit; its output rides along with the targets.
@@ -242,6 +248,7 @@ class _TransferBase(BaseEstimator):
             if seed is not None:
                 torch.manual_seed(seed)
             module, weights = self._build_module(spec, source, adapter, X_checked, fitted["n_outputs_"], device)
+            train_params = batchnorm_drop_last(self, module, len(X_checked))  # before any training
             module.channels_last = fast.channels_last
             if fast.channels_last:
                 module.to(memory_format=torch.channels_last)
@@ -254,6 +261,7 @@ class _TransferBase(BaseEstimator):
             else:
                 train_data = adapter.dataset(X_checked, target_dict, train=True)
             net = self._build_net(module, spec, source, adapter, seed, device, on_features, fast)
+            net.set_params(**train_params)
             net.fit(train_data, stratify)
         self._set_fitted(spec, adapter, net, device, fast, fingerprint, init, module.stages, fitted)
         return self
@@ -565,6 +573,7 @@ class _TransferBase(BaseEstimator):
     def _forward(self, X) -> np.ndarray:
         """Raw outputs (logits or standardised targets) for X, batch by batch."""
         check_is_fitted(self)
+        check_samples(X)
         X_checked = self.adapter_.check(X, estimator=self, reset=False)
         fingerprint = self.feature_fingerprint_
         store = get_store(self.feature_cache) if fingerprint is not None else None

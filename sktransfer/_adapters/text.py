@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
+from .._preflight import check_max_length, check_texts_encodable, model_config
 from ..exceptions import InputModalityError, InvalidInputError
 from ._base import InputAdapter, SampleDataset, column, identity, non_empty
 
@@ -44,15 +45,17 @@ class TextAdapter(InputAdapter):
         from ..backbones.huggingface import load_tokenizer
 
         pooling = params.get("pooling", "auto")
-        return cls(
-            spec.name,
-            load_tokenizer(spec.preprocessing.tokenizer),
-            params.get("max_length") or spec.preprocessing.max_length,
-            "mean" if pooling == "auto" else pooling,
-        )
+        tokenizer = load_tokenizer(spec.preprocessing.tokenizer)
+        max_length = params.get("max_length") or spec.preprocessing.max_length
+        config = model_config(spec.preprocessing.tokenizer)
+        check_max_length(max_length, spec.name, tokenizer, config, from_param=bool(params.get("max_length")))
+        return cls(spec.name, tokenizer, max_length, "mean" if pooling == "auto" else pooling)
 
     def inherit(self, params: dict) -> "TextAdapter":
         pooling = params.get("pooling", "auto")
+        if params.get("max_length"):
+            tokenizer = self.collate_fn.tokenizer  # loaded from the model's directory: its config is there too
+            check_max_length(params["max_length"], self.name, tokenizer, model_config(tokenizer.name_or_path))
         return type(self)(
             self.name,
             self.collate_fn.tokenizer,
@@ -96,6 +99,7 @@ class TextAdapter(InputAdapter):
                 raise InputModalityError(
                     f"X[{i}] is a {type(x).__name__}, but backbone {self.name!r} takes text: every item must be a str."
                 )
+        check_texts_encodable(X)
         return X
 
     def dataset(self, texts: list[str], targets=None, train: bool = False) -> SampleDataset:
