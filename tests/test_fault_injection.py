@@ -109,6 +109,16 @@ CASES = [
     ("ragged-images", "image", {}, lambda X: np.array([X[0], X[1][:4]], dtype=object), lambda y: y[:2],
      ValueError, "different shapes"),
     ("missing-image-file", "image", {}, lambda X: ["no/such/file.png"] * len(X), None, ValueError, "not found"),
+    ("device-typo", "tabular", {"device": "gpu"}, None, None, ValueError, "not a device torch knows"),
+    ("X-none", "tabular", {}, lambda X: None, None, ValueError, "X is None"),
+    ("X-file-name", "text", {}, lambda X: "data/train.csv", None, TypeError, "single path"),
+    ("none-label", "tabular", {}, None, lambda y: np.where(np.arange(len(y)) == 3, None, y), ValueError,
+     "missing label"),
+    ("mixed-labels", "tabular", {}, None, lambda y: [1 if v == "a" else v for v in y], TypeError, "mixes string"),
+    ("lone-surrogate", "text", {}, lambda X: [*X[:-1], "bad \ud800 text"], None, ValueError, "UTF-8"),
+    ("max-length", "text", {"max_length": 100_000}, None, None, ValueError, "position"),
+    ("patience-few-per-class", "tabular", {"patience": 2}, lambda X: X[:6],
+     lambda y: np.array(["a", "a", "a", "a", "a", "b"], dtype=object), ValueError, "single sample"),
 ]
 
 
