@@ -1,6 +1,7 @@
 """Frozen features: one backbone pass per fit, shared across fits, never stale."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -179,3 +180,46 @@ def test_frozen_fits_share_one_backbone_and_training_fits_copy_it(digits):
     assert all(p.requires_grad for p in c.net_.module_.backbone.parameters())
     assert not any(p.requires_grad for p in a.net_.module_.backbone.parameters())
     np.testing.assert_array_equal(a.predict_proba(X), before)  # fine-tuning c left a untouched
+
+
+def _write_ppm(path, pixels):
+    # Uncompressed: every 12x12 image has the same byte size.
+    from PIL import Image
+
+    Image.fromarray(pixels).save(path, format="PPM")
+
+
+def test_a_file_rewritten_with_the_same_size_and_timestamps_is_not_stale(images, tmp_path):
+    X, y = images
+    paths = [str(tmp_path / f"{i}.ppm") for i in range(12)]
+    for path, pixels in zip(paths, X[:12]):
+        _write_ppm(path, pixels)
+    clf = head_clf(max_epochs=1).fit(paths, y[:12])
+    before = clf.predict_proba(paths)
+    stat = os.stat(paths[0])
+    _write_ppm(paths[0], X[40])  # other pixels, same size...
+    os.utime(paths[0], ns=(stat.st_atime_ns, stat.st_mtime_ns))  # ...and the old timestamps
+    assert (os.stat(paths[0]).st_size, os.stat(paths[0]).st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    seen = CountingCNN.rows_seen
+    after = clf.predict_proba(paths)
+    assert CountingCNN.rows_seen == seen + 1  # only the rewritten file runs the backbone again
+    assert not np.allclose(after[0], before[0])
+    np.testing.assert_allclose(after[1:], before[1:])
+    fresh = clf.set_params(feature_cache=None).predict_proba(paths)  # the backbone on every file
+    np.testing.assert_allclose(after, fresh, rtol=1e-5, atol=1e-6)
+
+
+def test_the_same_bytes_under_two_names_share_a_row(images, tmp_path):
+    X, y = images
+    paths = [str(tmp_path / f"{i}.ppm") for i in range(12)]
+    for path, pixels in zip(paths, X[:12]):
+        _write_ppm(path, pixels)
+    clf = head_clf(max_epochs=1).fit(paths, y[:12])
+    copy = tmp_path / "sub" / "copy.ppm"
+    copy.parent.mkdir()
+    copy.write_bytes(open(paths[3], "rb").read())
+    keys = clf.adapter_.sample_keys(clf.feature_fingerprint_, clf.adapter_.check([paths[3], str(copy), paths[4]]))
+    assert keys[0] == keys[1] != keys[2]
+    seen = CountingCNN.rows_seen
+    np.testing.assert_allclose(clf.predict_proba([str(copy)]), clf.predict_proba([paths[3]]))
+    assert CountingCNN.rows_seen == seen
