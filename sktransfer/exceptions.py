@@ -1,7 +1,8 @@
 """Exceptions raised by sktransfer.
 
 Each one subclasses ``ValueError`` or ``TypeError`` so that code written for
-scikit-learn (``except ValueError``) keeps catching them.
+scikit-learn (``except ValueError``) keeps catching them. Warnings subclass
+``UserWarning``.
 """
 
 
@@ -27,3 +28,12 @@ class InputModalityError(SktransferError, TypeError):
 
 class InvalidInputError(SktransferError, ValueError):
     """``X`` has the right modality but unusable content (ragged, unreadable file...)."""
+
+
+class FeatureCacheError(SktransferError, ValueError):
+    """``feature_cache`` names a path that can't hold the cache (a file, a directory that
+    can't be created or written), or its SQLite file failed in a way a rebuild can't fix."""
+
+
+class FeatureCacheWarning(UserWarning):
+    """The on-disk feature cache was unreadable and was rebuilt empty (features are recomputed)."""
