@@ -5,6 +5,7 @@ import math
 import os
 import sqlite3
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -315,3 +316,28 @@ def test_a_locked_disk_cache_is_waited_for_not_rebuilt(tmp_path):
     assert not list(tmp_path.glob("*corrupt*"))
     assert list(store.get_many([b"k"])) == [b"k"]
 
+
+def test_memory_store_is_consistent_under_concurrent_use():
+    store = MemoryFeatureStore(max_bytes=50 * 40)  # 50 rows of 10 float32
+
+    def work(seed):
+        rng = np.random.RandomState(seed)
+        for _ in range(200):
+            keys = [bytes([k]) for k in rng.randint(0, 120, size=8)]
+            store.put_many({k: np.full(10, k[0], np.float32) for k in keys})
+            for key, row in store.get_many(keys).items():
+                assert row[0] == key[0]
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(work, range(4)))
+    assert store.nbytes == sum(row.nbytes for row in store._rows.values()) <= store.max_bytes
+
+
+def test_concurrent_predictions_from_the_memory_cache_match_serial_ones(images):
+    X, y = images
+    clf = head_clf(max_epochs=1).fit(X[:30], y[:30])
+    slices = [slice(0, 40), slice(20, 60), slice(10, 50), slice(0, 60)]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(lambda s: clf.predict_proba(X[s]), slices))
+    for s, proba in zip(slices, parallel):
+        np.testing.assert_allclose(proba, clf.predict_proba(X[s]), rtol=1e-5, atol=1e-6)
