@@ -3,22 +3,28 @@
 A row's key is ``blake2b(backbone fingerprint + sample content)``: the fingerprint
 covers everything that changes the backbone's output (its name and plugin, its
 weights as actually loaded, the preprocessing, the pooling), and the sample part
-(from the input adapter) covers the bytes of the input, or a file's path, size and
-modification time.
+(from the input adapter) covers the bytes of the input, or of the file it names (not
+its path or timestamps: the same bytes under two names share a row).
 So a cross-validation fold or a search candidate reuses the rows computed before
 and computes only new ones, and a change anywhere can't give stale features.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import os
 import sqlite3
 import threading
+import time
+import warnings
 from collections import OrderedDict
 
 import numpy as np
 import torch
+
+from .exceptions import FeatureCacheError, FeatureCacheWarning
 
 DEFAULT_MEMORY_BYTES = int(os.environ.get("SKTRANSFER_FEATURE_CACHE_BYTES", 2 * 1024**3))
 
@@ -28,6 +34,21 @@ def digest(*parts: bytes) -> bytes:
     for part in parts:
         h.update(len(part).to_bytes(8, "little"))
         h.update(part)
+    return h.digest()
+
+
+def file_digest(path, chunk_size: int = 1 << 20) -> bytes:
+    """Hash of a file's bytes, read in chunks: the file's identity in a cache key.
+
+    Computed on every call, never memoised by path, size or modification time: a
+    file rewritten with the same size and timestamps would fool such a memo. Hashing
+    an image costs 1/14 to 1/22 of decoding and resizing it (3-90 KiB PNGs), let
+    alone the backbone pass it saves.
+    """
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while block := f.read(chunk_size):
+            h.update(block)
     return h.digest()
 
 
@@ -98,44 +119,152 @@ class MemoryFeatureStore:
         return len(self._rows)
 
 
+FEATURES_FILE = "features.sqlite"
+_COLUMNS = ["key", "dtype", "value"]
+# SQLite's own verdicts on a file that isn't a sound database. "database is locked"
+# (SQLITE_BUSY) is not one: that is another process writing, waited for up to TIMEOUT.
+_CORRUPT_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+class _WrongSchema(Exception):
+    """The file is an SQLite database, but not one of feature rows."""
+
+
+def _corruption(exc: Exception) -> str | None:
+    """Why ``exc`` means the cache file is unusable as it is (so rebuilding it helps), or None."""
+    if isinstance(exc, _WrongSchema):
+        return str(exc)
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in _CORRUPT_CODES:
+        return str(exc)
+    return None
+
+
+def _inode(file: str):
+    try:
+        stat = os.stat(file)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
 class DiskFeatureStore:
-    """Feature rows in an SQLite file under ``path``, shared by processes (``n_jobs > 1``)."""
+    """Feature rows in an SQLite file under ``path``, shared by processes (``n_jobs > 1``).
+
+    A ``features.sqlite`` that isn't a sound feature database (garbage bytes, truncated,
+    another table layout) is moved aside to ``features.sqlite.corrupt-<time>-<pid>[-<n>]`` and
+    started anew, with a :class:`~sktransfer.exceptions.FeatureCacheWarning`; its rows are
+    recomputed. Anything else (a path that is a file, an unwritable directory, a full
+    disk, another process holding the lock longer than ``TIMEOUT`` seconds) raises
+    :class:`~sktransfer.exceptions.FeatureCacheError`, never a raw ``sqlite3`` error.
+    """
+
+    # A generous timeout: parallel search workers write to the same file.
+    TIMEOUT = 120
 
     def __init__(self, path):
         self.path = os.fspath(path)
-        os.makedirs(self.path, exist_ok=True)
-        self.file = os.path.join(self.path, "features.sqlite")
-        with self._connect() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS rows (key BLOB PRIMARY KEY, dtype TEXT, value BLOB)")
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise FeatureCacheError(
+                f"feature_cache={self.path!r} is a file; pass a directory path (created if missing), 'memory' or None."
+            )
+        try:
+            os.makedirs(self.path, exist_ok=True)
+        except OSError as exc:
+            raise FeatureCacheError(
+                f"feature_cache={self.path!r}: the directory could not be created ({exc}); pass a writable "
+                "directory path, 'memory' or None."
+            ) from exc
+        if not os.access(self.path, os.W_OK | os.X_OK):
+            raise FeatureCacheError(
+                f"feature_cache={self.path!r} is a directory this process can't write to; pass a writable "
+                "directory path, 'memory' or None."
+            )
+        self.file = os.path.join(self.path, FEATURES_FILE)
         self.hits = 0
         self.misses = 0
+        self._run(lambda db: None)
 
-    def _connect(self):
-        # A generous timeout: parallel search workers write to the same file.
-        return sqlite3.connect(self.file, timeout=120)
+    @staticmethod
+    def _ensure_table(db) -> None:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(rows)")]
+        if not columns:
+            db.execute("CREATE TABLE IF NOT EXISTS rows (key BLOB PRIMARY KEY, dtype TEXT, value BLOB)")
+        elif columns != _COLUMNS:
+            raise _WrongSchema(f"its table 'rows' has columns {columns}, not {_COLUMNS}")
+
+    def _run(self, operation):
+        """``operation(db)`` in one transaction on a fresh connection. A corrupt file is
+        rebuilt once and the operation retried on the empty one."""
+        for attempt in range(2):
+            inode = _inode(self.file)
+            try:
+                with contextlib.closing(sqlite3.connect(self.file, timeout=self.TIMEOUT)) as db, db:
+                    self._ensure_table(db)
+                    return operation(db)
+            except (sqlite3.Error, _WrongSchema) as exc:
+                reason = _corruption(exc)
+                if reason is None or attempt:
+                    raise self._error(exc) from exc
+                self._move_aside(reason, inode)
+
+    def _error(self, exc) -> FeatureCacheError:
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            what = f"another process held it locked for more than {self.TIMEOUT} s ({exc})"
+        else:
+            what = f"{type(exc).__name__}: {exc}"
+        return FeatureCacheError(
+            f"The feature cache {self.file!r} failed: {what}. Pass another feature_cache directory, 'memory' or None."
+        )
+
+    def _move_aside(self, reason: str, inode) -> None:
+        # Another process may have rebuilt it already: then the file is a new one, keep it.
+        if inode is not None and _inode(self.file) == inode:
+            aside = stem = f"{self.file}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+            for n in itertools.count(1):  # never over an earlier one
+                if not os.path.exists(aside):
+                    break
+                aside = f"{stem}-{n}"
+            try:
+                os.replace(self.file, aside)
+                for suffix in ("-journal", "-wal", "-shm"):  # they belong to the bad file
+                    if os.path.exists(self.file + suffix):
+                        os.replace(self.file + suffix, aside + suffix)
+            except FileNotFoundError:
+                return  # moved by another process meanwhile
+            except OSError as exc:
+                raise FeatureCacheError(
+                    f"The feature cache {self.file!r} is unreadable ({reason}) and could not be moved aside "
+                    f"({exc}); delete it, or pass another feature_cache directory, 'memory' or None."
+                ) from exc
+            warnings.warn(
+                f"The feature cache {self.file!r} was unreadable ({reason}); moved it to {aside!r} and started an "
+                "empty one. Its features will be recomputed.",
+                FeatureCacheWarning,
+                stacklevel=2,
+            )
 
     def get_many(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
-        found = {}
-        with self._connect() as db:
+        def get(db):
+            found = {}
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 for key, dtype, value in db.execute(f"SELECT key, dtype, value FROM rows WHERE key IN ({marks})", chunk):
                     found[bytes(key)] = np.frombuffer(value, dtype=dtype)
+            return found
+
+        found = self._run(get)
         self.hits += len(found)
         self.misses += len(keys) - len(found)
         return found
 
     def put_many(self, rows: dict[bytes, np.ndarray]) -> None:
-        with self._connect() as db:
-            db.executemany(
-                "INSERT OR IGNORE INTO rows VALUES (?, ?, ?)",
-                [(k, v.dtype.str, v.tobytes()) for k, v in rows.items()],
-            )
+        values = [(k, v.dtype.str, v.tobytes()) for k, v in rows.items()]
+        self._run(lambda db: db.executemany("INSERT OR IGNORE INTO rows VALUES (?, ?, ?)", values))
 
     def clear(self) -> None:
-        with self._connect() as db:
-            db.execute("DELETE FROM rows")
+        self._run(lambda db: db.execute("DELETE FROM rows"))
 
 
 _MEMORY_STORE = MemoryFeatureStore()

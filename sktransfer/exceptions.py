@@ -1,7 +1,8 @@
 """Exceptions raised by sktransfer.
 
 Each one subclasses ``ValueError`` or ``TypeError`` so that code written for
-scikit-learn (``except ValueError``) keeps catching them.
+scikit-learn (``except ValueError``) keeps catching them. Warnings subclass
+``UserWarning``.
 """
 
 
@@ -35,3 +36,12 @@ class TrainingDivergedError(SktransferError, ValueError):
 
 class NonFiniteOutputError(SktransferError, ValueError):
     """A fitted model gave NaN or infinite outputs for some samples at predict time."""
+
+
+class FeatureCacheError(SktransferError, ValueError):
+    """``feature_cache`` names a path that can't hold the cache (a file, a directory that
+    can't be created or written), or its SQLite file failed in a way a rebuild can't fix."""
+
+
+class FeatureCacheWarning(UserWarning):
+    """The on-disk feature cache was unreadable and was rebuilt empty (features are recomputed)."""

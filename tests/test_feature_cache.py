@@ -1,6 +1,11 @@
 """Frozen features: one backbone pass per fit, shared across fits, never stale."""
 
+import contextlib
 import math
+import os
+import sqlite3
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -10,6 +15,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 
 from sktransfer import TransferClassifier
 from sktransfer._feature_cache import DiskFeatureStore, MemoryFeatureStore, memory_store
+from sktransfer.exceptions import FeatureCacheError, FeatureCacheWarning
 
 
 class CountingCNN(nn.Module):
@@ -146,6 +152,7 @@ def test_disk_cache_is_shared_by_worker_processes(images, tmp_path):
     X, y = images
     scores = cross_val_score(head_clf(feature_cache=str(tmp_path)), X, y, cv=3, n_jobs=2)
     assert scores.shape == (3,)
+    assert not list(tmp_path.glob("*corrupt*"))  # concurrent writers wait for each other: no spurious rebuild
     store = DiskFeatureStore(tmp_path)
     assert len(store.get_many([b"nothing"])) == 0
     # Every row was written by the workers; a new fit here computes none of them.
@@ -179,3 +186,158 @@ def test_frozen_fits_share_one_backbone_and_training_fits_copy_it(digits):
     assert all(p.requires_grad for p in c.net_.module_.backbone.parameters())
     assert not any(p.requires_grad for p in a.net_.module_.backbone.parameters())
     np.testing.assert_array_equal(a.predict_proba(X), before)  # fine-tuning c left a untouched
+
+
+def _write_ppm(path, pixels):
+    # Uncompressed: every 12x12 image has the same byte size.
+    from PIL import Image
+
+    Image.fromarray(pixels).save(path, format="PPM")
+
+
+def test_a_file_rewritten_with_the_same_size_and_timestamps_is_not_stale(images, tmp_path):
+    X, y = images
+    paths = [str(tmp_path / f"{i}.ppm") for i in range(12)]
+    for path, pixels in zip(paths, X[:12]):
+        _write_ppm(path, pixels)
+    clf = head_clf(max_epochs=1).fit(paths, y[:12])
+    before = clf.predict_proba(paths)
+    stat = os.stat(paths[0])
+    _write_ppm(paths[0], X[40])  # other pixels, same size...
+    os.utime(paths[0], ns=(stat.st_atime_ns, stat.st_mtime_ns))  # ...and the old timestamps
+    assert (os.stat(paths[0]).st_size, os.stat(paths[0]).st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    seen = CountingCNN.rows_seen
+    after = clf.predict_proba(paths)
+    assert CountingCNN.rows_seen == seen + 1  # only the rewritten file runs the backbone again
+    assert not np.allclose(after[0], before[0])
+    np.testing.assert_allclose(after[1:], before[1:])
+    fresh = clf.set_params(feature_cache=None).predict_proba(paths)  # the backbone on every file
+    np.testing.assert_allclose(after, fresh, rtol=1e-5, atol=1e-6)
+
+
+def test_the_same_bytes_under_two_names_share_a_row(images, tmp_path):
+    X, y = images
+    paths = [str(tmp_path / f"{i}.ppm") for i in range(12)]
+    for path, pixels in zip(paths, X[:12]):
+        _write_ppm(path, pixels)
+    clf = head_clf(max_epochs=1).fit(paths, y[:12])
+    copy = tmp_path / "sub" / "copy.ppm"
+    copy.parent.mkdir()
+    copy.write_bytes(open(paths[3], "rb").read())
+    keys = clf.adapter_.sample_keys(clf.feature_fingerprint_, clf.adapter_.check([paths[3], str(copy), paths[4]]))
+    assert keys[0] == keys[1] != keys[2]
+    seen = CountingCNN.rows_seen
+    np.testing.assert_allclose(clf.predict_proba([str(copy)]), clf.predict_proba([paths[3]]))
+    assert CountingCNN.rows_seen == seen
+
+
+def test_a_feature_cache_path_that_is_a_file_is_a_clear_error(images, tmp_path):
+    X, y = images
+    file = tmp_path / "cache.txt"
+    file.write_text("not a directory")
+    with pytest.raises(FeatureCacheError, match=r"feature_cache='.*cache.txt' is a file; pass a directory path "
+                                                r"\(created if missing\), 'memory' or None"):
+        head_clf(feature_cache=str(file)).fit(X, y)
+    assert CountingCNN.rows_seen <= DRY_RUN_ROWS  # raised before the feature pass and training
+    with pytest.raises(ValueError, match="could not be created"):  # a FeatureCacheError is a ValueError too
+        head_clf(feature_cache=str(file / "sub")).fit(X, y)
+    assert file.read_text() == "not a directory"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes anywhere")
+def test_an_unwritable_feature_cache_directory_is_a_clear_error(images, tmp_path):
+    X, y = images
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(FeatureCacheError, match=f"feature_cache='{tmp_path}' is a directory this process can't"):
+            head_clf(feature_cache=str(tmp_path)).fit(X, y)
+    finally:
+        tmp_path.chmod(0o700)
+
+
+def _garbage(file):
+    file.write_bytes(np.random.RandomState(0).bytes(5000))
+
+
+def _truncated(file):
+    store = DiskFeatureStore(file.parent)
+    store.put_many({bytes([i, j]): np.zeros(100, np.float32) for i in range(30) for j in range(10)})
+    data = file.read_bytes()
+    file.write_bytes(data[: len(data) // 2])
+
+
+def _other_schema(file):
+    with contextlib.closing(sqlite3.connect(file)) as db, db:
+        db.execute("CREATE TABLE rows (name TEXT, age INTEGER)")
+        db.execute("INSERT INTO rows VALUES ('someone', 42)")
+
+
+@pytest.mark.parametrize("spoil", [_garbage, _truncated, _other_schema])
+def test_a_corrupt_disk_cache_is_moved_aside_and_rebuilt(images, tmp_path, spoil):
+    X, y = images
+    file = tmp_path / "features.sqlite"
+    spoil(file)
+    spoiled = file.read_bytes()
+    with pytest.warns(FeatureCacheWarning, match=r"features.sqlite' was unreadable \(.+\); moved it to '.*corrupt-"):
+        clf = head_clf(feature_cache=str(tmp_path)).fit(X, y)
+    [aside] = tmp_path.glob("features.sqlite.corrupt-*")
+    assert aside.read_bytes() == spoiled  # kept for inspection, never deleted
+    assert len(DiskFeatureStore(tmp_path).get_many(clf.adapter_.sample_keys(clf.feature_fingerprint_, clf.adapter_.check(X)))) == len(X)
+    fresh = head_clf(feature_cache=None).fit(X, y)
+    np.testing.assert_allclose(clf.predict_proba(X), fresh.predict_proba(X), rtol=1e-5, atol=1e-6)
+
+
+def test_a_disk_cache_spoiled_while_open_is_rebuilt_at_get_or_put(tmp_path):
+    store = DiskFeatureStore(tmp_path)
+    rows = {bytes([i]): np.full(4, i, np.float32) for i in range(5)}
+    store.put_many(rows)
+    _garbage(tmp_path / "features.sqlite")
+    with pytest.warns(FeatureCacheWarning, match="moved it to"):
+        assert store.get_many(list(rows)) == {}
+    _garbage(tmp_path / "features.sqlite")
+    with pytest.warns(FeatureCacheWarning, match="moved it to"):
+        store.put_many(rows)
+    found = store.get_many(list(rows))
+    assert set(found) == set(rows) and all(np.array_equal(found[k], rows[k]) for k in rows)
+    assert len(list(tmp_path.glob("features.sqlite.corrupt-*"))) == 2
+
+
+def test_a_locked_disk_cache_is_waited_for_not_rebuilt(tmp_path):
+    store = DiskFeatureStore(tmp_path)
+    store.put_many({b"k": np.ones(3, np.float32)})
+    store.TIMEOUT = 0.2
+    with contextlib.closing(sqlite3.connect(store.file, isolation_level=None)) as other:
+        other.execute("BEGIN EXCLUSIVE")  # another process in the middle of a write
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(FeatureCacheError, match=r"features.sqlite' failed: another process held it locked"):
+                store.get_many([b"k"])
+        other.execute("COMMIT")
+    assert not list(tmp_path.glob("*corrupt*"))
+    assert list(store.get_many([b"k"])) == [b"k"]
+
+
+def test_memory_store_is_consistent_under_concurrent_use():
+    store = MemoryFeatureStore(max_bytes=50 * 40)  # 50 rows of 10 float32
+
+    def work(seed):
+        rng = np.random.RandomState(seed)
+        for _ in range(200):
+            keys = [bytes([k]) for k in rng.randint(0, 120, size=8)]
+            store.put_many({k: np.full(10, k[0], np.float32) for k in keys})
+            for key, row in store.get_many(keys).items():
+                assert row[0] == key[0]
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(work, range(4)))
+    assert store.nbytes == sum(row.nbytes for row in store._rows.values()) <= store.max_bytes
+
+
+def test_concurrent_predictions_from_the_memory_cache_match_serial_ones(images):
+    X, y = images
+    clf = head_clf(max_epochs=1).fit(X[:30], y[:30])
+    slices = [slice(0, 40), slice(20, 60), slice(10, 50), slice(0, 60)]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(lambda s: clf.predict_proba(X[s]), slices))
+    for s, proba in zip(slices, parallel):
+        np.testing.assert_allclose(proba, clf.predict_proba(X[s]), rtol=1e-5, atol=1e-6)

@@ -279,11 +279,15 @@ class ImageAdapter(InputAdapter):
     def sample_content(self, source: ImageSource) -> tuple[bytes, list[bytes]]:
         from PIL import Image
 
+        from .._feature_cache import file_digest
+
         contents = []
         for item in source.items:
-            if isinstance(item, (str, os.PathLike)):  # an image file: its identity and version
-                stat = os.stat(item)
-                contents.append(repr((os.path.abspath(item), stat.st_size, stat.st_mtime_ns)).encode())
+            if isinstance(item, (str, os.PathLike)):  # an image file: its bytes, whatever its name or timestamps
+                try:
+                    contents.append(b"file:" + file_digest(item))
+                except OSError as exc:
+                    raise InvalidInputError(f"Could not read image file {os.fspath(item)!r}: {exc}") from exc
             elif isinstance(item, Image.Image):
                 contents.append(repr((item.mode, item.size)).encode() + item.tobytes())
             else:
