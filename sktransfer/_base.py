@@ -268,6 +268,10 @@ class _TransferBase(BaseEstimator):
 
     def _set_fitted(self, spec, adapter, net, device, fast, fingerprint, init, layers, fitted) -> None:
         """Every fitted attribute, set in one place once training succeeded."""
+        # Left in eval mode: every predict path restores the mode it found, so threads
+        # predicting at once can never flip the module back into training (BatchNorm
+        # batch statistics, dropout) under each other.
+        net.module_.eval()
         self.spec_ = spec
         self.adapter_ = adapter
         self.net_ = net
