@@ -325,6 +325,13 @@ def test_fit_refuses_before_any_training():
     assert TinyCNN.calls == calls and not hasattr(clf, "net_")
 
 
+def test_a_module_backbone_takes_a_ragged_list_of_images():
+    images = [np.zeros((16, 16)), np.full((16, 12), 200, dtype=np.uint8), np.ones((20, 16, 3))]
+    clf = tiny_clf().fit(images, [0, 1, 0])  # one height, other widths: once a numpy broadcast error
+    assert clf.predict(images).shape == (3,)
+    assert TransferClassifier(nn.Linear(3, 4), max_epochs=1).fit([[0.0, 1, 2], [3, 4, 5]], [0, 1]).n_features_in_ == 3
+
+
 def test_predict_applies_the_same_rules():
     X = np.random.RandomState(0).randint(0, 256, (4, 16, 16)).astype(np.uint8)
     clf = tiny_clf().fit(X, [0, 1, 0, 1])
