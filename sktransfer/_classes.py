@@ -85,7 +85,8 @@ _SHARED_PARAMETERS = """
         Training-time augmentation. ``"default"`` (images) is RandomResizedCrop,
         horizontal flips and TrivialAugmentWide; ``"mixup"`` and ``"cutmix"`` add
         torchvision's batch-level MixUp or CutMix to it (classifiers); a callable is
-        applied to each resized uint8 image tensor ``(3, H, W)``.
+        applied to each resized uint8 image tensor ``(3, H, W)``, a copy that it may
+        modify in place (it never shares memory with ``X``).
     image_size : int, default=None
         Input size for image backbones; ``None`` uses the pretrained configuration.
     max_length : int, default=None

@@ -14,7 +14,11 @@ from ._base import InputAdapter, SampleDataset, identity
 def looks_tabular(X) -> bool:
     """A 2-D matrix (or a list of rows): what a user module gets as tabular input."""
     if isinstance(X, list):
-        X = np.asarray(X, dtype=object)
+        # Judged by the first item, which is 1-D for a row. An object array of the whole list
+        # costs a Python object per pixel for a list of images, and fails outright on images
+        # of one height but different widths.
+        first = X[0] if X else None
+        return first is not None and not isinstance(first, (str, bytes)) and np.ndim(first) == 1
     return getattr(X, "ndim", 0) == 2
 
 
