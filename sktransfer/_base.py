@@ -208,7 +208,8 @@ class _TransferBase(BaseEstimator):
             raise KeyboardInterrupt(
                 f"{type(self).__name__}.fit was interrupted after {stop.epochs_done} of {stop.max_epochs} epoch(s); "
                 "the estimator was left as it was before this fit. To keep the weights of interrupted runs, add "
-                "skorch's Checkpoint callback: net_params={'callbacks': [Checkpoint(dirname=...)]}."
+                "skorch's Checkpoint callback, which saves every epoch with monitor=None: "
+                "net_params={'callbacks': [Checkpoint(dirname=..., monitor=None)]}."
             ) from None
         except BaseException:
             self.__dict__.clear()

@@ -1,6 +1,7 @@
 """A failed fit never looks like success: Ctrl-C, a diverging loss and NaN outputs stop
 with an error and leave the estimator as it was; user callbacks join ours."""
 
+import json
 import signal
 
 import numpy as np
@@ -137,3 +138,18 @@ def test_a_user_callback_named_like_ours_replaces_it():
 def test_callbacks_must_be_a_list():
     with pytest.raises(TypeError, match=r"net_params\['callbacks'\] must be a list"):
         TransferClassifier("mlp", net_params={"callbacks": CountEpochs()}).fit(X_TAB, Y_CLS)
+
+
+def test_checkpoint_keeps_the_weights_of_an_interrupted_fit(tmp_path):
+    from skorch.callbacks import Checkpoint
+
+    checkpoint = Checkpoint(dirname=str(tmp_path), monitor=None)  # the error message's advice
+    clf = TransferClassifier("mlp", max_epochs=5, random_state=0,
+                             net_params={"callbacks": [checkpoint, InterruptAt(epoch=4)]})
+    with pytest.raises(KeyboardInterrupt, match="after 3 of 5.*Checkpoint"):
+        clf.fit(X_TAB, Y_CLS)
+    # The weights of epoch 3 load into a model of the same shape.
+    done = fitted_mlp(max_epochs=1)
+    done.net_.load_params(f_params=str(tmp_path / "params.pt"))
+    assert len(json.loads((tmp_path / "history.json").read_text())) == 3
+    assert not np.array_equal(done.predict_proba(X_TAB), fitted_mlp(max_epochs=1).predict_proba(X_TAB))
