@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from numbers import Number, Real
+from numbers import Real
 
 import numpy as np
 from scipy.special import log_softmax, softmax
@@ -14,6 +14,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d
 
 from ._base import _TransferBase
+from ._preflight import check_uniform_labels
 from ._sources import unwrap_frozen
 
 _SHARED_PARAMETERS = """
@@ -132,24 +133,6 @@ _SHARED_ATTRIBUTES = """
     n_features_in_ : int
         Only for tabular backbones.
 """
-
-
-def check_uniform_labels(y) -> None:
-    """Refuse labels that mix strings with numbers: numpy would silently turn ``[1, "a"]``
-    into ``["1", "a"]``, and predictions would come back as strings the user never gave."""
-    if isinstance(y, np.ndarray) and y.dtype != object:
-        return
-    values = y.tolist() if hasattr(y, "tolist") else y
-    if not isinstance(values, (list, tuple)):
-        return
-    kinds = {"str" if isinstance(v, str) else "number" for v in values if isinstance(v, (str, Number))}
-    if len(kinds) > 1:
-        strings = next(v for v in values if isinstance(v, str))
-        number = next(v for v in values if isinstance(v, Number) and not isinstance(v, str))
-        raise TypeError(
-            f"y mixes string labels (e.g. {strings!r}) with numbers (e.g. {number!r}); numpy would turn the numbers "
-            "into strings. Give every label one type, e.g. y = [str(label) for label in y]."
-        )
 
 
 class TransferClassifier(ClassifierMixin, _TransferBase):

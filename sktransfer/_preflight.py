@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from numbers import Number
 
 import numpy as np
 import torch
@@ -197,6 +198,24 @@ def check_class_labels(y) -> None:
 
 
 # ------------------------------------------------------------------ validation split
+def check_uniform_labels(y) -> None:
+    """Refuse labels that mix strings with numbers: numpy would silently turn ``[1, "a"]``
+    into ``["1", "a"]``, and predictions would come back as strings the user never gave."""
+    if isinstance(y, np.ndarray) and y.dtype != object:
+        return
+    values = y.tolist() if hasattr(y, "tolist") else y
+    if not isinstance(values, (list, tuple)):
+        return
+    kinds = {"str" if isinstance(v, str) else "number" for v in values if isinstance(v, (str, Number))}
+    if len(kinds) > 1:
+        strings = next(v for v in values if isinstance(v, str))
+        number = next(v for v in values if isinstance(v, Number) and not isinstance(v, str))
+        raise TypeError(
+            f"y mixes string labels (e.g. {strings!r}) with numbers (e.g. {number!r}); numpy would turn the numbers "
+            "into strings. Give every label one type, e.g. y = [str(label) for label in y]."
+        )
+
+
 def n_validation(fraction: float, n: int) -> int:
     """Rows skorch's ``ValidSplit(fraction)`` holds out: sklearn's ``ceil(fraction * n)``."""
     # ValidSplit with a float builds a (Stratified)ShuffleSplit(test_size=fraction), whose
