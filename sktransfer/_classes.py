@@ -97,7 +97,11 @@ _SHARED_PARAMETERS = """
         ``"auto"`` picks CUDA when available, else the CPU.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling and the validation split; seeded CPU fits are
-        reproducible. The global torch RNG is left as it was.
+        reproducible whatever ran before in the process, for a given number of torch
+        threads (search workers with ``n_jobs > 1`` get fewer, and CPU backward passes
+        add up in another order with another thread count). Frozen features reused from
+        the cache may differ from fresh ones in float32 rounding. The global torch RNG is
+        left as it was.
     verbose : int, default=0
         ``1`` or more prints a line per epoch and a progress bar over batches.
     feature_cache : "memory", path or None, default="memory"
