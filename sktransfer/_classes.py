@@ -410,9 +410,9 @@ class TransferRegressor(RegressorMixin, _TransferBase):
         -------
         ndarray of shape (n_samples,) or (n_samples, n_outputs)
         """
+        out = self._forward(X).astype(np.float64)  # checks fitted first
         # Models fitted before constant columns had a multiplier used target_scale_.
-        multiplier = getattr(self, "_target_multiplier", self.target_scale_)
-        out = self._forward(X).astype(np.float64) * multiplier + self.target_mean_
+        out = out * getattr(self, "_target_multiplier", self.target_scale_) + self.target_mean_
         return out.ravel() if self._y_ndim == 1 else out
 
     def __sklearn_tags__(self):
