@@ -14,6 +14,8 @@ import copy
 import threading
 from collections import OrderedDict
 
+import torch
+
 from ._feature_cache import fingerprint_module
 
 MAX_BACKBONES = 4  # pristine and frozen-shared copies of two backbones
@@ -47,7 +49,12 @@ def build_backbone(spec, pretrained: bool, frozen_on=None):
         return spec.build(pretrained=False), None
 
     def pristine():
-        module = spec.build(pretrained=True)
+        # Building draws from the global RNG (torchvision and timm initialise every layer
+        # randomly, then load the weights), and the fit has seeded it: a fit that builds
+        # the backbone (the first in a process) would otherwise start its head from other
+        # numbers than one that finds it built. Pretrained weights don't need the RNG.
+        with torch.random.fork_rng(devices=[]):
+            module = spec.build(pretrained=True)
         return module, fingerprint_module(module)
 
     module, fingerprint = _kept(spec, pristine)

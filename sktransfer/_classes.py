@@ -99,7 +99,11 @@ _SHARED_PARAMETERS = """
         ``"auto"`` picks CUDA when available, else the CPU.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling and the validation split; seeded CPU fits are
-        reproducible. The global torch RNG is left as it was.
+        reproducible whatever ran before in the process, for a given number of torch
+        threads (search workers with ``n_jobs > 1`` get fewer, and CPU backward passes
+        add up in another order with another thread count). Frozen features reused from
+        the cache may differ from fresh ones in float32 rounding. The global torch RNG is
+        left as it was.
     verbose : int, default=0
         ``1`` or more prints a line per epoch and a progress bar over batches.
     feature_cache : "memory", path or None, default="memory"
@@ -319,6 +323,29 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
         return tags
 
 
+def _standardise(values: np.ndarray):
+    """``(mean, scale, constant, standardised)`` of each column as a StandardScaler gives
+    them (``constant``: the columns it gives scale 1 because their variance is rounding
+    noise), for any finite float64 values: where squaring would overflow (|values| above
+    ~1e154), columns are first divided by a power of two (exact), the statistics scaled back."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaler = StandardScaler().fit(values)
+        standardised = scaler.transform(values)
+    exponent = None
+    if not (np.isfinite(scaler.var_).all() and np.isfinite(standardised).all()):
+        _, exponent = np.frexp(np.abs(values).max(axis=0))
+        shrunk = np.ldexp(values, -exponent)  # in [-1, 1]
+        scaler = StandardScaler().fit(shrunk)
+        standardised = scaler.transform(shrunk)
+    constant = (scaler.scale_ == 1.0) & (scaler.var_ != 1.0)
+    if exponent is None:
+        return scaler.mean_, scaler.scale_, constant, standardised
+    with np.errstate(over="ignore"):
+        mean = np.ldexp(scaler.mean_, exponent)
+        scale = np.where(constant, 1.0, np.ldexp(scaler.scale_, exponent))
+    return mean, scale, constant, standardised
+
+
 class TransferRegressor(RegressorMixin, _TransferBase):
     __doc__ = f"""Regressor that fine-tunes a pretrained backbone with a new linear head.
 
@@ -343,14 +370,27 @@ class TransferRegressor(RegressorMixin, _TransferBase):
         if y.ndim not in (1, 2):
             raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}.")
         y2 = y.reshape(len(y), -1)
-        scaler = StandardScaler().fit(y2)  # a constant target keeps scale 1
+        mean, scale, constant, standardised = _standardise(y2)
+        # Constant columns (to float64 rounding: StandardScaler gives them scale 1) train
+        # on exactly 0 and predict exactly their value: their multiplier is 0.
+        exactly = (y2 == y2[:1]).all(axis=0)
+        constant |= exactly
+        mean = np.where(exactly, y2[0], mean)
+        standardised[:, constant] = 0.0
+        targets = standardised.astype(np.float32)
+        if not np.isfinite(targets).all():
+            raise ValueError(
+                "y can't be standardised into float32 for training (the values overflow); rescale y, e.g. "
+                "fit on y / 1e300 and multiply the predictions back."
+            )
         fitted = {
-            "target_mean_": scaler.mean_,
-            "target_scale_": scaler.scale_,
+            "target_mean_": mean,
+            "target_scale_": scale,  # StandardScaler's: the standard deviation, 1 for constant columns
+            "_target_multiplier": np.where(constant, 0.0, scale),
             "n_outputs_": y2.shape[1],
             "_y_ndim": y.ndim,
         }
-        return scaler.transform(y2).astype(np.float32), fitted, None, 1.0
+        return targets, fitted, None, 1.0
 
     def _source_outputs(self, init, answers, fitted) -> np.ndarray:
         """``init.predict(X)`` in this model's standardised target units."""
@@ -373,7 +413,9 @@ class TransferRegressor(RegressorMixin, _TransferBase):
         -------
         ndarray of shape (n_samples,) or (n_samples, n_outputs)
         """
-        out = self._forward(X).astype(np.float64) * self.target_scale_ + self.target_mean_
+        out = self._forward(X).astype(np.float64)  # checks fitted first
+        # Models fitted before constant columns had a multiplier used target_scale_.
+        out = out * getattr(self, "_target_multiplier", self.target_scale_) + self.target_mean_
         return out.ravel() if self._y_ndim == 1 else out
 
     def __sklearn_tags__(self):

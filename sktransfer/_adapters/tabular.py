@@ -37,8 +37,32 @@ class TabularAdapter(InputAdapter):
         return cls(spec.name)
 
     def fit(self, X) -> "TabularAdapter":
-        self.scaler_ = StandardScaler().fit(X)
+        X = np.asarray(X, dtype=np.float64)
+        # Squaring values above ~1e154 overflows the scaler's variance: such columns are
+        # first divided by a power of two (exact), so any finite X standardises.
+        self.exponent_ = None
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.scaler_ = StandardScaler().fit(X)
+        if not np.isfinite(self.scaler_.var_).all():
+            _, self.exponent_ = np.frexp(np.abs(X).max(axis=0))
+            self.scaler_ = StandardScaler().fit(np.ldexp(X, -self.exponent_))
         return self
+
+    def standardise(self, X) -> np.ndarray:
+        """``X`` standardised with the training statistics, as float32 for the network."""
+        X = np.asarray(X, dtype=np.float64)
+        exponent = getattr(self, "exponent_", None)
+        with np.errstate(over="ignore", invalid="ignore"):
+            standardised = self.scaler_.transform(X if exponent is None else np.ldexp(X, -exponent))
+            out = standardised.astype(np.float32)
+        if not np.isfinite(out).all():
+            columns = np.flatnonzero(~np.isfinite(out).all(axis=0)).tolist()
+            raise ValueError(
+                f"X columns {columns} hold values too far from the training data for float32 once "
+                f"standardised (beyond {np.finfo(np.float32).max:.2g} standard deviations). Rescale or clip "
+                "those features (e.g. np.log1p of magnitudes, or np.clip to the training range)."
+            )
+        return out
 
     def check(self, X, *, estimator=None, reset: bool = False) -> np.ndarray:
         if isinstance(X, (list, tuple)) and X and isinstance(X[0], str):
@@ -50,8 +74,7 @@ class TabularAdapter(InputAdapter):
         return validate_data(estimator, X, reset=reset, dtype=[np.float64, np.float32])
 
     def dataset(self, X: np.ndarray, targets=None, train: bool = False) -> SampleDataset:
-        standardised = self.scaler_.transform(np.asarray(X, dtype=np.float64)).astype(np.float32)
-        return SampleDataset(torch.from_numpy(standardised), identity, targets)
+        return SampleDataset(torch.from_numpy(self.standardise(X)), identity, targets)
 
     def sample_content(self, X: np.ndarray) -> tuple[bytes, list[bytes]]:
         arr = np.ascontiguousarray(X)
