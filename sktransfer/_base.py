@@ -379,15 +379,14 @@ class _TransferBase(BaseEstimator):
 
     @staticmethod
     def _dry_run(backbone, pooling, stages, spec, adapter, X_checked) -> int:
-        # The whole dry run (the probe's throwaway head, and a forward pass that may draw
-        # random numbers too) uses its own RNG stream: whether it happens (or the size was
-        # already known) can't change the seeded fit.
+        # The probe's throwaway head draws from its own RNG stream: whether the dry run
+        # happens (or the size was already known) can't change the seeded fit. The forward
+        # pass stays on the seeded stream: it materialises a user module's lazy layers,
+        # whose initial weights must come from the seed, not repeat the head's numbers
+        # (forking the whole dry run would replay the same stream for both). It only
+        # happens when the size is not cached, i.e. always for modules without weights.
         with torch.random.fork_rng(devices=[]):
-            return _TransferBase._dry_run_unseeded(backbone, pooling, stages, spec, adapter, X_checked)
-
-    @staticmethod
-    def _dry_run_unseeded(backbone, pooling, stages, spec, adapter, X_checked) -> int:
-        probe = TransferModule(backbone, 1, 1, pooling, stages, spec.stage_outputs)
+            probe = TransferModule(backbone, 1, 1, pooling, stages, spec.stage_outputs)
         n = min(_DEFAULT_DRY_RUN, len(X_checked))
         dry = adapter.dataset(X_checked)
         X_dry, _ = adapter.collate_fn([dry[i] for i in range(n)])
