@@ -195,11 +195,16 @@ def _write_ppm(path, pixels):
     Image.fromarray(pixels).save(path, format="PPM")
 
 
+def _ppm_files(folder, images) -> list[str]:
+    paths = [str(folder / f"{i}.ppm") for i in range(len(images))]
+    for path, pixels in zip(paths, images):
+        _write_ppm(path, pixels)
+    return paths
+
+
 def test_a_file_rewritten_with_the_same_size_and_timestamps_is_not_stale(images, tmp_path):
     X, y = images
-    paths = [str(tmp_path / f"{i}.ppm") for i in range(12)]
-    for path, pixels in zip(paths, X[:12]):
-        _write_ppm(path, pixels)
+    paths = _ppm_files(tmp_path, X[:12])
     clf = head_clf(max_epochs=1).fit(paths, y[:12])
     before = clf.predict_proba(paths)
     stat = os.stat(paths[0])
@@ -217,9 +222,7 @@ def test_a_file_rewritten_with_the_same_size_and_timestamps_is_not_stale(images,
 
 def test_the_same_bytes_under_two_names_share_a_row(images, tmp_path):
     X, y = images
-    paths = [str(tmp_path / f"{i}.ppm") for i in range(12)]
-    for path, pixels in zip(paths, X[:12]):
-        _write_ppm(path, pixels)
+    paths = _ppm_files(tmp_path, X[:12])
     clf = head_clf(max_epochs=1).fit(paths, y[:12])
     copy = tmp_path / "sub" / "copy.ppm"
     copy.parent.mkdir()

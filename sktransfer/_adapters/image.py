@@ -259,12 +259,9 @@ def _array_layout(arr: np.ndarray, name: str) -> str:
     hint = _single_image_hint(arr)
     if hint:
         raise InvalidInputError(hint)
-    if arr.ndim == 3:
-        return "hw"
-    if arr.ndim == 4 and arr.shape[-1] in CHANNELS:
-        return "hwc"
-    if arr.ndim == 4 and arr.shape[1] in CHANNELS:
-        return "chw"
+    layout = _layout_of(arr.shape[1:]) if arr.ndim in (3, 4) else None
+    if layout:
+        return layout
     hint = (
         " A 2-D array looks like a feature matrix: reshape it to (N, H, W) (e.g. X.reshape(-1, 8, 8)), "
         "or use backbone='mlp' for tabular data."
@@ -277,14 +274,22 @@ def _array_layout(arr: np.ndarray, name: str) -> str:
     )
 
 
-def _item_layout(arr: np.ndarray, where: str) -> str:
-    """The layout of one image of a list: (H, W), (H, W, C) or (C, H, W)."""
-    if arr.ndim == 2:
+def _layout_of(shape: tuple) -> str | None:
+    """The layout of one image's shape: (H, W), (H, W, C) or (C, H, W); HWC wins a tie."""
+    if len(shape) == 2:
         return "hw"
-    if arr.ndim == 3 and arr.shape[-1] in CHANNELS:
+    if len(shape) == 3 and shape[-1] in CHANNELS:
         return "hwc"
-    if arr.ndim == 3 and arr.shape[0] in CHANNELS:
+    if len(shape) == 3 and shape[0] in CHANNELS:
         return "chw"
+    return None
+
+
+def _item_layout(arr: np.ndarray, where: str) -> str:
+    """The layout of one image of a list."""
+    layout = _layout_of(arr.shape)
+    if layout:
+        return layout
     raise InvalidInputError(
         f"{where} has shape {arr.shape}; each image must be an (H, W), (H, W, C) or (C, H, W) array with "
         "C in 1, 3 or 4."
