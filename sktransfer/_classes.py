@@ -7,7 +7,7 @@ from numbers import Real
 import numpy as np
 from scipy.special import log_softmax, softmax
 from sklearn.base import ClassifierMixin, RegressorMixin
-from sklearn.preprocessing import LabelEncoder, StandardScaler
+from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_array, column_or_1d
 
 from ._base import _TransferBase
 from ._preflight import check_uniform_labels
+from ._scaling import fit_scaler, statistics, transform
 from ._sources import unwrap_frozen
 
 _SHARED_PARAMETERS = """
@@ -323,29 +324,6 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
         return tags
 
 
-def _standardise(values: np.ndarray):
-    """``(mean, scale, constant, standardised)`` of each column as a StandardScaler gives
-    them (``constant``: the columns it gives scale 1 because their variance is rounding
-    noise), for any finite float64 values: where squaring would overflow (|values| above
-    ~1e154), columns are first divided by a power of two (exact), the statistics scaled back."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        scaler = StandardScaler().fit(values)
-        standardised = scaler.transform(values)
-    exponent = None
-    if not (np.isfinite(scaler.var_).all() and np.isfinite(standardised).all()):
-        _, exponent = np.frexp(np.abs(values).max(axis=0))
-        shrunk = np.ldexp(values, -exponent)  # in [-1, 1]
-        scaler = StandardScaler().fit(shrunk)
-        standardised = scaler.transform(shrunk)
-    constant = (scaler.scale_ == 1.0) & (scaler.var_ != 1.0)
-    if exponent is None:
-        return scaler.mean_, scaler.scale_, constant, standardised
-    with np.errstate(over="ignore"):
-        mean = np.ldexp(scaler.mean_, exponent)
-        scale = np.where(constant, 1.0, np.ldexp(scaler.scale_, exponent))
-    return mean, scale, constant, standardised
-
-
 class TransferRegressor(RegressorMixin, _TransferBase):
     __doc__ = f"""Regressor that fine-tunes a pretrained backbone with a new linear head.
 
@@ -370,7 +348,9 @@ class TransferRegressor(RegressorMixin, _TransferBase):
         if y.ndim not in (1, 2):
             raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}.")
         y2 = y.reshape(len(y), -1)
-        mean, scale, constant, standardised = _standardise(y2)
+        scaler, exponent = fit_scaler(y2)
+        mean, scale, constant = statistics(scaler, exponent)
+        standardised = transform(scaler, exponent, y2)
         # Constant columns (to float64 rounding: StandardScaler gives them scale 1) train
         # on exactly 0 and predict exactly their value: their multiplier is 0.
         exactly = (y2 == y2[:1]).all(axis=0)

@@ -6,6 +6,7 @@ import signal
 
 import numpy as np
 import pytest
+import torch
 from skorch.callbacks import Callback
 from sklearn.exceptions import FitFailedWarning
 from sklearn.model_selection import GridSearchCV
@@ -110,12 +111,20 @@ def test_a_diverged_fit_is_a_failed_candidate_in_a_search():
     assert search.best_params_ == {"lr": 1e-2}
 
 
+class SqrtFeatures(torch.nn.Module):
+    """Finite on the training range, NaN below it: a model that breaks on new data."""
+
+    def forward(self, x):
+        return torch.sqrt(x + 10.0)
+
+
 def test_nan_outputs_at_predict_time_are_refused():
-    reg = TransferRegressor("mlp", max_epochs=1, random_state=0).fit(X_TAB, X_TAB[:, 0])
-    X_bad = X_TAB[:4].copy()
-    X_bad[2, 1] = 1e300  # standardised and cast to float32: inf, so the head outputs inf or NaN
+    clf = TransferClassifier(SqrtFeatures(), max_epochs=1, random_state=0).fit(X_TAB, Y_CLS)
+    X_new = X_TAB[:4].copy()
+    X_new[2, 1] = -50.0  # far below the training range: sqrt of a negative number
     with pytest.raises(NonFiniteOutputError, match=r"1 of 4 sample\(s\) \(rows 2\).*extreme"):
-        reg.predict(X_bad)
+        clf.predict_proba(X_new)
+    np.testing.assert_array_equal(X_new[2], [X_TAB[2, 0], -50.0, X_TAB[2, 2]])
 
 
 def test_user_callbacks_are_added_to_ours():

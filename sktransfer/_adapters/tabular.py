@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import validate_data
 
+from .._scaling import fit_scaler, transform
 from ..exceptions import InputModalityError
 from ._base import InputAdapter, SampleDataset, identity
 
@@ -37,23 +37,13 @@ class TabularAdapter(InputAdapter):
         return cls(spec.name)
 
     def fit(self, X) -> "TabularAdapter":
-        X = np.asarray(X, dtype=np.float64)
-        # Squaring values above ~1e154 overflows the scaler's variance: such columns are
-        # first divided by a power of two (exact), so any finite X standardises.
-        self.exponent_ = None
-        with np.errstate(over="ignore", invalid="ignore"):
-            self.scaler_ = StandardScaler().fit(X)
-        if not np.isfinite(self.scaler_.var_).all():
-            _, self.exponent_ = np.frexp(np.abs(X).max(axis=0))
-            self.scaler_ = StandardScaler().fit(np.ldexp(X, -self.exponent_))
+        self.scaler_, self.exponent_ = fit_scaler(np.asarray(X, dtype=np.float64))
         return self
 
     def standardise(self, X) -> np.ndarray:
         """``X`` standardised with the training statistics, as float32 for the network."""
-        X = np.asarray(X, dtype=np.float64)
-        exponent = getattr(self, "exponent_", None)
-        with np.errstate(over="ignore", invalid="ignore"):
-            standardised = self.scaler_.transform(X if exponent is None else np.ldexp(X, -exponent))
+        standardised = transform(self.scaler_, getattr(self, "exponent_", None), np.asarray(X, dtype=np.float64))
+        with np.errstate(over="ignore"):
             out = standardised.astype(np.float32)
         if not np.isfinite(out).all():
             columns = np.flatnonzero(~np.isfinite(out).all(axis=0)).tolist()
