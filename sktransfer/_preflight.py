@@ -198,21 +198,34 @@ def check_class_labels(y) -> None:
 
 
 # ------------------------------------------------------------------ validation split
+def _label_kind(value) -> str | None:
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bytes):
+        return "bytes"
+    if isinstance(value, Number):
+        return "number"
+    return None
+
+
 def check_uniform_labels(y) -> None:
-    """Refuse labels that mix strings with numbers: numpy would silently turn ``[1, "a"]``
-    into ``["1", "a"]``, and predictions would come back as strings the user never gave."""
+    """Refuse labels that mix strings, bytes and numbers: numpy would silently turn
+    ``[1, "a"]`` into ``["1", "a"]`` (and ``b"x"`` into ``"x"``), and predictions would come
+    back as labels the user never gave."""
     if isinstance(y, np.ndarray) and y.dtype != object:
         return
     values = y.tolist() if hasattr(y, "tolist") else y
     if not isinstance(values, (list, tuple)):
         return
-    kinds = {"str" if isinstance(v, str) else "number" for v in values if isinstance(v, (str, Number))}
-    if len(kinds) > 1:
-        strings = next(v for v in values if isinstance(v, str))
-        number = next(v for v in values if isinstance(v, Number) and not isinstance(v, str))
+    examples = {}
+    for value in values:
+        examples.setdefault(_label_kind(value), value)
+    examples.pop(None, None)
+    if len(examples) > 1:
+        mixed = ", ".join(f"{kind}s (e.g. {example!r})" for kind, example in sorted(examples.items()))
         raise TypeError(
-            f"y mixes string labels (e.g. {strings!r}) with numbers (e.g. {number!r}); numpy would turn the numbers "
-            "into strings. Give every label one type, e.g. y = [str(label) for label in y]."
+            f"y mixes {mixed}; numpy would convert them to one type and predictions would come back as labels you "
+            "never gave. Give every label one type, e.g. y = [str(label) for label in y]."
         )
 
 

@@ -6,6 +6,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# CI draws the same examples every run (a red run must be reproducible, not a roll of the
+# dice); HYPOTHESIS_PROFILE=explore searches ten times more, with fresh examples each run.
+settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True, print_blob=True)
+settings.register_profile("explore", max_examples=400, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 from sklearn.datasets import load_digits
 
 POSITIVE = [

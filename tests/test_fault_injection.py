@@ -17,12 +17,7 @@ from skorch.callbacks import Callback
 from sklearn.base import clone
 
 from sktransfer import TransferClassifier, TransferRegressor
-from sktransfer.exceptions import (
-    InputModalityError,
-    InvalidInputError,
-    NonFiniteOutputError,
-    TrainingDivergedError,
-)
+from sktransfer.exceptions import NonFiniteOutputError, TrainingDivergedError
 
 RNG = np.random.RandomState(0)
 X_TAB = RNG.normal(size=(24, 3))
@@ -119,7 +114,7 @@ CASES = [
     ("X-file-name", "text", {}, lambda X: "data/train.csv", None, TypeError, "single path"),
     ("none-label", "tabular", {}, None, lambda y: np.where(np.arange(len(y)) == 3, None, y), ValueError,
      "missing label"),
-    ("mixed-labels", "tabular", {}, None, lambda y: [1 if v == "a" else v for v in y], TypeError, "mixes string"),
+    ("mixed-labels", "tabular", {}, None, lambda y: [1 if v == "a" else v for v in y], TypeError, "y mixes numbers.*strings"),
     ("lone-surrogate", "text", {}, lambda X: [*X[:-1], "bad \ud800 text"], None, ValueError, "UTF-8"),
     ("max-length", "text", {"max_length": 100_000}, None, None, ValueError, "position"),
     ("patience-few-per-class", "tabular", {"patience": 2}, lambda X: X[:6],
@@ -158,7 +153,7 @@ label_values = st.one_of(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(labels=st.lists(label_values, min_size=6, max_size=6), as_array=st.booleans())
 def test_any_label_list_fits_or_raises_a_clear_error(labels, as_array):
     X = X_TAB[: len(labels)]
@@ -180,7 +175,6 @@ def test_any_label_list_fits_or_raises_a_clear_error(labels, as_array):
 
 
 # ------------------------------------------------------------------ hypothesis: tabular shapes and dtypes
-@settings(max_examples=30, deadline=None)
 @given(
     n_rows=st.integers(0, 6),
     n_cols=st.integers(0, 4),

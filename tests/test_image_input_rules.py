@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
@@ -360,7 +360,6 @@ def image_arrays(draw):
     return draw(hnp.arrays(dtype, shape, elements=elements))
 
 
-@settings(max_examples=50, deadline=None)
 @given(X=image_arrays(), as_list=st.booleans())
 def test_any_array_decodes_to_uint8_or_is_refused(X, as_list):
     before = X.copy()
