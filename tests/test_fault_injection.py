@@ -210,3 +210,50 @@ def test_clone_of_a_failed_estimator_is_clean():
     with pytest.raises(TrainingDivergedError):
         est.fit(X_TAB, Y_CLS)
     assert clone(est).get_params() == est.get_params()
+
+
+# ------------------------------------------------------------------ successful fits leave inputs alone too
+def paint_in_place(image):
+    """An augment callable that writes into the tensor it is given."""
+    image[:, :2, :2] = 255
+    return image
+
+
+def image_inputs(digits):
+    from PIL import Image
+
+    X, y = digits
+    X16 = np.repeat(np.repeat(X[:16], 2, axis=1), 2, axis=2)  # 16 px: already the input size
+    return {
+        "float-array": (X16.astype(np.float32), {}),
+        "uint8-array": ((X16 * 15).astype(np.uint8), {"augment": paint_in_place}),
+        "uint8-list": (list((X16 * 15).astype(np.uint8)), {"augment": paint_in_place}),
+        "uint16-nhwc": (np.repeat((X16 * 4000).astype(np.uint16)[..., None], 3, axis=-1), {}),
+        "pil-list": ([Image.fromarray((x * 15).astype(np.uint8)) for x in X16], {"augment": paint_in_place}),
+    }, y[:16]
+
+
+@pytest.mark.parametrize("kind", ["float-array", "uint8-array", "uint8-list", "uint16-nhwc", "pil-list"])
+def test_a_successful_fit_and_predict_leave_images_byte_identical(digits, kind):
+    inputs, y = image_inputs(digits)
+    X, params = inputs[kind]
+    before = snapshot(X, y)
+    clf = TransferClassifier("resnet18", pretrained=False, image_size=16, strategy="full", max_epochs=1,
+                             batch_size=8, random_state=0, **params).fit(X, y)
+    clf.predict(X)
+    assert snapshot(X, y) == before
+
+
+def test_a_successful_fit_leaves_texts_tables_and_frames_byte_identical(sentences):
+    import pandas as pd
+
+    texts, labels = sentences
+    frame = pd.DataFrame({"text": texts, "label": labels})
+    before = snapshot(frame, texts, labels)
+    TransferClassifier("all-MiniLM-L6-v2", strategy="head", max_epochs=1).fit(frame[["text"]], frame["label"])
+    TransferClassifier("all-MiniLM-L6-v2", strategy="head", max_epochs=1).fit(texts, labels).predict(texts)
+    assert snapshot(frame, texts, labels) == before
+    X, y = X_TAB.astype(np.float32), Y_REG.copy()
+    before = snapshot(X, y)
+    TransferRegressor("mlp", max_epochs=1).fit(X, y).predict(X)
+    assert snapshot(X, y) == before
