@@ -16,7 +16,8 @@ from PIL import Image
 from torch import nn
 
 from sktransfer import TransferClassifier
-from sktransfer._adapters.image import ImageAdapter, to_uint8_chw
+from sktransfer._adapters.image import ImageAdapter
+from sktransfer._adapters.pixels import to_uint8_chw
 from sktransfer._registry import ImagePreprocessing
 from sktransfer.exceptions import InputModalityError, InvalidInputError
 
