@@ -1,4 +1,4 @@
-"""How image pixels of every dtype become uint8, and which inputs are refused (INPUT_RULES.md).
+"""How image pixels of every dtype become uint8, and which inputs are refused (README: "Input rules and failures").
 
 Nothing is wrapped modulo 256 or clipped: a value that would not land in 0..255 is an
 error that names the problem and the fix.
