@@ -5,6 +5,7 @@ here; every other module of the package is private (``sktransfer._*``).
 """
 
 from ._classes import TransferClassifier, TransferRegressor
+from ._fusion import Branch
 from ._registry import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 __all__ = sorted(
     [
         "BackboneSpec",
+        "Branch",
         "IMAGENET_MEAN",
         "IMAGENET_STD",
         "ImagePreprocessing",

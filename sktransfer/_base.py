@@ -25,11 +25,19 @@ from ._adapters import adapter_class, guess_modality
 from ._backbone_cache import build_backbone
 from ._callbacks import SCHEDULES
 from ._feature_cache import backbone_fingerprint, fingerprint_module, get_store
+from ._fusion import FUSIONS, REMAINDERS, FusedInput, FusionMixin, is_fused
 from ._features import FeatureAwareCollate, cached_features, call_args, extract_features, feature_dataset
 from ._losses import WeightedLoss
 from ._module import STRATEGIES, TransferModule
 from ._net import PRECISIONS, FitInterrupted, TransferNet, fast_path, release_accelerator_memory
-from ._preflight import batchnorm_drop_last, check_class_labels, check_device, check_samples, check_validation_split
+from ._preflight import (
+    batchnorm_drop_last,
+    check_class_labels,
+    check_device,
+    check_samples,
+    check_validation_split,
+    resolve_device,
+)
 from ._registry import BackboneSpec, get_spec
 from ._sources import check_fitted_source, fitted_transfer_source, source_module, source_spec, unwrap_frozen
 from ._stages import blocks_feeding, resolve_layers
@@ -77,18 +85,13 @@ def check_finite_outputs(out: np.ndarray) -> None:
         )
 
 
-def resolve_device(device) -> str:
-    """``"auto"`` means CUDA when available, else the CPU."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return str(device)
-
-
-class _TransferBase(BaseEstimator):
+class _TransferBase(FusionMixin, BaseEstimator):
     """Shared machinery of :class:`TransferClassifier` and :class:`TransferRegressor`."""
 
     _parameter_constraints: dict = {
-        "backbone": [str, nn.Module, HasMethods(["fit", "predict"])],
+        "backbone": [str, nn.Module, HasMethods(["fit", "predict"]), list, tuple, dict],
+        "fusion": [StrOptions(set(FUSIONS))],
+        "remainder": [StrOptions(set(REMAINDERS))],
         "pretrained": ["boolean"],
         "strategy": [StrOptions(set(STRATEGIES))],
         "trainable_blocks": [Interval(Integral, 1, None, closed="left")],
@@ -151,6 +154,8 @@ class _TransferBase(BaseEstimator):
         precision="auto",
         compile=False,
         net_params=None,
+        fusion="concat",
+        remainder="error",
     ):
         self.backbone = backbone
         self.pretrained = pretrained
@@ -181,6 +186,8 @@ class _TransferBase(BaseEstimator):
         self.precision = precision
         self.compile = compile
         self.net_params = net_params
+        self.fusion = fusion
+        self.remainder = remainder
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, sample_weight=None):
@@ -220,6 +227,8 @@ class _TransferBase(BaseEstimator):
         self._validate_params()
         check_device(self.device)
         check_samples(X)
+        if is_fused(self.backbone):
+            return self._fit_fused(X, y, sample_weight)
         spec, source = self._resolve_backbone(X)
         adapter = self._build_adapter(spec, source)
         init = self._check_init()
@@ -228,20 +237,9 @@ class _TransferBase(BaseEstimator):
         X_checked = adapter.check(X, estimator=self, reset=True)
         if source is None:
             adapter.fit(X_checked)
-        if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
-        if self._loss_kind == "cross_entropy":
-            check_class_labels(y)
-        check_consistent_length(X_checked, y)
-        targets, fitted, stratify, class_weight = self._encode_targets(y)
-        check_validation_split(self, len(X_checked), stratify, fitted.get("classes_"))
-        target_dict = {"target": targets, "weight": self._sample_weight(sample_weight, len(X_checked), class_weight)}
-        if init is not None:
-            # The source model runs once per fit; its output rides along with the targets.
-            answers = self._init_answers(init, X, y)
-            target_dict["offset"] = self._source_offsets(init, X, len(X_checked), fitted, answers)
+        target_dict, fitted, stratify = self._targets(X, len(X_checked), y, sample_weight, init)
 
-        seed = None if self.random_state is None else check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        seed = self._seed()
         device = resolve_device(self.device)
         release_accelerator_memory(device)  # what earlier fits (search candidates) left behind
         fast = fast_path(device, self.precision, spec.modality)
@@ -261,11 +259,35 @@ class _TransferBase(BaseEstimator):
                 )
             else:
                 train_data = adapter.dataset(X_checked, target_dict, train=True)
-            net = self._build_net(module, spec, source, adapter, seed, device, on_features, fast)
+            param_groups = None if on_features else self._param_groups(module, spec, source)
+            net = self._build_net(module, adapter, param_groups, seed, device, on_features, fast)
             net.set_params(**train_params)
             net.fit(train_data, stratify)
         self._set_fitted(spec, adapter, net, device, fast, fingerprint, init, module.stages, fitted)
         return self
+
+    def _targets(self, X, n: int, y, sample_weight, init) -> tuple[dict, dict, object]:
+        """``(target_dict, fitted, stratify)``: the encoded targets with their weights
+        (and ``init``'s offsets), the fitted attributes they give, and the labels that
+        stratify a validation split."""
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
+        if self._loss_kind == "cross_entropy":
+            check_class_labels(y)
+        check_consistent_length(np.empty((n, 0)), y)
+        targets, fitted, stratify, class_weight = self._encode_targets(y)
+        check_validation_split(self, n, stratify, fitted.get("classes_"))
+        target_dict = {"target": targets, "weight": self._sample_weight(sample_weight, n, class_weight)}
+        if init is not None:
+            # The source model runs once per fit; its output rides along with the targets.
+            answers = self._init_answers(init, X, y)
+            target_dict["offset"] = self._source_offsets(init, X, n, fitted, answers)
+        return target_dict, fitted, stratify
+
+    def _seed(self) -> int | None:
+        if self.random_state is None:
+            return None
+        return check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
 
     def _set_fitted(self, spec, adapter, net, device, fast, fingerprint, init, layers, fitted) -> None:
         """Every fitted attribute, set in one place once training succeeded."""
@@ -498,7 +520,7 @@ class _TransferBase(BaseEstimator):
             raise TypeError(f"optimizer must be one of {sorted(OPTIMIZERS)} or a torch.optim.Optimizer subclass.")
         return self.optimizer
 
-    def _build_net(self, module, spec, source, adapter, seed, device, on_features: bool, fast):
+    def _build_net(self, module, adapter, param_groups, seed, device, on_features: bool, fast):
         from skorch.dataset import ValidSplit
 
         fraction = self._validation_fraction()
@@ -529,8 +551,8 @@ class _TransferBase(BaseEstimator):
             amp_dtype=fast.amp_dtype,
             grad_scaler=fast.grad_scaler,
         )
-        if not on_features:
-            kwargs["optimizer__param_groups"] = self._param_groups(module, spec, source)
+        if param_groups is not None:
+            kwargs["optimizer__param_groups"] = param_groups
         kwargs.update(self._extra_net_params())
         kwargs.update({key: value for key, value in (self.net_params or {}).items() if key != "callbacks"})
         return TransferNet(**kwargs)
@@ -586,7 +608,12 @@ class _TransferBase(BaseEstimator):
         X_checked = self.adapter_.check(X, estimator=self, reset=False)
         fingerprint = self.feature_fingerprint_
         store = get_store(self.feature_cache) if fingerprint is not None else None
-        if store is not None:
+        if isinstance(self.adapter_, FusedInput):
+            dataset = self.adapter_.dataset(
+                X_checked, self.net_.module_, batch_size=self.batch_size, device=self.device_, fast=self.fast_path_,
+                feature_cache=self.feature_cache,
+            )
+        elif store is not None:
             # A frozen backbone: reuse (or add) cached features and run only the head.
             module = self.net_.module_
             all_stages = self.spec_.get_stages() if self.layers_ is not None else None
@@ -634,7 +661,8 @@ class _TransferBase(BaseEstimator):
             # Loaded where the fitting device is missing (a GPU model on a CPU-only
             # machine): skorch mapped the tensors; the fast path follows the new device.
             self.device_ = str(self.net_.device)
-            self.fast_path_ = fast_path(self.device_, "auto", self.spec_.modality)
+            modality = "image" if self.spec_ is None else self.spec_.modality  # fused: as if an image branch
+            self.fast_path_ = fast_path(self.device_, "auto", modality)
             self.net_.amp_dtype = self.fast_path_.amp_dtype
             self.net_.grad_scaler = self.fast_path_.grad_scaler
             module = getattr(self.net_.module_, "_orig_mod", self.net_.module_)

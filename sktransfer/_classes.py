@@ -202,6 +202,8 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
         precision="auto",
         compile=False,
         net_params=None,
+        fusion="concat",
+        remainder="error",
         class_weight=None,
         label_smoothing=0.0,
     ):
@@ -235,6 +237,8 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
             precision=precision,
             compile=compile,
             net_params=net_params,
+            fusion=fusion,
+            remainder=remainder,
         )
         self.class_weight = class_weight
         self.label_smoothing = label_smoothing

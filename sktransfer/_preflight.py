@@ -36,6 +36,13 @@ _NO_TOKENIZER_LIMIT = 10**9
 
 
 # ------------------------------------------------------------------ device
+def resolve_device(device) -> str:
+    """``"auto"`` means CUDA when available, else the CPU."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device)
+
+
 def check_device(device) -> None:
     """Raise a ValueError for a device torch doesn't know or this machine doesn't have."""
     if isinstance(device, str) and device == "auto":

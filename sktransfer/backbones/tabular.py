@@ -1,7 +1,8 @@
-"""A small MLP backbone for 2-D float input, so the estimators work on feature matrices.
+"""Backbones for 2-D float input: a small MLP, and ``passthrough`` (the standardised
+columns themselves, for numeric columns beside images and texts in a fused model).
 
-It has no pretrained weights: ``pretrained`` is ignored and ``strategy="full"``
-(the default) trains it from scratch.  Inputs are standardised by the estimator.
+Neither has pretrained weights: ``pretrained`` is ignored and ``strategy="full"``
+(the default) trains the MLP from scratch.  Inputs are standardised by the estimator.
 """
 
 from __future__ import annotations
@@ -21,6 +22,14 @@ def build_mlp(width: int = MLP_WIDTH, pretrained: bool = False):
     return nn.Sequential(nn.LazyLinear(width), nn.ReLU(), nn.Linear(width, width), nn.ReLU())
 
 
+def build_passthrough(pretrained: bool = False):
+    """The standardised input columns as they are: a linear model on them, or numeric
+    columns fused with other branches (``backbone={"price": "passthrough", ...}``)."""
+    import torch.nn as nn
+
+    return nn.Identity()
+
+
 @hookimpl
 def register_backbones():
     return [
@@ -35,5 +44,15 @@ def register_backbones():
             stages=(),
             weights=None,
             description=f"2-layer MLP ({MLP_WIDTH} units) for numeric feature matrices, no pretrained weights",
-        )
+        ),
+        BackboneSpec(
+            name="passthrough",
+            modality="tabular",
+            build=build_passthrough,
+            feature_dim=0,  # the number of columns, read from the data
+            blocks=(),
+            stages=(),
+            weights=None,
+            description="the standardised numeric columns themselves, e.g. a price beside a photo and a caption",
+        ),
     ]

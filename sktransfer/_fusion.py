@@ -1,0 +1,482 @@
+"""Fusion: several backbones in one model, on one input or on the columns of a DataFrame.
+
+``backbone=["efficientnet_lite0", "resnet18"]`` runs each backbone on the same ``X``;
+``backbone={"photo": "efficientnet_lite0", "caption": "all-MiniLM-L6-v2", "price":
+"passthrough"}`` runs each on one column of a DataFrame (or a dict of columns). Each
+branch is a backbone with its own input adapter, chosen stages and strategy, built by
+the same steps as a single-backbone fit; their features are concatenated (or gated,
+then concatenated) and one head is trained on them.
+
+Frozen branches (``strategy="head"``, no augmentation) read their features from the
+shared feature cache, so a search that varies the other branches or the head runs
+each frozen backbone about once per row. When every branch is frozen, training runs
+on the concatenated features alone; otherwise trainable branches run end to end.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+from sklearn.base import BaseEstimator
+from torch.utils.data import Dataset, default_collate
+
+from ._adapters import adapter_class
+from ._feature_cache import backbone_fingerprint, fingerprint_module, get_store
+from ._features import FeatureDataset, cached_features, call_args, extract_features
+from ._net import fast_path, release_accelerator_memory
+from ._preflight import batchnorm_drop_last, resolve_device
+from .exceptions import InvalidInputError
+
+FUSIONS = ("concat", "gated")
+REMAINDERS = ("error", "drop")
+#: Branch settings that default to the estimator's own (``None``: inherit).
+BRANCH_PARAMS = ("strategy", "lr", "layers", "trainable_blocks")
+
+
+class Branch(BaseEstimator):
+    """One branch of a fused model: a backbone, and the settings where it differs.
+
+    Parameters
+    ----------
+    backbone : str, torch.nn.Module or fitted TransferClassifier / TransferRegressor
+        As the estimators' ``backbone``; ``"passthrough"`` for numeric columns.
+    strategy : {"full", "partial", "head"}, default=None
+        This branch's strategy; ``None`` uses the estimator's.
+    lr : float, default=None
+        This branch's backbone learning rate; ``None`` uses the estimator's rule
+        (``backbone_lr``, else ``lr`` or ``lr / 10`` for pretrained text encoders).
+    layers : str, int or list of them, default=None
+        This branch's stages; ``None`` uses the estimator's ``layers``.
+    trainable_blocks : int, default=None
+        Blocks trained by ``strategy="partial"``; ``None`` uses the estimator's.
+
+    Examples
+    --------
+    >>> from sktransfer import Branch, TransferClassifier
+    >>> clf = TransferClassifier({"photo": Branch("efficientnet_lite0", strategy="head"),
+    ...                           "caption": "all-MiniLM-L6-v2"})
+    """
+
+    def __init__(self, backbone, *, strategy=None, lr=None, layers=None, trainable_blocks=None):
+        self.backbone = backbone
+        self.strategy = strategy
+        self.lr = lr
+        self.layers = layers
+        self.trainable_blocks = trainable_blocks
+
+
+def is_fused(backbone) -> bool:
+    """Whether ``backbone`` names several branches (a list or a column mapping)."""
+    return isinstance(backbone, (list, tuple, Mapping))
+
+
+def _as_branch(value, where: str) -> Branch:
+    if isinstance(value, Branch):
+        return value
+    if isinstance(value, (list, tuple, Mapping)):
+        raise TypeError(f"{where} is a {type(value).__name__}; each branch is one backbone (or a Branch).")
+    return Branch(value)
+
+
+def _branch_name(backbone, i: int) -> str:
+    if isinstance(backbone, str):
+        return backbone
+    return f"branch{i}"
+
+
+def branch_table(backbone) -> list[tuple[str, object, Branch]]:
+    """``(name, column, Branch)`` per branch: column names for a mapping, ``None`` (the
+    whole ``X``) for a list. Names are the columns, or the backbone names of a list."""
+    if isinstance(backbone, Mapping):
+        if not backbone:
+            raise ValueError("backbone={} names no columns; map each column to a backbone, e.g. {'text': "
+                             "'all-MiniLM-L6-v2'}.")
+        for column in backbone:
+            if not isinstance(column, str):
+                raise TypeError(
+                    f"backbone mapping keys are DataFrame column names and must be str, got {column!r} "
+                    f"({type(column).__name__})."
+                )
+        return [(column, column, _as_branch(value, f"backbone[{column!r}]")) for column, value in backbone.items()]
+    if not backbone:
+        raise ValueError("backbone=[] names no backbones; pass at least one.")
+    table, seen = [], {}
+    for i, value in enumerate(backbone):
+        branch = _as_branch(value, f"backbone[{i}]")
+        name = _branch_name(branch.backbone, i)
+        seen[name] = seen.get(name, 0) + 1
+        table.append((name if seen[name] == 1 else f"{name}_{seen[name]}", None, branch))
+    return table
+
+
+def with_branch_params(backbone, updates: dict):
+    """A copy of ``backbone`` (list or mapping) with ``{"branch__<name>__<param>": value}``
+    applied to new Branch objects; the caller's list, dict and Branch objects are kept."""
+    table = branch_table(backbone)
+    names = [name for name, _, _ in table]
+    branches = {name: copy.copy(branch) for name, _, branch in table}
+    for key, value in updates.items():
+        name, _, param = key[len("branch__"):].rpartition("__")
+        if name not in branches or param not in BRANCH_PARAMS:
+            raise ValueError(
+                f"Invalid parameter {key!r}: branch parameters are branch__<name>__<param> with <name> one of "
+                f"{names} and <param> one of {list(BRANCH_PARAMS)}."
+            )
+        setattr(branches[name], param, value)
+    if isinstance(backbone, Mapping):
+        return {column: branches[name] for name, column, _ in table}
+    return [branches[name] for name in names]
+
+
+class FusionMixin:
+    """``get_params``/``set_params`` that expose each branch's settings as
+    ``branch__<name>__<param>``, so that a search can tune them."""
+
+    def get_params(self, deep=True):
+        params = super().get_params(deep=deep)
+        if deep and is_fused(self.backbone):
+            try:
+                table = branch_table(self.backbone)
+            except (TypeError, ValueError):
+                return params  # fit reports the bad mapping
+            for name, _, branch in table:
+                for param in BRANCH_PARAMS:
+                    params[f"branch__{name}__{param}"] = getattr(branch, param)
+        return params
+
+    def set_params(self, **params):
+        updates = {key: params.pop(key) for key in list(params) if key.startswith("branch__")}
+        if "backbone" in params:
+            super().set_params(backbone=params.pop("backbone"))
+        if updates:
+            if not is_fused(self.backbone):
+                raise ValueError(
+                    f"Invalid parameters {sorted(updates)}: branch__ parameters need several backbones "
+                    "(a list or a column mapping as backbone)."
+                )
+            self.backbone = with_branch_params(self.backbone, updates)
+        return super().set_params(**params)
+
+
+    # ------------------------------------------------------------ fit
+    def _branch_view(self, branch: Branch):
+        """A shallow copy of this estimator with the branch's backbone and settings: the
+        single-backbone fit steps then build the branch exactly as they build a model."""
+        view = copy.copy(self)
+        view.backbone = branch.backbone
+        view.init = None  # the offset belongs to the fused model's output, not a branch's
+        for param in ("strategy", "layers", "trainable_blocks"):
+            if getattr(branch, param) is not None:
+                setattr(view, param, getattr(branch, param))
+        if branch.lr is not None:
+            view.backbone_lr = branch.lr
+        return view
+
+    def _check_fusion_params(self, table) -> None:
+        if self.augment in ("mixup", "cutmix"):
+            raise ValueError(
+                f"augment={self.augment!r} mixes whole batches of one image input; a fused model has several inputs. "
+                "Use augment='default' (applied to image branches) or None."
+            )
+        strategies = {self.strategy} | {b.strategy for _, _, b in table if b.strategy is not None}
+        if "gradual" in strategies:
+            raise ValueError(
+                "strategy='gradual' is not supported for fused models yet; use 'partial' or 'full' per branch "
+                "(branch__<name>__strategy)."
+            )
+
+    def _prepare_branch(self, i, name, column, branch, X):
+        """Resolve, adapt and check one branch's input, as a single-backbone fit does."""
+        view = self._branch_view(branch)
+        spec, source = view._resolve_backbone(select(X, column, "image"))
+        if not adapter_class(spec.modality).pooling_applies:
+            view.pooling = "auto"  # pooling is the text branches' setting
+        if spec.modality != "image" and isinstance(view.augment, str):
+            view.augment = None  # augment="default" is the image branches' setting
+        adapter = view._build_adapter(spec, source)
+        columns = _Columns()
+        try:
+            X_checked = adapter.check(select(X, column, spec.modality), estimator=columns, reset=True)
+        except (ValueError, TypeError) as exc:
+            where = f"column {column!r}" if column is not None else f"branch {name!r}"
+            raise type(exc)(f"{where} ({spec.name}): {exc}") from exc
+        if source is None:
+            adapter.fit(X_checked)
+        return view, spec, source, adapter, columns, X_checked
+
+    def _fit_fused(self, X, y, sample_weight):
+        table = branch_table(self.backbone)
+        self._check_fusion_params(table)
+        mapped = isinstance(self.backbone, Mapping)
+        init = self._check_init()
+        for attr in ("n_features_in_", "feature_names_in_"):
+            self.__dict__.pop(attr, None)
+        if mapped:
+            columns = check_columns(X, [column for _, column, _ in table], self.remainder)
+            self.feature_names_in_ = np.asarray(columns, dtype=object)
+            self.n_features_in_ = len(columns)
+        prepared = [self._prepare_branch(i, *row, X) for i, row in enumerate(table)]
+        n = len(prepared[0][-1])
+        target_dict, fitted, stratify = self._targets(X, n, y, sample_weight, init)
+
+        seed = self._seed()
+        device = resolve_device(self.device)
+        release_accelerator_memory(device)
+        modalities = [spec.modality for _, spec, *_ in prepared]
+        fast = fast_path(device, self.precision, "image" if "image" in modalities else modalities[0])
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            module, inputs, groups, train_params = self._build_fused(prepared, table, mapped, init, fitted, n,
+                                                                     device, fast)
+            checked = {b.key: part[-1] for b, part in zip(inputs.branches, prepared)}
+            train_data = inputs.dataset(checked, module, target_dict, train=True, batch_size=self.batch_size,
+                                        device=device, fast=fast, feature_cache=self.feature_cache)
+            on_features = isinstance(train_data, FeatureDataset)
+            net = self._build_net(module, inputs, None if on_features else groups, seed, device, on_features, fast)
+            net.set_params(**train_params)
+            net.fit(train_data, stratify)
+        self._set_fitted(None, inputs, net, device, fast, None, init, None, fitted)
+        return self
+
+    def _build_fused(self, prepared, table, mapped, init, fitted, n, device, fast):
+        """The FusionModule, its input side, its parameter groups and BatchNorm settings."""
+        modules, dims, branches, groups, train_params = {}, [], [], [], {}
+        for i, ((view, spec, source, adapter, columns, X_checked), (name, column, _)) in enumerate(
+            zip(prepared, table)
+        ):
+            key = f"b{i}"  # module names can't hold a column's dots or spaces
+            module, weights = view._build_module(spec, source, adapter, X_checked, 1, device)
+            dims.append(module.head.in_features)
+            module.head = nn.Identity()  # the fused model's head replaces it
+            module.channels_last = fast.channels_last and adapter.pixel_batches
+            if module.channels_last:
+                module.to(memory_format=torch.channels_last)
+            module.to(device)
+            frozen = view.strategy == "head" and view.augment is None
+            cached = frozen and adapter.shares_features and get_store(self.feature_cache) is not None
+            fingerprint = branch_fingerprint(spec, weights, module, adapter) if cached else None
+            branches.append(FittedBranch(name, key, column, spec, adapter, columns, frozen, fingerprint))
+            modules[key] = module
+            if not frozen:
+                groups += [(f"branches.{key}.{pattern}", options)
+                           for pattern, options in view._param_groups(module, spec, source)]
+                train_params.update(batchnorm_drop_last(view, module, n))
+        fused = FusionModule(modules, dims, fitted["n_outputs_"], self.fusion, zero_head=init is not None)
+        fused.frozen_keys = {b.key for b in branches if b.frozen}
+        return fused, FusedInput(branches, mapped, self.remainder), groups, train_params
+
+
+# ---------------------------------------------------------------- the input side
+class _Columns(BaseEstimator):
+    """Holds ``n_features_in_`` / ``feature_names_in_`` of one tabular branch for
+    scikit-learn's ``validate_data`` (the estimator's own describe the whole frame)."""
+
+
+@dataclass
+class FittedBranch:
+    """One branch after fit: its input, its adapter and how its features are fed."""
+
+    name: str
+    key: str  # the branch's submodule name in the FusionModule
+    column: object
+    spec: object
+    adapter: object
+    columns: _Columns
+    frozen: bool  # its features are computed once, before training (strategy="head", no augmentation)
+    fingerprint: bytes | None  # where the shared cache keys them; None: computed, not cached
+
+
+def _frame_columns(X) -> list:
+    if hasattr(X, "columns"):
+        return list(X.columns)
+    if isinstance(X, Mapping):
+        return list(X.keys())
+    raise TypeError(
+        f"X is a {type(X).__name__}, but backbone maps columns to backbones: pass a pandas DataFrame (or a dict of "
+        "columns) with those columns."
+    )
+
+
+def check_columns(X, mapped: list[str], remainder: str, fitted_columns=None) -> list:
+    """The columns of ``X``, checked against the mapping (and, at predict time, the fit's)."""
+    columns = _frame_columns(X)
+    missing = [c for c in mapped if c not in columns]
+    extra = [c for c in columns if c not in mapped]
+    if missing or (extra and remainder == "error"):
+        problem = f"columns {missing} are mapped to backbones but missing from X" if missing else (
+            f"X has columns {extra} that are not mapped to a backbone"
+        )
+        fix = "Rename or add them, or change the mapping." if missing else (
+            "Map them to a backbone (or 'passthrough' for numbers), drop them from X, or pass remainder='drop'."
+        )
+        raise InvalidInputError(f"{problem}. X has {columns}; backbone maps {mapped}. {fix}")
+    if isinstance(X, Mapping):
+        lengths = {c: len(X[c]) for c in mapped}
+        if len(set(lengths.values())) > 1:
+            raise InvalidInputError(f"The columns of X have different lengths {lengths}; each needs one value per sample.")
+    return columns
+
+
+def select(X, column, modality: str):
+    """One branch's input: the whole X, or its column (2-D for tabular branches)."""
+    if column is None:
+        return X
+    if hasattr(X, "columns"):
+        return X[[column]] if modality == "tabular" else X[column]
+    values = X[column]
+    if modality == "tabular":
+        values = np.asarray(values)
+        return values.reshape(-1, 1) if values.ndim == 1 else values
+    return values
+
+
+class FusedInput:
+    """The input side of a fused model: ``X`` split into each branch's input, checked by
+    that branch's adapter, and the datasets that feed the FusionModule."""
+
+    shares_features = False  # per branch instead
+
+    def __init__(self, branches: list[FittedBranch], mapped: bool, remainder: str):
+        self.branches = branches
+        self.mapped = mapped
+        self.remainder = remainder
+        self.collate_fn = FusedCollate([(b.key, b.adapter.collate_fn, b.frozen) for b in branches])
+
+    def check(self, X, *, estimator=None, reset: bool = False) -> dict:
+        if self.mapped:
+            check_columns(X, [b.column for b in self.branches], self.remainder)
+        checked = {}
+        for b in self.branches:
+            checked[b.key] = b.adapter.check(select(X, b.column, b.spec.modality), estimator=b.columns, reset=reset)
+        return checked
+
+    def branch_features(self, b: FittedBranch, module, X_checked, batch_size, device, fast, store):
+        """A frozen branch's features ``(N, D)``: from the shared cache where it can hold them."""
+        if b.fingerprint is not None and store is not None:
+            all_stages = b.spec.get_stages() if module.stages is not None else None
+            return cached_features(module, b.adapter, X_checked, batch_size, device, store, b.fingerprint, fast,
+                                   all_stages)
+        return extract_features(module, b.adapter.dataset(X_checked), b.adapter.collate_fn, batch_size, device, fast)
+
+    def dataset(self, checked: dict, module, targets=None, *, train=False, batch_size=32, device="cpu", fast=None,
+                feature_cache="memory"):
+        """Concatenated features when every branch is frozen; else each branch's own input,
+        cached features in place of a frozen branch's."""
+        store = get_store(feature_cache)
+        frozen = {b.key: self.branch_features(b, module.branches[b.key], checked[b.key], batch_size, device, fast,
+                                               store)
+                  for b in self.branches if b.frozen}
+        if len(frozen) == len(self.branches):
+            return FeatureDataset(torch.cat([frozen[b.key] for b in self.branches], dim=1), targets)
+        parts = {
+            b.key: frozen[b.key] if b.key in frozen else b.adapter.dataset(checked[b.key], None, train=train)
+            for b in self.branches
+        }
+        return FusedDataset(parts, targets)
+
+
+class FusedDataset(Dataset):
+    """Sample ``i`` of every branch (a raw input, or a frozen branch's feature row)."""
+
+    def __init__(self, parts: dict, targets: dict | None):
+        self.parts = parts
+        self.targets = targets
+        self.n = len(next(iter(parts.values())))
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        X = {key: part[i] if isinstance(part, torch.Tensor) else part[i][0] for key, part in self.parts.items()}
+        target = 0.0 if self.targets is None else {k: v[i] for k, v in self.targets.items()}
+        return X, target
+
+
+class FusedCollate:
+    """Each branch's samples collated by its own adapter; feature rows are stacked."""
+
+    def __init__(self, parts: list):
+        self.parts = parts
+
+    def __call__(self, batch):
+        Xs, targets = zip(*batch)
+        X = {}
+        for key, collate, frozen in self.parts:
+            items = [x[key] for x in Xs]
+            # A frozen branch's rows are its features; the others go through their adapter.
+            X[key] = torch.stack(items) if frozen else collate([(item, 0.0) for item in items])[0]
+        return X, default_collate(list(targets))
+
+
+# ---------------------------------------------------------------- the module
+class FusionModule(nn.Module):
+    """Branches (TransferModules without their heads) -> fusion -> one linear head.
+
+    ``fusion="concat"`` concatenates the branches' features; ``"gated"`` first scales
+    each branch's features by a learned gate in (0, 1) computed from them, so the
+    model can turn a branch down per sample.
+    """
+
+    def __init__(self, branches: dict, dims: list[int], n_outputs: int, fusion: str = "concat",
+                 zero_head: bool = False):
+        super().__init__()
+        self.branches = nn.ModuleDict(branches)
+        self.dims = list(dims)
+        self.gates = nn.ModuleList([nn.Linear(d, 1) for d in dims]) if fusion == "gated" else None
+        self.head = nn.Linear(sum(dims), n_outputs)
+        if zero_head:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+        # Branches fed precomputed features (frozen, cached): they never run here.
+        self.frozen_keys: set[str] = set()
+        self.stages = None  # the fused model's stages live in its branches
+
+    def precomputed(self, key: str) -> bool:
+        return key in self.frozen_keys
+
+    def fuse(self, features: list[torch.Tensor]) -> torch.Tensor:
+        if self.gates is not None:
+            features = [f * torch.sigmoid(gate(f)) for f, gate in zip(features, self.gates)]
+        return torch.cat(features, dim=1)
+
+    def forward(self, features: torch.Tensor | None = None, **inputs) -> torch.Tensor:
+        if features is not None:  # every branch frozen: the concatenated cached features
+            parts = list(torch.split(features, self.dims, dim=1))
+        else:
+            parts = []
+            for key, branch in self.branches.items():
+                if self.precomputed(key):
+                    parts.append(inputs[key])
+                else:
+                    args, kwargs = call_args(inputs[key])
+                    parts.append(branch.features(*args, **kwargs))
+        return self.head(self.fuse(parts))
+
+
+def branch_fingerprint(spec, weights, module, adapter) -> bytes:
+    """The cache fingerprint of a frozen branch, as a single-backbone fit keys it: a fused
+    model and single models on the same backbone share their cached rows."""
+    return backbone_fingerprint(spec, weights or fingerprint_module(module.backbone), *adapter.fingerprint_parts())
+
+
+__all__ = [
+    "BRANCH_PARAMS",
+    "Branch",
+    "FUSIONS",
+    "FittedBranch",
+    "FusedInput",
+    "FusionMixin",
+    "FusionModule",
+    "REMAINDERS",
+    "branch_table",
+    "check_columns",
+    "is_fused",
+    "select",
+    "with_branch_params",
+]
