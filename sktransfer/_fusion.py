@@ -35,7 +35,7 @@ from .exceptions import InvalidInputError
 FUSIONS = ("concat", "gated")
 REMAINDERS = ("error", "drop")
 #: Branch settings that default to the estimator's own (``None``: inherit).
-BRANCH_PARAMS = ("strategy", "lr", "layers", "trainable_blocks")
+BRANCH_PARAMS = ("strategy", "lr", "layers", "trainable_blocks", "pretrained")
 
 
 class Branch(BaseEstimator):
@@ -54,6 +54,8 @@ class Branch(BaseEstimator):
         This branch's stages; ``None`` uses the estimator's ``layers``.
     trainable_blocks : int, default=None
         Blocks trained by ``strategy="partial"``; ``None`` uses the estimator's.
+    pretrained : bool, default=None
+        Whether this branch loads pretrained weights; ``None`` uses the estimator's.
 
     Examples
     --------
@@ -62,12 +64,13 @@ class Branch(BaseEstimator):
     ...                           "caption": "all-MiniLM-L6-v2"})
     """
 
-    def __init__(self, backbone, *, strategy=None, lr=None, layers=None, trainable_blocks=None):
+    def __init__(self, backbone, *, strategy=None, lr=None, layers=None, trainable_blocks=None, pretrained=None):
         self.backbone = backbone
         self.strategy = strategy
         self.lr = lr
         self.layers = layers
         self.trainable_blocks = trainable_blocks
+        self.pretrained = pretrained
 
 
 def is_fused(backbone) -> bool:
@@ -170,7 +173,7 @@ class FusionMixin:
         view = copy.copy(self)
         view.backbone = branch.backbone
         view.init = None  # the offset belongs to the fused model's output, not a branch's
-        for param in ("strategy", "layers", "trainable_blocks"):
+        for param in ("strategy", "layers", "trainable_blocks", "pretrained"):
             if getattr(branch, param) is not None:
                 setattr(view, param, getattr(branch, param))
         if branch.lr is not None:
