@@ -17,20 +17,19 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn as nn
 from sklearn.base import BaseEstimator
-from torch.utils.data import Dataset, default_collate
 
 from ._adapters import adapter_class
-from ._feature_cache import backbone_fingerprint, fingerprint_module, get_store
-from ._features import FeatureDataset, cached_features, call_args, extract_features
+from ._feature_cache import get_store
+from ._features import FeatureDataset
+from ._fused_input import FittedBranch, FusedInput, BranchColumns, branch_fingerprint, check_columns, select
+from ._fusion_module import FusionModule
 from ._net import fast_path, release_accelerator_memory
 from ._preflight import batchnorm_drop_last, resolve_device
-from .exceptions import InvalidInputError
 
 FUSIONS = ("concat", "gated")
 REMAINDERS = ("error", "drop")
@@ -202,7 +201,7 @@ class FusionMixin:
         if spec.modality != "image" and isinstance(view.augment, str):
             view.augment = None  # augment="default" is the image branches' setting
         adapter = view._build_adapter(spec, source)
-        columns = _Columns()
+        columns = BranchColumns()
         try:
             X_checked = adapter.check(select(X, column, spec.modality), estimator=columns, reset=True)
         except (ValueError, TypeError) as exc:
@@ -273,213 +272,3 @@ class FusionMixin:
         fused = FusionModule(modules, dims, fitted["n_outputs_"], self.fusion, zero_head=init is not None)
         fused.frozen_keys = {b.key for b in branches if b.frozen}
         return fused, FusedInput(branches, mapped, self.remainder), groups, train_params
-
-
-# ---------------------------------------------------------------- the input side
-class _Columns(BaseEstimator):
-    """Holds ``n_features_in_`` / ``feature_names_in_`` of one tabular branch for
-    scikit-learn's ``validate_data`` (the estimator's own describe the whole frame)."""
-
-
-@dataclass
-class FittedBranch:
-    """One branch after fit: its input, its adapter and how its features are fed."""
-
-    name: str
-    key: str  # the branch's submodule name in the FusionModule
-    column: object
-    spec: object
-    adapter: object
-    columns: _Columns
-    frozen: bool  # its features are computed once, before training (strategy="head", no augmentation)
-    fingerprint: bytes | None  # where the shared cache keys them; None: computed, not cached
-
-
-def _frame_columns(X) -> list:
-    if hasattr(X, "columns"):
-        return list(X.columns)
-    if isinstance(X, Mapping):
-        return list(X.keys())
-    raise TypeError(
-        f"X is a {type(X).__name__}, but backbone maps columns to backbones: pass a pandas DataFrame (or a dict of "
-        "columns) with those columns."
-    )
-
-
-def check_columns(X, mapped: list[str], remainder: str, fitted_columns=None) -> list:
-    """The columns of ``X``, checked against the mapping (and, at predict time, the fit's)."""
-    columns = _frame_columns(X)
-    missing = [c for c in mapped if c not in columns]
-    extra = [c for c in columns if c not in mapped]
-    if missing or (extra and remainder == "error"):
-        problem = f"columns {missing} are mapped to backbones but missing from X" if missing else (
-            f"X has columns {extra} that are not mapped to a backbone"
-        )
-        fix = "Rename or add them, or change the mapping." if missing else (
-            "Map them to a backbone (or 'passthrough' for numbers), drop them from X, or pass remainder='drop'."
-        )
-        raise InvalidInputError(f"{problem}. X has {columns}; backbone maps {mapped}. {fix}")
-    if isinstance(X, Mapping):
-        lengths = {c: len(X[c]) for c in mapped}
-        if len(set(lengths.values())) > 1:
-            raise InvalidInputError(f"The columns of X have different lengths {lengths}; each needs one value per sample.")
-    return columns
-
-
-def select(X, column, modality: str):
-    """One branch's input: the whole X, or its column (2-D for tabular branches)."""
-    if column is None:
-        return X
-    if hasattr(X, "columns"):
-        return X[[column]] if modality == "tabular" else X[column]
-    values = X[column]
-    if modality == "tabular":
-        values = np.asarray(values)
-        return values.reshape(-1, 1) if values.ndim == 1 else values
-    return values
-
-
-class FusedInput:
-    """The input side of a fused model: ``X`` split into each branch's input, checked by
-    that branch's adapter, and the datasets that feed the FusionModule."""
-
-    shares_features = False  # per branch instead
-
-    def __init__(self, branches: list[FittedBranch], mapped: bool, remainder: str):
-        self.branches = branches
-        self.mapped = mapped
-        self.remainder = remainder
-        self.collate_fn = FusedCollate([(b.key, b.adapter.collate_fn, b.frozen) for b in branches])
-
-    def check(self, X, *, estimator=None, reset: bool = False) -> dict:
-        if self.mapped:
-            check_columns(X, [b.column for b in self.branches], self.remainder)
-        checked = {}
-        for b in self.branches:
-            checked[b.key] = b.adapter.check(select(X, b.column, b.spec.modality), estimator=b.columns, reset=reset)
-        return checked
-
-    def branch_features(self, b: FittedBranch, module, X_checked, batch_size, device, fast, store):
-        """A frozen branch's features ``(N, D)``: from the shared cache where it can hold them."""
-        if b.fingerprint is not None and store is not None:
-            all_stages = b.spec.get_stages() if module.stages is not None else None
-            return cached_features(module, b.adapter, X_checked, batch_size, device, store, b.fingerprint, fast,
-                                   all_stages)
-        return extract_features(module, b.adapter.dataset(X_checked), b.adapter.collate_fn, batch_size, device, fast)
-
-    def dataset(self, checked: dict, module, targets=None, *, train=False, batch_size=32, device="cpu", fast=None,
-                feature_cache="memory"):
-        """Concatenated features when every branch is frozen; else each branch's own input,
-        cached features in place of a frozen branch's."""
-        store = get_store(feature_cache)
-        frozen = {b.key: self.branch_features(b, module.branches[b.key], checked[b.key], batch_size, device, fast,
-                                               store)
-                  for b in self.branches if b.frozen}
-        if len(frozen) == len(self.branches):
-            return FeatureDataset(torch.cat([frozen[b.key] for b in self.branches], dim=1), targets)
-        parts = {
-            b.key: frozen[b.key] if b.key in frozen else b.adapter.dataset(checked[b.key], None, train=train)
-            for b in self.branches
-        }
-        return FusedDataset(parts, targets)
-
-
-class FusedDataset(Dataset):
-    """Sample ``i`` of every branch (a raw input, or a frozen branch's feature row)."""
-
-    def __init__(self, parts: dict, targets: dict | None):
-        self.parts = parts
-        self.targets = targets
-        self.n = len(next(iter(parts.values())))
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        X = {key: part[i] if isinstance(part, torch.Tensor) else part[i][0] for key, part in self.parts.items()}
-        target = 0.0 if self.targets is None else {k: v[i] for k, v in self.targets.items()}
-        return X, target
-
-
-class FusedCollate:
-    """Each branch's samples collated by its own adapter; feature rows are stacked."""
-
-    def __init__(self, parts: list):
-        self.parts = parts
-
-    def __call__(self, batch):
-        Xs, targets = zip(*batch)
-        X = {}
-        for key, collate, frozen in self.parts:
-            items = [x[key] for x in Xs]
-            # A frozen branch's rows are its features; the others go through their adapter.
-            X[key] = torch.stack(items) if frozen else collate([(item, 0.0) for item in items])[0]
-        return X, default_collate(list(targets))
-
-
-# ---------------------------------------------------------------- the module
-class FusionModule(nn.Module):
-    """Branches (TransferModules without their heads) -> fusion -> one linear head.
-
-    ``fusion="concat"`` concatenates the branches' features; ``"gated"`` first scales
-    each branch's features by a learned gate in (0, 1) computed from them, so the
-    model can turn a branch down per sample.
-    """
-
-    def __init__(self, branches: dict, dims: list[int], n_outputs: int, fusion: str = "concat",
-                 zero_head: bool = False):
-        super().__init__()
-        self.branches = nn.ModuleDict(branches)
-        self.dims = list(dims)
-        self.gates = nn.ModuleList([nn.Linear(d, 1) for d in dims]) if fusion == "gated" else None
-        self.head = nn.Linear(sum(dims), n_outputs)
-        if zero_head:
-            nn.init.zeros_(self.head.weight)
-            nn.init.zeros_(self.head.bias)
-        # Branches fed precomputed features (frozen, cached): they never run here.
-        self.frozen_keys: set[str] = set()
-        self.stages = None  # the fused model's stages live in its branches
-
-    def precomputed(self, key: str) -> bool:
-        return key in self.frozen_keys
-
-    def fuse(self, features: list[torch.Tensor]) -> torch.Tensor:
-        if self.gates is not None:
-            features = [f * torch.sigmoid(gate(f)) for f, gate in zip(features, self.gates)]
-        return torch.cat(features, dim=1)
-
-    def forward(self, features: torch.Tensor | None = None, **inputs) -> torch.Tensor:
-        if features is not None:  # every branch frozen: the concatenated cached features
-            parts = list(torch.split(features, self.dims, dim=1))
-        else:
-            parts = []
-            for key, branch in self.branches.items():
-                if self.precomputed(key):
-                    parts.append(inputs[key])
-                else:
-                    args, kwargs = call_args(inputs[key])
-                    parts.append(branch.features(*args, **kwargs))
-        return self.head(self.fuse(parts))
-
-
-def branch_fingerprint(spec, weights, module, adapter) -> bytes:
-    """The cache fingerprint of a frozen branch, as a single-backbone fit keys it: a fused
-    model and single models on the same backbone share their cached rows."""
-    return backbone_fingerprint(spec, weights or fingerprint_module(module.backbone), *adapter.fingerprint_parts())
-
-
-__all__ = [
-    "BRANCH_PARAMS",
-    "Branch",
-    "FUSIONS",
-    "FittedBranch",
-    "FusedInput",
-    "FusionMixin",
-    "FusionModule",
-    "REMAINDERS",
-    "branch_table",
-    "check_columns",
-    "is_fused",
-    "select",
-    "with_branch_params",
-]

@@ -1,0 +1,52 @@
+"""FusionModule: several branches' features, fused, and one linear head."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ._features import call_args
+
+
+class FusionModule(nn.Module):
+    """Branches (TransferModules without their heads) -> fusion -> one linear head.
+
+    ``fusion="concat"`` concatenates the branches' features; ``"gated"`` first scales
+    each branch's features by a learned gate in (0, 1) computed from them, so the
+    model can turn a branch down per sample.
+    """
+
+    def __init__(self, branches: dict, dims: list[int], n_outputs: int, fusion: str = "concat",
+                 zero_head: bool = False):
+        super().__init__()
+        self.branches = nn.ModuleDict(branches)
+        self.dims = list(dims)
+        self.gates = nn.ModuleList([nn.Linear(d, 1) for d in dims]) if fusion == "gated" else None
+        self.head = nn.Linear(sum(dims), n_outputs)
+        if zero_head:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+        # Branches fed precomputed features (frozen, cached): they never run here.
+        self.frozen_keys: set[str] = set()
+        self.stages = None  # the fused model's stages live in its branches
+
+    def precomputed(self, key: str) -> bool:
+        return key in self.frozen_keys
+
+    def fuse(self, features: list[torch.Tensor]) -> torch.Tensor:
+        if self.gates is not None:
+            features = [f * torch.sigmoid(gate(f)) for f, gate in zip(features, self.gates)]
+        return torch.cat(features, dim=1)
+
+    def forward(self, features: torch.Tensor | None = None, **inputs) -> torch.Tensor:
+        if features is not None:  # every branch frozen: the concatenated cached features
+            parts = list(torch.split(features, self.dims, dim=1))
+        else:
+            parts = []
+            for key, branch in self.branches.items():
+                if self.precomputed(key):
+                    parts.append(inputs[key])
+                else:
+                    args, kwargs = call_args(inputs[key])
+                    parts.append(branch.features(*args, **kwargs))
+        return self.head(self.fuse(parts))
