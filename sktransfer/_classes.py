@@ -19,13 +19,19 @@ from ._scaling import fit_scaler, statistics, transform
 from ._sources import unwrap_frozen
 
 _SHARED_PARAMETERS = """
-    backbone : str, torch.nn.Module or fitted TransferClassifier / TransferRegressor
+    backbone : str, torch.nn.Module, fitted TransferClassifier / TransferRegressor, list or dict
         A registered backbone name (see :func:`sktransfer.list_backbones`), a Hugging Face
         model directory, ``"hf:<hub id>"`` (local cache only), a module returning
         ``(N, D)`` features (it is copied, never trained in place), or a fitted
         estimator of this library (in :class:`sklearn.frozen.FrozenEstimator` inside a
         search): its fine-tuned backbone, preprocessing, pooling and ``layers`` are the
         starting point, its head is dropped, and it is never modified.
+        Several backbones are fused: a list runs each on the same ``X``; a dict maps
+        DataFrame columns to backbones (``"passthrough"`` for numeric columns), and
+        ``X`` is then a DataFrame or a dict of columns. Each entry may be a
+        :class:`sktransfer.Branch` with its own ``strategy``, ``lr``, ``layers``,
+        ``trainable_blocks`` or ``pretrained``, also settable as
+        ``branch__<name>__<param>`` (``<name>``: the column, or the backbone name in a list).
     pretrained : bool, default=True
         Load the backbone's pretrained weights (never downloaded: they must be on this
         machine). ``False`` initialises randomly.
@@ -120,6 +126,14 @@ _SHARED_PARAMETERS = """
         Compile the module with ``torch.compile`` (skorch's ``compile``).
     net_params : dict, default=None
         Further skorch settings, merged last, e.g. ``{"iterator_train__num_workers": 2}``.
+        Its ``callbacks`` are added to the estimator's own (a ``(name, callback)`` named
+        like one of ours replaces it).
+    fusion : {"concat", "gated"}, default="concat"
+        With several backbones: concatenate their features, or first scale each
+        branch's features by a learned gate in (0, 1) computed from them.
+    remainder : {"error", "drop"}, default="error"
+        With a column mapping: columns of ``X`` that are not mapped raise an error, or
+        are dropped (as in :class:`sklearn.compose.ColumnTransformer`).
 """
 
 _SHARED_ATTRIBUTES = """
