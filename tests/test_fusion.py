@@ -172,3 +172,22 @@ def test_fused_regression_on_numbers_and_text(sentences):
     reg = TransferRegressor({"text": "all-MiniLM-L6-v2", "size": "passthrough"}, strategy="head", max_epochs=30,
                             lr=1e-2, random_state=0).fit(X, y)
     assert reg.score(X, y) > 0.5
+
+
+def test_the_readme_three_column_example_with_real_weights(tmp_path, frame):
+    from PIL import Image
+
+    X, y = frame
+    rows = list(range(6)) + list(range(18, 24))  # 6 positive and 6 negative captions
+    paths = []
+    for i in rows:
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray((X["photo"][i] * 15).astype(np.uint8)).save(paths[-1])
+    table = pd.DataFrame({"photo": paths, "caption": X["caption"][rows].tolist(), "price": X["price"][rows]})
+    labels = y[rows]
+    clf = TransferClassifier(
+        {"photo": Branch("efficientnet_lite0", strategy="full"), "caption": "all-MiniLM-L6-v2", "price": "passthrough"},
+        strategy="head", max_epochs=1, batch_size=6, random_state=0,
+    ).fit(table, labels)
+    assert clf.predict(table).shape == (12,)
+    assert clf.net_.module_.frozen_keys == {"b1", "b2"}  # caption and price: frozen; the photo branch trains
