@@ -17,17 +17,20 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 import torch.nn as nn
 from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from ._adapters import adapter_class
 from ._feature_cache import get_store
 from ._features import FeatureDataset
 from ._fused_input import FittedBranch, FusedInput, BranchColumns, branch_fingerprint, check_columns, select
 from ._fusion_module import FusionModule
+from ._module import STRATEGIES
 from ._net import fast_path, release_accelerator_memory
 from ._preflight import batchnorm_drop_last, resolve_device
 
@@ -62,6 +65,15 @@ class Branch(BaseEstimator):
     >>> clf = TransferClassifier({"photo": Branch("efficientnet_lite0", strategy="head"),
     ...                           "caption": "all-MiniLM-L6-v2"})
     """
+
+    _parameter_constraints: dict = {
+        "backbone": [str, nn.Module, HasMethods(["fit", "predict"])],
+        "strategy": [StrOptions(set(STRATEGIES)), None],
+        "lr": [Interval(Real, 0, None, closed="neither"), None],
+        "layers": [str, Integral, list, tuple, None],
+        "trainable_blocks": [Interval(Integral, 1, None, closed="left"), None],
+        "pretrained": ["boolean", None],
+    }
 
     def __init__(self, backbone, *, strategy=None, lr=None, layers=None, trainable_blocks=None, pretrained=None):
         self.backbone = backbone
@@ -180,6 +192,11 @@ class FusionMixin:
         return view
 
     def _check_fusion_params(self, table) -> None:
+        for name, _, branch in table:
+            try:
+                branch._validate_params()
+            except ValueError as exc:
+                raise type(exc)(f"branch {name!r}: {exc}") from None
         if self.augment in ("mixup", "cutmix"):
             raise ValueError(
                 f"augment={self.augment!r} mixes whole batches of one image input; a fused model has several inputs. "

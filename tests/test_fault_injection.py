@@ -41,6 +41,9 @@ def base_estimator(modality: str):
     if modality == "image":
         return TransferClassifier("resnet18", pretrained=False, image_size=16, strategy="full", max_epochs=1,
                                   batch_size=8, random_state=0)
+    if modality == "fused":
+        return TransferClassifier({"text": "all-MiniLM-L6-v2", "size": "passthrough"}, strategy="head", max_epochs=2,
+                                  random_state=0)
     return TransferClassifier("all-MiniLM-L6-v2", strategy="head", max_epochs=2, random_state=0)
 
 
@@ -52,6 +55,11 @@ def training_data(modality: str, sentences, digits):
     if modality == "image":
         X, y = digits
         return X[:16], y[:16]
+    if modality == "fused":
+        import pandas as pd
+
+        texts, labels = sentences
+        return pd.DataFrame({"text": texts, "size": np.arange(len(texts), dtype=float)}), labels
     return sentences
 
 
@@ -109,6 +117,11 @@ CASES = [
     ("single-image", "image", {}, lambda X: np.repeat(X[0][..., None], 3, axis=-1), lambda y: y[:8],
      ValueError, "batch axis"),
     ("zero-sized-image", "image", {}, lambda X: [*X[:-1], np.zeros((0, 8))], None, ValueError, "empty image"),
+    ("fused-missing-column", "fused", {}, lambda X: X.drop(columns="size"), None, ValueError, "missing from X"),
+    ("fused-unmapped-column", "fused", {}, lambda X: X.assign(extra=1), None, ValueError, "not mapped"),
+    ("fused-numbers-as-text", "fused", {}, lambda X: X.assign(text=1.0), None, TypeError, "column 'text'"),
+    ("fused-not-a-frame", "fused", {}, lambda X: X.to_numpy(), None, TypeError, "DataFrame"),
+    ("fused-bad-branch-param", "fused", {"branch__text__strategy": "sideways"}, None, None, ValueError, "strategy"),
     ("device-typo", "tabular", {"device": "gpu"}, None, None, ValueError, "not a device torch knows"),
     ("X-none", "tabular", {}, lambda X: None, None, ValueError, "X is None"),
     ("X-file-name", "text", {}, lambda X: "data/train.csv", None, TypeError, "single path"),
@@ -126,7 +139,7 @@ CASES = [
 def test_fault_leaves_model_and_data_as_they_were(fitted, case):
     _, modality, params, make_X, make_y, error, message = case
     est, X_fit, y_fit, before = fitted(modality)
-    X = make_X(X_fit) if make_X else X_fit.copy() if isinstance(X_fit, np.ndarray) else list(X_fit)
+    X = make_X(X_fit) if make_X else X_fit.copy() if hasattr(X_fit, "copy") else list(X_fit)
     y = make_y(y_fit) if make_y else np.array(y_fit, copy=True)
     inputs = snapshot(X, y)
     net_before = est.net_
