@@ -103,7 +103,8 @@ class BackboneSpec:
         ``(N, T, feature_dim)``, pooled by the estimator.
     feature_dim : int or callable
         Size of the pooled features, or a zero-argument callable returning it
-        (for plugins that only know it once asked).
+        (for plugins that only know it once asked). ``0``: the size follows the
+        input and is read from the data (``passthrough``).
     preprocessing : ImagePreprocessing, TextPreprocessing or None
     blocks : tuple of str or callable
         Dotted names of the backbone's blocks from input to output, used by

@@ -65,8 +65,8 @@ def _feature_dim(spec: BackboneSpec) -> int:
         dim = spec.get_feature_dim()
     except Exception as exc:
         raise _fail(spec, f"get_feature_dim() failed: {exc!r}") from exc
-    if dim <= 0:
-        raise _fail(spec, f"declares feature_dim={dim}; it must be positive.")
+    if dim < 0:
+        raise _fail(spec, f"declares feature_dim={dim}; it must be positive, or 0 for a size read from the data.")
     return dim
 
 
@@ -94,7 +94,7 @@ def _check_forward(spec, backbone, dim: int, batch_size: int, image_size, n_feat
     from ._module import TransferModule
 
     pooling = "mean" if adapter_class(spec.modality).pooling_applies else None
-    module = TransferModule(backbone, dim, 2, pooling)
+    module = TransferModule(backbone, dim or 1, 2, pooling)  # only .features runs: the head's width is moot
     args, kwargs = _sample_input(spec, batch_size, image_size, n_features)
     module.eval()
     try:
@@ -102,6 +102,8 @@ def _check_forward(spec, backbone, dim: int, batch_size: int, image_size, n_feat
             out = module.features(*args, **kwargs)
     except Exception as exc:
         raise _fail(spec, f"the backbone's forward pass failed on a random batch: {exc!r}") from exc
+    if dim == 0:  # read from the data: any positive width
+        dim = out.shape[1] if out.dim() == 2 and out.shape[1] > 0 else -1
     if tuple(out.shape) != (batch_size, dim):
         raise _fail(
             spec,
@@ -115,6 +117,8 @@ def _check_forward(spec, backbone, dim: int, batch_size: int, image_size, n_feat
 
 def _check_partial(spec, module, trainable_blocks: int) -> None:
     backbone = module.backbone
+    if next(backbone.parameters(), None) is None:
+        return  # nothing to train (passthrough): no blocks needed
     try:
         blocks = spec.get_blocks(backbone)
     except Exception as exc:

@@ -73,7 +73,7 @@ def test_pretrained_if_available_builds_without_missing_weights():
 
 
 def test_check_plugin_on_a_builtin_plugin():
-    assert [s.name for s in check_plugin(sktransfer.backbones.tabular)] == ["mlp"]
+    assert [s.name for s in check_plugin(sktransfer.backbones.tabular)] == ["mlp", "passthrough"]
 
 
 @pytest.mark.parametrize(
