@@ -5,6 +5,7 @@ here; every other module of the package is private (``sktransfer._*``).
 """
 
 from ._classes import TransferClassifier, TransferRegressor
+from ._embedder import TransferEmbedder
 from ._registry import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -28,6 +29,7 @@ __all__ = sorted(
         "ImagePreprocessing",
         "TextPreprocessing",
         "TransferClassifier",
+        "TransferEmbedder",
         "TransferRegressor",
         "Weights",
         "get_spec",
