@@ -32,6 +32,7 @@ PAPER_R = {"tweets": {"VADER": 0.881, "individual humans": 0.888},
            "nyt": {"VADER": 0.492, "individual humans": 0.745}}
 PAPER_F1 = {"tweets": 0.96, "amazon": 0.63, "nyt": 0.55}
 TARGET_R = {"tweets": 0.90, "amazon": 0.85, "nyt": 0.75}
+RIDGE_ALPHAS = np.logspace(-3, 3, 13)  # the frozen baseline's RidgeCV grid
 
 
 def load_set(path: str):
@@ -52,6 +53,13 @@ def load_named_set(data_dir: str, name: str):
     if not os.path.isfile(path):
         raise SystemExit(f"{path} not found: pass the folder holding the VADER ground-truth files.")
     return load_set(path)
+
+
+def vader_folds(texts, n_folds: int = 5) -> list:
+    """The benchmark's folds: ``KFold(n_folds, shuffle=True, random_state=0)`` over ``texts``."""
+    from sklearn.model_selection import KFold
+
+    return list(KFold(n_folds, shuffle=True, random_state=0).split(texts))
 
 
 def three_class(values, threshold=0.05):
@@ -77,7 +85,7 @@ def frozen_ridge_oof(texts, y, folds):
     emb = extract_features(module, adapter.dataset(texts), adapter.collate_fn, 64, device).numpy()
     oof = np.zeros_like(y)
     for train, test in folds:
-        oof[test] = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(emb[train], y[train]).predict(emb[test])
+        oof[test] = RidgeCV(alphas=RIDGE_ALPHAS).fit(emb[train], y[train]).predict(emb[test])
     return oof
 
 
@@ -94,7 +102,6 @@ def main():
 
     from scipy.stats import pearsonr
     from sklearn.metrics import f1_score
-    from sklearn.model_selection import KFold
 
     from sktransfer import TransferRegressor
 
@@ -103,7 +110,7 @@ def main():
         texts, y = load_named_set(args.data_dir, name)
         if args.max_rows:
             texts, y = texts[: args.max_rows], y[: args.max_rows]
-        folds = list(KFold(args.folds, shuffle=True, random_state=0).split(texts))
+        folds = vader_folds(texts, args.folds)
         start = time.perf_counter()
         frozen = frozen_ridge_oof(texts, y, folds)
         frozen_s = time.perf_counter() - start

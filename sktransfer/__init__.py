@@ -5,6 +5,7 @@ here; every other module of the package is private (``sktransfer._*``).
 """
 
 from ._classes import TransferClassifier, TransferRegressor
+from ._embedder import TransferEmbedder
 from ._fusion import Branch
 from ._registry import (
     IMAGENET_MEAN,
@@ -30,6 +31,7 @@ __all__ = sorted(
         "ImagePreprocessing",
         "TextPreprocessing",
         "TransferClassifier",
+        "TransferEmbedder",
         "TransferRegressor",
         "Weights",
         "get_spec",

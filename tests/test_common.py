@@ -1,9 +1,9 @@
-"""scikit-learn's estimator checks on the tabular backbone."""
+"""scikit-learn's estimator checks on the tabular backbone (the estimators, and the embedder on a seeded random MLP)."""
 
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sktransfer import TransferClassifier, TransferRegressor
+from sktransfer import TransferClassifier, TransferEmbedder, TransferRegressor
 
 # Every expected failure, with the reason it can't pass for a network trained by SGD.
 _WEIGHTS_AS_REPEATS = (
@@ -24,6 +24,7 @@ def _expected_failed_checks(estimator):
     [
         TransferClassifier("mlp", max_epochs=10, random_state=0),
         TransferRegressor("mlp", max_epochs=10, random_state=0),
+        TransferEmbedder("mlp", random_state=0),
     ],
     expected_failed_checks=_expected_failed_checks,
 )
