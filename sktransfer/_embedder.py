@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from numbers import Integral
 
 import numpy as np
 import torch
 import torch.nn as nn
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
@@ -27,6 +28,8 @@ from ._backbone_cache import build_backbone
 from ._base import module_spec, resolve_device
 from ._feature_cache import backbone_fingerprint, fingerprint_module, get_store
 from ._features import cached_features, call_args, extract_features
+from ._fused_input import check_columns, select
+from ._fusion import REMAINDERS, branch_table, is_fused
 from ._module import TransferModule
 from ._net import PRECISIONS, fast_path
 from ._preflight import check_device, check_samples
@@ -35,6 +38,18 @@ from ._sources import fitted_transfer_source, source_module, source_spec, unwrap
 from ._stages import resolve_layers
 
 _DRY_RUN = 2
+
+
+def _modality_of(backbone) -> str | None:
+    """A branch backbone's modality where it is known without data (a name, a fitted source)."""
+    try:
+        if isinstance(backbone, str):
+            return get_spec(backbone).modality
+        if not isinstance(backbone, nn.Module):
+            return source_spec(fitted_transfer_source(backbone)).modality
+    except Exception:
+        return None  # the branch's own fit reports it
+    return None
 
 
 def feature_prefix(name: str) -> str:
@@ -56,11 +71,15 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    backbone : str, torch.nn.Module or fitted TransferClassifier / TransferRegressor
+    backbone : str, torch.nn.Module, fitted TransferClassifier / TransferRegressor, list or dict
         A registered backbone name (see :func:`sktransfer.list_backbones`), a module
         returning ``(N, D)`` features (copied, never changed), or a fitted estimator of
         this library (in :class:`sklearn.frozen.FrozenEstimator` inside a search): its
-        fine-tuned backbone, preprocessing, pooling and ``layers``.
+        fine-tuned backbone, preprocessing, pooling and ``layers``. A list embeds ``X``
+        with each backbone; a dict maps DataFrame columns to backbones (``"passthrough"``
+        for numeric columns), as the estimators' fusion does. Their features are
+        concatenated, branch by branch. Entries may be :class:`sktransfer.Branch` objects,
+        whose ``layers`` and ``pretrained`` apply.
     pretrained : bool, default=True
         Load the backbone's pretrained weights (never downloaded). ``False`` gives a
         random initialisation, seeded by ``random_state``.
@@ -89,6 +108,9 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
         Seeds the initialisation of backbones without pretrained weights
         (``pretrained=False``, ``"mlp"``) and of a module's lazy layers; pretrained
         weights don't depend on it.
+    remainder : {"error", "drop"}, default="error"
+        With a column mapping: columns of ``X`` that are not mapped raise an error, or
+        are dropped (as in :class:`sklearn.compose.ColumnTransformer`).
 
     Attributes
     ----------
@@ -107,7 +129,10 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
     device_ : str
         The device the backbone runs on.
     n_features_in_, feature_names_in_ :
-        Only for tabular backbones, as in scikit-learn.
+        For tabular backbones and column mappings, as in scikit-learn.
+    branches_ : list of (name, column, TransferEmbedder)
+        With several backbones: one fitted embedder per branch (``column`` is ``None``
+        for a list); the attributes above then describe the branches, not this object.
 
     Notes
     -----
@@ -116,7 +141,9 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
     letters and digits turned into ``_`` (``"all_minilm_l6_v2_0"``, ...;
     a module's class name, a fitted source's backbone name), and, with ``layers``,
     ``f"{prefix}_{stage}_{i}"`` with ``i`` counted within each stage
-    (``"efficientnet_lite0_blocks_4_0"``, ...).
+    (``"efficientnet_lite0_blocks_4_0"``, ...). With several backbones each branch's
+    names are prefixed by the branch name, as a ColumnTransformer does:
+    ``"caption__all_minilm_l6_v2_0"``.
 
     Examples
     --------
@@ -128,7 +155,8 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "backbone": [str, nn.Module, HasMethods(["fit", "predict"])],
+        "backbone": [str, nn.Module, HasMethods(["fit", "predict"]), list, tuple, dict],
+        "remainder": [StrOptions(set(REMAINDERS))],
         "pretrained": ["boolean"],
         "layers": [str, Integral, list, tuple, None],
         "image_size": [Interval(Integral, 8, None, closed="left"), None],
@@ -155,6 +183,7 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
         precision="auto",
         feature_cache="memory",
         random_state=None,
+        remainder="error",
     ):
         self.backbone = backbone
         self.pretrained = pretrained
@@ -167,6 +196,7 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
         self.precision = precision
         self.feature_cache = feature_cache
         self.random_state = random_state
+        self.remainder = remainder
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None):
@@ -199,14 +229,16 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
         self._validate_params()
         check_device(self.device)
         check_samples(X)
+        for attr in ("n_features_in_", "feature_names_in_", "branches_", "module_"):
+            self.__dict__.pop(attr, None)
+        if is_fused(self.backbone):
+            return self._fit_branches(X)
         spec, source = self._resolve_backbone(X)
         params = {"augment": None, "image_size": self.image_size, "max_length": self.max_length,
                   "pooling": self.pooling}
         adapter_class(spec.modality).check_params(spec, params)
         adapter = source.adapter_.inherit(params) if source is not None else \
             adapter_class(spec.modality).from_params(spec, params)
-        for attr in ("n_features_in_", "feature_names_in_"):
-            self.__dict__.pop(attr, None)
         X_checked = adapter.check(X, estimator=self, reset=True)
         if source is None:
             adapter.fit(X_checked)
@@ -261,6 +293,31 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
         self._name_prefix = feature_prefix(source.spec_.name if source is not None else spec.name)
         return self
 
+    def _fit_branches(self, X):
+        """One embedder per branch, each fitted on its column (or on all of ``X``)."""
+        table = branch_table(self.backbone)
+        if isinstance(self.backbone, Mapping):
+            columns = check_columns(X, [column for _, column, _ in table], self.remainder)
+            self.feature_names_in_ = np.asarray(columns, dtype=object)
+            self.n_features_in_ = len(columns)
+        branches = []
+        for name, column, branch in table:
+            branch._validate_params()
+            child = clone(self).set_params(backbone=branch.backbone)
+            for param in ("layers", "pretrained"):
+                if getattr(branch, param) is not None:
+                    child.set_params(**{param: getattr(branch, param)})
+            modality = _modality_of(branch.backbone)
+            try:
+                child.fit(select(X, column, modality or "image"))
+            except (ValueError, TypeError) as exc:
+                where = f"column {column!r}" if column is not None else f"branch {name!r}"
+                raise type(exc)(f"{where}: {exc}") from exc
+            branches.append((name, column, child))
+        self.branches_ = branches
+        self.n_features_out_ = sum(child.n_features_out_ for _, _, child in branches)
+        return self
+
     def _resolve_backbone(self, X):
         if isinstance(self.backbone, str):
             return get_spec(self.backbone), None
@@ -303,6 +360,11 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         check_samples(X)
+        if hasattr(self, "branches_"):
+            if hasattr(self, "feature_names_in_"):
+                check_columns(X, [column for _, column, _ in self.branches_], self.remainder)
+            parts = [child.transform(select(X, column, child.spec_.modality)) for _, column, child in self.branches_]
+            return np.concatenate(parts, axis=1)
         X_checked = self.adapter_.check(X, estimator=self, reset=False)
         store = get_store(self.feature_cache) if self.adapter_.shares_features else None
         if store is None:
@@ -329,6 +391,11 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         _check_feature_names_in(self, input_features, generate_names=False)
+        if hasattr(self, "branches_"):
+            return np.asarray(
+                [f"{name}__{feature}" for name, _, child in self.branches_ for feature in child.get_feature_names_out()],
+                dtype=object,
+            )
         if self.layers_ is None:
             names = [f"{self._name_prefix}_{i}" for i in range(self.n_features_out_)]
         else:
@@ -340,7 +407,7 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
         return np.asarray(names, dtype=object)
 
     def __sklearn_is_fitted__(self):
-        return hasattr(self, "module_")
+        return hasattr(self, "module_") or hasattr(self, "branches_")
 
     def _modality(self) -> str | None:
         """The backbone's modality without raising (tags must not fail)."""

@@ -267,3 +267,30 @@ def test_errors_are_clear(sentences, table):
         emb.set_params(backbone=MINILM).fit(np.zeros((4, 3)))
     emb.set_params(backbone="mlp")
     np.testing.assert_array_equal(emb.transform(table[0]), Z)
+
+
+def test_a_column_mapping_embeds_each_column_with_its_backbone(sentences):
+    import pandas as pd
+
+    from sktransfer import Branch, TransferEmbedder
+    from sktransfer.exceptions import InvalidInputError
+
+    texts, _ = sentences
+    X = pd.DataFrame({"caption": texts, "price": np.arange(len(texts), dtype=float)})
+    before = pickle.dumps(X)
+    embedder = TransferEmbedder({"caption": "all-MiniLM-L6-v2", "price": "passthrough"}).fit(X)
+    out = embedder.transform(X)
+    assert out.shape == (len(texts), 384 + 1) and embedder.n_features_out_ == 385
+    single = TransferEmbedder("all-MiniLM-L6-v2").fit(texts)
+    np.testing.assert_array_equal(out[:, :384], single.transform(texts))
+    names = embedder.get_feature_names_out()
+    assert names[0] == "caption__all_minilm_l6_v2_0" and names[-1] == "price__passthrough_0"
+    frame = embedder.set_output(transform="pandas").transform(X)
+    assert list(frame.columns) == list(names)
+    assert list(embedder.feature_names_in_) == ["caption", "price"]
+    with pytest.raises(InvalidInputError, match=r"\['price'\] are mapped.*missing"):
+        embedder.transform(X[["caption"]])
+    assert pickle.dumps(X) == before
+    stages = TransferEmbedder([Branch("all-MiniLM-L6-v2", layers=[-2]), "all-MiniLM-L6-v2"]).fit(texts)
+    assert stages.transform(texts).shape == (len(texts), 2 * 384)
+    assert stages.get_feature_names_out()[0].startswith("all-MiniLM-L6-v2__all_minilm_l6_v2_layer_4")
