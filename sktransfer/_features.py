@@ -106,8 +106,12 @@ def cached_features(module, adapter, samples, batch_size: int, device, store, fi
     computed = [None] if module.stages is None else list(all_stages or module.stages)
     sample_keys = adapter.sample_keys(fingerprint, samples)
     keys = {stage: [_stage_key(k, stage) for k in sample_keys] for stage in wanted}
-    found = store.get_many([k for stage in wanted for k in keys[stage]])
-    missing = [i for i in range(len(sample_keys)) if any(keys[stage][i] not in found for stage in wanted)]
+    found = store.get_many(list(dict.fromkeys(k for stage in wanted for k in keys[stage])))  # each key once
+    # A sample repeated in X (the same text twice) runs the backbone once.
+    first = {}
+    for i, key in enumerate(sample_keys):
+        first.setdefault(key, i)
+    missing = [i for i in first.values() if any(keys[stage][i] not in found for stage in wanted)]
     if missing:
         dataset = adapter.dataset(samples)
         subset = dataset if len(missing) == len(sample_keys) else Subset(dataset, missing)

@@ -344,3 +344,15 @@ def test_concurrent_predictions_from_the_memory_cache_match_serial_ones(images):
         parallel = list(pool.map(lambda s: clf.predict_proba(X[s]), slices))
     for s, proba in zip(slices, parallel):
         np.testing.assert_allclose(proba, clf.predict_proba(X[s]), rtol=1e-5, atol=1e-6)
+
+
+def test_a_sample_repeated_in_X_runs_the_backbone_once(sentences):
+    from sktransfer import TransferEmbedder
+
+    texts, _ = sentences
+    repeated = [texts[0]] * 5 + texts[1:4]
+    embedder = TransferEmbedder("all-MiniLM-L6-v2", feature_cache="memory").fit(repeated)
+    memory_store().clear()
+    out = embedder.transform(repeated)
+    assert memory_store().misses == 4 and len(memory_store()) == 4  # 4 distinct texts, each computed once
+    np.testing.assert_array_equal(out[:5], np.repeat(out[:1], 5, axis=0))
