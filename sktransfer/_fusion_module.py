@@ -11,9 +11,13 @@ from ._features import call_args
 class FusionModule(nn.Module):
     """Branches (TransferModules without their heads) -> fusion -> one linear head.
 
-    ``fusion="concat"`` concatenates the branches' features; ``"gated"`` first scales
-    each branch's features by a learned gate in (0, 1) computed from them, so the
-    model can turn a branch down per sample.
+    Each branch's features are first layer-normalised: backbones differ in scale by
+    an order of magnitude (EfficientNet-Lite0's pooled features have norms around 47,
+    MiniLM's around 4), and without it the head and the gates read mostly the
+    loudest branch. A branch of one feature (a passthrough column) is already
+    standardised and is left as it is. ``fusion="concat"`` then concatenates the
+    features; ``"gated"`` first scales each branch's by a learned gate in (0, 1)
+    computed from them, so the model can turn a branch down per sample.
     """
 
     def __init__(self, branches: dict, dims: list[int], n_outputs: int, fusion: str = "concat",
@@ -21,6 +25,7 @@ class FusionModule(nn.Module):
         super().__init__()
         self.branches = nn.ModuleDict(branches)
         self.dims = list(dims)
+        self.norms = nn.ModuleList([nn.LayerNorm(d) if d > 1 else nn.Identity() for d in dims])
         self.gates = nn.ModuleList([nn.Linear(d, 1) for d in dims]) if fusion == "gated" else None
         self.head = nn.Linear(sum(dims), n_outputs)
         if zero_head:
@@ -34,6 +39,7 @@ class FusionModule(nn.Module):
         return key in self.frozen_keys
 
     def fuse(self, features: list[torch.Tensor]) -> torch.Tensor:
+        features = [norm(f) for f, norm in zip(features, self.norms)]
         if self.gates is not None:
             features = [f * torch.sigmoid(gate(f)) for f, gate in zip(features, self.gates)]
         return torch.cat(features, dim=1)
