@@ -191,3 +191,18 @@ def test_the_readme_three_column_example_with_real_weights(tmp_path, frame):
     ).fit(table, labels)
     assert clf.predict(table).shape == (12,)
     assert clf.net_.module_.frozen_keys == {"b1", "b2"}  # caption and price: frozen; the photo branch trains
+
+
+def test_a_fitted_estimator_and_a_name_fused(digits):
+    from sklearn.frozen import FrozenEstimator
+
+    X, y = digits
+    source = TransferClassifier("resnet18", strategy="full", max_epochs=1, random_state=0, **IMAGE).fit(X, y)
+    source_weights = {k: v.clone() for k, v in source.net_.module_.backbone.state_dict().items()}
+    clf = TransferClassifier([FrozenEstimator(source), Branch("mobilenet_v3_small", pretrained=False)],
+                             strategy="head", image_size=16, max_epochs=2, random_state=0).fit(X, y)
+    reused = clf.net_.module_.branches["b0"].backbone.state_dict()
+    assert all(torch.equal(reused[k], v) for k, v in source_weights.items())  # the source's fine-tuned backbone
+    assert all(torch.equal(source.net_.module_.backbone.state_dict()[k], v) for k, v in source_weights.items())
+    assert clf.predict(X).shape == (len(X),)
+    assert "branch__branch0__strategy" in clf.get_params()
