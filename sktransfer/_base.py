@@ -39,7 +39,14 @@ from ._preflight import (
     resolve_device,
 )
 from ._registry import BackboneSpec, get_spec
-from ._sources import check_fitted_source, fitted_transfer_source, source_module, source_spec, unwrap_frozen
+from ._sources import (
+    check_fitted_source,
+    fitted_transfer_source,
+    modality_of,
+    source_module,
+    source_spec,
+    unwrap_frozen,
+)
 from ._stages import blocks_feeding, resolve_layers
 from .exceptions import NonFiniteOutputError
 
@@ -636,21 +643,9 @@ class _TransferBase(FusionMixin, BaseEstimator):
     def __sklearn_is_fitted__(self):
         return hasattr(self, "net_")
 
-    def _modality(self) -> str | None:
-        """The backbone's modality without raising (tags must not fail)."""
-        backbone = unwrap_frozen(self.backbone)
-        if isinstance(backbone, nn.Module):
-            return None
-        if isinstance(backbone, _TransferBase):
-            return getattr(backbone, "spec_", None) and backbone.spec_.modality
-        try:
-            return get_spec(backbone).modality
-        except Exception:
-            return None
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        modality = self._modality()
+        modality = modality_of(self.backbone)
         return tags if modality is None else adapter_class(modality).update_tags(tags)
 
     # skorch's DeviceWarning handles loading a GPU-fitted net on a CPU machine; the

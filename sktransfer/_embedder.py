@@ -34,22 +34,10 @@ from ._module import TransferModule
 from ._net import PRECISIONS, fast_path
 from ._preflight import check_device, check_samples
 from ._registry import get_spec
-from ._sources import fitted_transfer_source, source_module, source_spec, unwrap_frozen
+from ._sources import fitted_transfer_source, modality_of, source_module, source_spec
 from ._stages import resolve_layers
 
 _DRY_RUN = 2
-
-
-def _modality_of(backbone) -> str | None:
-    """A branch backbone's modality where it is known without data (a name, a fitted source)."""
-    try:
-        if isinstance(backbone, str):
-            return get_spec(backbone).modality
-        if not isinstance(backbone, nn.Module):
-            return source_spec(fitted_transfer_source(backbone)).modality
-    except Exception:
-        return None  # the branch's own fit reports it
-    return None
 
 
 def feature_prefix(name: str) -> str:
@@ -307,7 +295,7 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
             for param in ("layers", "pretrained"):
                 if getattr(branch, param) is not None:
                     child.set_params(**{param: getattr(branch, param)})
-            modality = _modality_of(branch.backbone)
+            modality = modality_of(branch.backbone)
             try:
                 child.fit(select(X, column, modality or "image"))
             except (ValueError, TypeError) as exc:
@@ -409,23 +397,9 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
     def __sklearn_is_fitted__(self):
         return hasattr(self, "module_") or hasattr(self, "branches_")
 
-    def _modality(self) -> str | None:
-        """The backbone's modality without raising (tags must not fail)."""
-        from ._base import _TransferBase
-
-        backbone = unwrap_frozen(self.backbone)
-        if isinstance(backbone, nn.Module):
-            return None
-        if isinstance(backbone, _TransferBase):
-            return getattr(backbone, "spec_", None) and backbone.spec_.modality
-        try:
-            return get_spec(backbone).modality
-        except Exception:
-            return None
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         # Features are float32 whatever the input: float32 in, float32 out.
         tags.transformer_tags.preserves_dtype = ["float32"]
-        modality = self._modality()
+        modality = modality_of(self.backbone)
         return tags if modality is None else adapter_class(modality).update_tags(tags)

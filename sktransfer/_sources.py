@@ -12,8 +12,11 @@ import copy
 import dataclasses
 import functools
 
+import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
+
+from ._registry import get_spec
 
 _FROZEN_HINT = (
     "Fit it first. Inside GridSearchCV, cross_val_score or clone(), which refit clones of every "
@@ -73,3 +76,18 @@ def source_spec(source):
 def _build_copy(module, pretrained: bool = True):
     # The source is never modified: every fit starts from a CPU copy of its backbone.
     return copy.deepcopy(module).cpu()
+
+
+def modality_of(backbone) -> str | None:
+    """The modality of a ``backbone`` parameter, without raising (tags must not fail):
+    a name's, or a fitted source's; ``None`` for modules, lists and anything unknown."""
+    backbone = unwrap_frozen(backbone)
+    if isinstance(backbone, torch.nn.Module):
+        return None
+    spec = getattr(backbone, "spec_", None)  # a fitted TransferClassifier / TransferRegressor
+    if spec is not None:
+        return spec.modality
+    try:
+        return get_spec(backbone).modality
+    except Exception:
+        return None
