@@ -97,14 +97,19 @@ def _check_X_y(estimator, X, y) -> np.ndarray:
     if n_X == 0:
         raise ValueError("X and y are empty; a report needs at least one sample.")
     y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
-    if is_classifier(estimator):
-        unknown = sorted({str(label) for label in np.unique(y)} - {str(c) for c in estimator.classes_})
-        if unknown:
-            raise ValueError(
-                f"y holds label(s) the classifier never saw in fit: {unknown[:5]}; it knows "
-                f"{[str(c) for c in estimator.classes_]}."
-            )
-    return y
+    if not is_classifier(estimator):
+        return y
+    # Labels are matched as strings (y may be an object array, or '1' for the class 1) and
+    # returned as the classifier's own, so they compare equal to its predictions.
+    position = {str(c): i for i, c in enumerate(estimator.classes_)}
+    unknown = sorted({str(label) for label in y.ravel()} - set(position))
+    if unknown:
+        raise ValueError(
+            f"y holds label(s) the classifier never saw in fit: {unknown[:5]}; it knows {list(position)}."
+        )
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D (one label per sample) for a classifier, got shape {y.shape}.")
+    return np.asarray(estimator.classes_)[[position[str(label)] for label in y]]
 
 
 def _outputs(estimator, X, y) -> _Outputs:
@@ -115,9 +120,7 @@ def _outputs(estimator, X, y) -> _Outputs:
     if is_classifier(estimator):
         log_proba = np.asarray(estimator.predict_log_proba(X), dtype=np.float64)
         classes = np.asarray(estimator.classes_)
-        # Matched as strings, as _check_X_y checked them: y may be an object array of str.
-        position = {str(c): i for i, c in enumerate(classes)}
-        true_index = np.array([position[str(label)] for label in y])
+        true_index = np.searchsorted(classes, y)  # y holds classes_ items, and classes_ is sorted
         loss = -log_proba[np.arange(len(y)), true_index]
         return _Outputs(y, classes[np.argmax(log_proba, axis=1)], np.exp(log_proba), loss)
     y_pred = np.asarray(estimator.predict(X), dtype=np.float64)
@@ -358,12 +361,15 @@ def _e(value) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _table(header: list[str], rows: list[list], numeric_from: int = 1) -> str:
-    """An HTML table; every cell is escaped (labels and texts come from the user)."""
+def _table(header: list[str], rows: list[list], numeric=None) -> str:
+    """An HTML table; every cell is escaped (labels and texts come from the user).
+
+    ``numeric``: the columns aligned right as numbers (default: all but the first)."""
+    numeric = set(range(1, len(header))) if numeric is None else set(numeric)
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join(
         "<tr>" + "".join(
-            f'<td class="{"num" if j >= numeric_from else "txt"}">{_e(cell)}</td>' for j, cell in enumerate(row)
+            f'<td class="{"num" if j in numeric else "txt"}">{_e(cell)}</td>' for j, cell in enumerate(row)
         ) + "</tr>"
         for row in rows
     )
@@ -414,11 +420,12 @@ def _worst_section(estimator, X, worst: TopLosses) -> str:
                                                                                         worst.predicted[j])
         third = f"{worst.loss[j]:.4g}" if regression else f"{worst.probability[j]:.3f}"
         rows.append([int(index), true, pred, third, f"{worst.loss[j]:.4g}"])
+    numeric = {0, 3, 4} if not regression else {0, 1, 2, 3, 4}
     if _modality(estimator) == "image":
-        return _png(_plot_worst(estimator, X, worst)) + _table(header, rows)
+        return _png(_plot_worst(estimator, X, worst)) + _table(header, rows, numeric)
     texts = _samples_as_text(estimator, X, worst.index)
     return _table(["row", "sample", *header[1:]], [[r[0], t, *r[1:]] for r, t in zip(rows, texts)],
-                  numeric_from=3)
+                  {0} | {j + 1 for j in numeric if j})
 
 
 _STYLE = """
@@ -487,7 +494,7 @@ def _document(estimator, X, out: _Outputs, title, k: int) -> str:
         pairs = sorted(confused.items(), key=lambda item: (-item[1], str(item[0][0]), str(item[0][1])))[:10]
         if pairs:
             sections += ["<h2>Most confused</h2>", _table(["true", "predicted", "count"],
-                                                           [[t, p, c] for (t, p), c in pairs], numeric_from=2)]
+                                                           [[t, p, c] for (t, p), c in pairs], {2})]
     else:
         sections += ["<h2>Metrics</h2>", _regression_metrics(out)]
     history = getattr(getattr(estimator, "net_", None), "history", None)

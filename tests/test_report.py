@@ -82,6 +82,7 @@ def test_most_confused_matches_the_confusion_matrix(image_clf, digits):
     )
     assert by_hand, "the 2-epoch model should make mistakes"
     assert most_confused(image_clf, X, y) == by_hand
+    assert most_confused(image_clf, X, y.astype(str)) == by_hand  # '1' is the class 1
     cut = by_hand[0][2]
     assert most_confused(image_clf, X, y, min_count=cut) == [row for row in by_hand if row[2] >= cut]
 
@@ -183,6 +184,17 @@ def test_html_report_regressor(regressor, digits, tmp_path):
     for needed in ("R²", "MAE", "Pearson r", "Learning curves", "Worst predictions"):
         assert needed in page
     assert "Confusion matrix" not in page
+
+
+def test_html_report_multi_output_regressor(digits, tmp_path):
+    X, y = digits
+    X = X.reshape(len(X), -1)
+    Y = np.column_stack([y, X[:, 20]])
+    reg = TransferRegressor("mlp", max_epochs=2, random_state=0).fit(X, Y)
+    worst = top_losses(reg, X, Y, k=3)
+    np.testing.assert_allclose(worst.loss, np.sort(((reg.predict(X) - Y) ** 2).mean(axis=1))[::-1][:3])
+    page = open(html_report(reg, X, Y, tmp_path / "multi.html"), encoding="utf-8").read()
+    assert "output 0" in page and "output 1" in page
 
 
 def test_html_report_refuses_to_overwrite(regressor, digits, tmp_path):
