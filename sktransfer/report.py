@@ -296,11 +296,21 @@ def plot_top_losses(estimator, X, y, k: int = 9):
 
     Each image is titled with its true and predicted label, the predicted class's
     probability and the loss (see :func:`top_losses`). Images are decoded exactly as
-    the estimator reads them, before resizing and normalisation.
+    the estimator reads them, before resizing and normalisation. Texts (and other
+    inputs) are shown in a table, cut to 80 characters.
+
+    Parameters
+    ----------
+    estimator : fitted TransferClassifier or TransferRegressor
+    X : samples the estimator accepts
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+    k : int, default=9
+        How many; shown three to a row.
 
     Returns
     -------
     matplotlib.figure.Figure
+        Save it with ``figure.savefig(path)``.
     """
     worst = top_losses(estimator, X, y, k)
     return _plot_worst(estimator, X, worst)
