@@ -45,7 +45,7 @@ def tabular():
 @pytest.fixture(scope="module")
 def mlp_classifier(tabular):
     X, y = tabular
-    return TransferClassifier("mlp", max_epochs=2, random_state=0).fit(X, y)
+    return TransferClassifier("mlp", max_epochs=2, random_state=0, class_weight={"down": 1.0, "up": 2.0}).fit(X, y)
 
 
 @pytest.fixture(scope="module")
@@ -111,12 +111,24 @@ def test_changed_pretrained_weights_are_refused(frozen_text, tmp_path):
 
 def test_finetuned_image_classifier_roundtrip_holds_the_backbone(digits, tmp_path):
     X, y = digits
-    clf = TransferClassifier("resnet18", pretrained=False, image_size=16, max_epochs=1, random_state=0).fit(X, y)
+    clf = TransferClassifier(
+        "resnet18", pretrained=False, image_size=16, layers=[-2, -1], max_epochs=1, random_state=0
+    ).fit(X, y)
     path = clf.save_pretrained(tmp_path / "image")
     assert (path / "model.safetensors").stat().st_size >= tensor_bytes(clf.net_.module_.state_dict().values())
     loaded = load(path, device="cpu")
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
     assert loaded.adapter_.preprocessing == clf.adapter_.preprocessing
+
+
+def test_finetuned_text_classifier_roundtrip(sentences, tmp_path):
+    X, y = sentences
+    clf = TransferClassifier("all-MiniLM-L6-v2", max_length=32, max_epochs=1, random_state=0).fit(X, y)
+    path = clf.save_pretrained(tmp_path / "text")
+    assert json.loads((path / "config.json").read_text())["backbone"]["stores_weights"] is True
+    loaded = load(path, device="cpu")
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    assert loaded.adapter_.collate_fn.max_length == 32
 
 
 def test_model_saved_for_cuda_loads_on_cpu(tabular, tmp_path):
