@@ -25,14 +25,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .exceptions import ModelFileError
+
 FORMAT_VERSION = 1
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 _ENCODE_HINT = "pickle or joblib the estimator instead, or pass a registered backbone name / a string augment"
-
-
-class ModelFileError(ValueError):
-    """A model directory that can't be loaded: damaged, edited, or from elsewhere."""
 
 
 # ------------------------------------------------------------------ JSON values

@@ -9,7 +9,8 @@ import torch.nn as nn
 
 import sktransfer
 from sktransfer import TransferClassifier, TransferRegressor, load
-from sktransfer._model_files import ModelFileError, _config_checksum
+from sktransfer._model_files import _config_checksum
+from sktransfer.exceptions import ModelFileError
 
 
 def tensor_bytes(tensors) -> int:
