@@ -7,6 +7,7 @@ here; every other module of the package is private (``sktransfer._*``).
 from ._classes import TransferClassifier, TransferRegressor
 from ._embedder import TransferEmbedder
 from ._fusion import Branch
+from ._model_files import load
 from ._registry import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -38,5 +39,6 @@ __all__ = sorted(
         "hookimpl",
         "list_backbones",
         "list_stages",
+        "load",
     ]
 )

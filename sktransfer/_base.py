@@ -313,6 +313,14 @@ class _TransferBase(FusionMixin, BaseEstimator):
         for key, value in fitted.items():
             setattr(self, key, value)
 
+    def save_pretrained(self, path, *, overwrite=False):
+        """Write the fitted model to the directory ``path`` (``config.json`` and
+        ``model.safetensors``), loadable with :func:`sktransfer.load` without unpickling.
+        A frozen pretrained backbone is stored as a reference plus a hash, not again."""
+        from ._model_files import save_pretrained
+
+        return save_pretrained(self, path, overwrite=overwrite)
+
     # ------------------------------------------------------------------ fit steps
     def _resolve_backbone(self, X) -> tuple[BackboneSpec, object]:
         """``(spec, source)``: source is the fitted estimator whose backbone is reused, or None."""

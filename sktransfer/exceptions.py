@@ -43,5 +43,10 @@ class FeatureCacheError(SktransferError, ValueError):
     can't be created or written), or its SQLite file failed in a way a rebuild can't fix."""
 
 
+class ModelFileError(SktransferError, ValueError):
+    """A model directory that ``sktransfer.load`` can't load: damaged, edited, from a newer
+    sktransfer, or needing a backbone whose plugin is missing here."""
+
+
 class FeatureCacheWarning(UserWarning):
     """The on-disk feature cache was unreadable and was rebuilt empty (features are recomputed)."""
