@@ -1,4 +1,9 @@
-"""Command line: ``sktransfer backbones [--details NAME]`` and ``sktransfer demo`` (also ``python -m sktransfer``)."""
+"""Command line (also ``python -m sktransfer``): ``fit``, ``predict`` and ``evaluate`` models,
+list ``backbones``, run the ``demo``.
+
+Exit codes: 0 done, 2 bad usage or input (a one-line message, no traceback), 1 an
+unexpected error (with its traceback).
+"""
 
 from __future__ import annotations
 
@@ -103,16 +108,35 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="baseline vs frozen vs fine-tuned on bundled digits or your own data")
     add_demo_arguments(d)
     d.set_defaults(func=_cmd_demo)
+    from . import _cli_commands as commands
+
+    f = sub.add_parser("fit", help="fit a model on a folder of images or a table, and save it to --out")
+    commands.add_fit_arguments(f)
+    f.set_defaults(func=commands.cmd_fit)
+    p = sub.add_parser("predict", help="write a model's predictions (and class probabilities) to a CSV file")
+    commands.add_predict_arguments(p)
+    p.set_defaults(func=commands.cmd_predict)
+    e = sub.add_parser("evaluate", help="a model's metrics on labelled data, optionally cross-validated or as HTML")
+    commands.add_evaluate_arguments(e)
+    e.set_defaults(func=commands.cmd_evaluate)
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # bad usage: argparse exits with 2
     try:
         return args.func(args)
-    except (ValueError, TypeError) as exc:  # our errors say what to do; no traceback needed
+    except (ValueError, TypeError, OSError) as exc:  # our errors say what to do; no traceback needed
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:
+        print(f"interrupted: {exc}" if str(exc) else "interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # a bug, not the user's input: show where
+        import traceback
+
+        traceback.print_exc()
+        return 1
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+from ._cli_data import load_image_folder
 
 
 def add_demo_arguments(parser) -> None:
@@ -31,23 +31,6 @@ def add_demo_arguments(parser) -> None:
 
 def _as_size(value: float):
     return int(value) if value >= 1 else float(value)
-
-
-def load_image_folder(path: str):
-    """Paths and labels from ``path/<class>/<image>`` (images are read lazily, in batches)."""
-    classes = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
-    paths, labels = [], []
-    for label in classes:
-        folder = os.path.join(path, label)
-        for name in sorted(os.listdir(folder)):
-            if name.lower().endswith(IMAGE_EXTENSIONS):
-                paths.append(os.path.join(folder, name))
-                labels.append(label)
-    if len(set(labels)) < 2:
-        raise ValueError(
-            f"{path!r} must hold one sub-folder of images per class, with at least 2 classes; found {classes}."
-        )
-    return paths, np.array(labels)
 
 
 def load_text_table(path: str, text_column: str, label_column: str):

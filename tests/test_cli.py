@@ -1,0 +1,83 @@
+"""The command line through subprocess: fit, predict and evaluate on an image folder and a CSV."""
+
+import csv
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def run(*args, check=True):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "sktransfer", *map(str, args)], capture_output=True, text=True,
+                            env=env, timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory, digits):
+    X, y = digits
+    root = tmp_path_factory.mktemp("images")
+    for i, (image, label) in enumerate(zip(X[:24], y[:24])):
+        folder = root / ("even" if label % 2 == 0 else "odd")
+        folder.mkdir(exist_ok=True)
+        Image.fromarray((image * 15).astype(np.uint8)).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def text_table(tmp_path_factory, sentences):
+    texts, labels = sentences
+    path = tmp_path_factory.mktemp("texts") / "reviews.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label", "score"])
+        for i, (text, label) in enumerate(zip(texts, labels)):
+            writer.writerow([text, label, (1.0 if label == "pos" else -1.0) + 0.01 * i])
+    return path
+
+
+def test_fit_predict_evaluate_on_an_image_folder(image_folder, tmp_path):
+    model = tmp_path / "model"
+    run("fit", image_folder, "--backbone", "efficientnet_lite0", "--strategy", "head", "--image-size", "32",
+        "--epochs", "3", "--out", model, "--quiet")
+    assert (model / "config.json").exists()
+    out = tmp_path / "predictions.csv"
+    run("predict", model, image_folder, "--out", out)
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 24 and set(rows[0]) == {"id", "prediction", "proba_even", "proba_odd"}
+    assert all(abs(float(r["proba_even"]) + float(r["proba_odd"]) - 1) < 1e-5 for r in rows)
+    report = run("evaluate", model, image_folder).stdout
+    assert "precision" in report and "macro avg" in report and "confusion matrix" in report
+
+
+def test_text_table_cross_validation_and_regression(text_table, tmp_path):
+    model = tmp_path / "text-model"
+    run("fit", text_table, "--backbone", "all-MiniLM-L6-v2", "--strategy", "head", "--epochs", "5", "--lr", "1e-2",
+        "--out", model, "--quiet")
+    cv = run("evaluate", model, text_table, "--cv", "2").stdout
+    assert "2-fold cross-validation" in cv and "f1-score" in cv
+    regressor = tmp_path / "regressor"
+    run("fit", text_table, "--backbone", "all-MiniLM-L6-v2", "--strategy", "head", "--task", "regress",
+        "--label-column", "score", "--epochs", "20", "--lr", "1e-2", "--out", regressor, "--quiet")
+    scores = run("evaluate", regressor, text_table, "--label-column", "score").stdout
+    assert "R2" in scores and "MAE" in scores and "Pearson r" in scores
+
+
+def test_bad_input_exits_2_with_one_line_and_never_overwrites(text_table, tmp_path):
+    model = tmp_path / "m"
+    model.mkdir()
+    result = run("fit", text_table, "--backbone", "all-MiniLM-L6-v2", "--out", model, check=False)
+    assert result.returncode == 2 and "pass --force" in result.stderr and "Traceback" not in result.stderr
+    result = run("fit", tmp_path / "nowhere.csv", "--backbone", "mlp", "--out", tmp_path / "x", check=False)
+    assert result.returncode == 2 and "does not exist" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    result = run("fit", text_table, "--backbone", "all-MiniLM-L6", "--out", tmp_path / "y", check=False)
+    assert result.returncode == 2 and "all-MiniLM-L6-v2" in result.stderr and "Traceback" not in result.stderr
+    result = run("predict", tmp_path / "no-model", text_table, check=False)
+    assert result.returncode == 2  # argparse: --out is required
