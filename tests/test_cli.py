@@ -53,8 +53,13 @@ def test_fit_predict_evaluate_on_an_image_folder(image_folder, tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) == 24 and set(rows[0]) == {"id", "prediction", "proba_even", "proba_odd"}
     assert all(abs(float(r["proba_even"]) + float(r["proba_odd"]) - 1) < 1e-5 for r in rows)
-    report = run("evaluate", model, image_folder).stdout
+    html = tmp_path / "report.html"
+    report = run("evaluate", model, image_folder, "--report", html).stdout
     assert "precision" in report and "macro avg" in report and "confusion matrix" in report
+    page = html.read_text()
+    assert "data:image/png;base64," in page and 'src="http' not in page
+    again = run("evaluate", model, image_folder, "--report", html, check=False)
+    assert again.returncode == 2 and "pass --force" in again.stderr
 
 
 def test_text_table_cross_validation_and_regression(text_table, tmp_path):
