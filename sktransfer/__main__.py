@@ -126,6 +126,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)  # bad usage: argparse exits with 2
     try:
         return args.func(args)
+    except BrokenPipeError:  # output piped into `head`: stop quietly, as command-line tools do
+        sys.stderr.close()
+        return 0
     except (ValueError, TypeError, OSError) as exc:  # our errors say what to do; no traceback needed
         print(f"error: {exc}", file=sys.stderr)
         return 2
