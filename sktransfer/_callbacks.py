@@ -54,6 +54,14 @@ class WarmupLRScheduler(LRScheduler):
         self.schedule = schedule
         self.warmup_fraction = warmup_fraction
 
+    def __getstate__(self):
+        # The scheduler holds the optimizer, and through it every trainable weight and
+        # AdamW's moments: pickled here they were stored again beside skorch's own copy.
+        # It is only needed while training; every fit builds a new one.
+        state = self.__dict__.copy()
+        state.pop("lr_scheduler_", None)
+        return state
+
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         dataset_train, _ = net.get_split_datasets(X, y)
         self.total_steps_ = len(net.get_iterator(dataset_train, training=True)) * net.max_epochs

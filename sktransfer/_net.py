@@ -134,6 +134,22 @@ class TransferNet(NeuralNet):
         self.scaler_ = torch.amp.GradScaler(device_type) if self.grad_scaler else None
         return self
 
+    # The module given at construction is module_ itself (our estimators build it), and
+    # skorch pickles module_ in a buffer of its own: pickling ``module`` as well stored
+    # every weight twice. It is restored from module_ on unpickling.
+    def __getstate__(self):
+        shared = self.__dict__.get("module") is self.__dict__.get("module_")
+        state = super().__getstate__()
+        if shared:
+            state["module"] = None
+        return state
+
+    def __setstate__(self, state):
+        shared = state.get("module") is None
+        super().__setstate__(state)
+        if shared and hasattr(self, "module_"):
+            self.module = self.module_
+
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         with _SigintRecorder() as sigint:
             try:

@@ -67,3 +67,25 @@ def test_model_fitted_on_cuda_loads_on_cpu_only_machine(monkeypatch):
     assert str(loaded.net_.device) == "cpu" and loaded.device_ == "cpu"
     assert loaded.fast_path_.amp_dtype is None and loaded.net_.amp_dtype is None  # fp32 on the CPU
     np.testing.assert_array_equal(loaded.predict_proba(X), expected)
+
+
+def test_a_pickle_holds_each_weight_once():
+    import pickle
+
+    import torch.nn as nn
+
+    from sktransfer import TransferClassifier
+
+    X = np.random.RandomState(0).normal(size=(40, 3)).astype(np.float32)
+    y = np.array([0, 1] * 20)
+    backbone = nn.Sequential(nn.Linear(3, 2048), nn.ReLU(), nn.Linear(2048, 512))
+    weights = sum(p.numel() * p.element_size() for p in backbone.parameters())
+    clf = TransferClassifier(backbone, strategy="full", max_epochs=1, random_state=0).fit(X, y)
+    size = len(pickle.dumps(clf))
+    # The user's module (the backbone parameter), the fitted copy and AdamW's two moments: 4x
+    # the weights. skorch's net also held the fitted module as its ``module`` parameter,
+    # and the LR scheduler the optimizer with its weights and moments: 7x before.
+    assert 3.9 * weights < size < 4.3 * weights
+    loaded = pickle.loads(pickle.dumps(clf))
+    assert loaded.net_.module is loaded.net_.module_
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
