@@ -45,6 +45,7 @@ def add_predict_arguments(parser) -> None:
     add_data_arguments(parser)
     parser.add_argument("--out", required=True, help="the CSV file to write")
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def add_evaluate_arguments(parser) -> None:
@@ -54,6 +55,7 @@ def add_evaluate_arguments(parser) -> None:
     parser.add_argument("--cv", type=int, metavar="K", help="K-fold cross-validation of a fresh fit on DATA instead")
     parser.add_argument("--report", help="write a self-contained HTML report to this file")
     parser.add_argument("--force", action="store_true", help="overwrite --report if it exists")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _refuse_overwrite(path: str, force: bool) -> None:
@@ -92,16 +94,34 @@ def _as_numbers(values, column: str) -> np.ndarray:
         raise ValueError(f"--task regress needs numbers in the label column {column!r}.") from None
 
 
+CHUNK = 512  # samples per progress step of a long prediction
+
+
+def outputs(estimator, X, quiet: bool = True):
+    """``(predictions, probabilities or None)``, in chunks under a progress bar for long
+    inputs; a classifier's predictions are read off its probabilities (one pass)."""
+    method = estimator.predict_proba if hasattr(estimator, "predict_proba") else estimator.predict
+    if quiet or len(X) <= CHUNK:
+        out = method(X)
+    else:
+        from tqdm.auto import tqdm
+
+        steps = range(0, len(X), CHUNK)
+        out = np.concatenate([method(X[i : i + CHUNK]) for i in tqdm(steps, desc="predicting", unit="chunk")])
+    if method == estimator.predict:
+        return out, None
+    return estimator.classes_[np.argmax(out, axis=1)], out
+
+
 def cmd_predict(args) -> int:
     from . import load
 
     _refuse_overwrite(args.out, args.force)
     estimator = load(args.model)
     data = _data(args, need_labels=False)
-    predictions = estimator.predict(data.X)
+    predictions, proba = outputs(estimator, data.X, args.quiet)
     header, columns = ["id", "prediction"], [data.ids, predictions]
-    if hasattr(estimator, "predict_proba"):
-        proba = estimator.predict_proba(data.X)
+    if proba is not None:
         header += [f"proba_{c}" for c in estimator.classes_]
         columns += list(proba.T)
     with open(args.out, "w", newline="", encoding="utf-8") as f:
@@ -152,7 +172,7 @@ def cmd_evaluate(args) -> int:
         print(metrics(estimator, data.X, y, predictions))
     else:
         print(f"{args.model} on {len(y)} {data.description}")
-        print(metrics(estimator, data.X, y))
+        print(metrics(estimator, data.X, y, outputs(estimator, data.X, args.quiet)[0]))
     if args.report:
         from .report import html_report
 

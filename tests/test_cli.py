@@ -86,3 +86,21 @@ def test_bad_input_exits_2_with_one_line_and_never_overwrites(text_table, tmp_pa
     assert result.returncode == 2 and "all-MiniLM-L6-v2" in result.stderr and "Traceback" not in result.stderr
     result = run("predict", tmp_path / "no-model", text_table, check=False)
     assert result.returncode == 2  # argparse: --out is required
+
+
+def test_long_predictions_in_chunks_match_one_pass(monkeypatch, capsys):
+    from sktransfer import TransferClassifier, TransferRegressor
+    from sktransfer import _cli_commands as commands
+
+    X = np.random.RandomState(0).normal(size=(50, 3))
+    y = np.array(["a", "b"] * 25)
+    clf = TransferClassifier("mlp", max_epochs=1, random_state=0).fit(X, y)
+    monkeypatch.setattr(commands, "CHUNK", 8)
+    predictions, proba = commands.outputs(clf, X, quiet=False)
+    np.testing.assert_allclose(proba, clf.predict_proba(X), rtol=1e-6)
+    np.testing.assert_array_equal(predictions, clf.predict(X))
+    assert "predicting" in capsys.readouterr().err  # the progress bar
+    reg = TransferRegressor("mlp", max_epochs=1, random_state=0).fit(X, X[:, 0])
+    values, none = commands.outputs(reg, X, quiet=False)
+    assert none is None
+    np.testing.assert_allclose(values, reg.predict(X), rtol=1e-6)
