@@ -104,3 +104,22 @@ def test_long_predictions_in_chunks_match_one_pass(monkeypatch, capsys):
     values, none = commands.outputs(reg, X, quiet=False)
     assert none is None
     np.testing.assert_allclose(values, reg.predict(X), rtol=1e-6)
+
+
+def test_a_parquet_table(tmp_path, sentences):
+    import importlib.util
+
+    import pandas as pd
+
+    from sktransfer._cli_data import load_data
+
+    texts, labels = sentences
+    path = tmp_path / "reviews.parquet"
+    if importlib.util.find_spec("pyarrow") is None and importlib.util.find_spec("fastparquet") is None:
+        path.write_bytes(b"PAR1")  # no engine to write one with: the error must say what to install
+        with pytest.raises(ValueError, match="needs pandas and pyarrow: pip install pandas pyarrow"):
+            load_data(str(path))
+        return
+    pd.DataFrame({"text": texts, "label": labels}).to_parquet(path)
+    data = load_data(str(path))
+    assert data.X == list(texts) and list(data.y) == list(labels) and data.modality == "text"
