@@ -39,19 +39,21 @@ def add_fit_arguments(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars or epoch log")
 
 
-def add_predict_arguments(parser) -> None:
+def add_model_and_data_arguments(parser) -> None:
     parser.add_argument("model", help="a model directory written by `sktransfer fit` or save_pretrained")
     parser.add_argument("data", help="a folder of class sub-folders of images, or a CSV/TSV/Parquet file")
     add_data_arguments(parser)
+
+
+def add_predict_arguments(parser) -> None:
+    add_model_and_data_arguments(parser)
     parser.add_argument("--out", required=True, help="the CSV file to write")
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def add_evaluate_arguments(parser) -> None:
-    parser.add_argument("model", help="a model directory written by `sktransfer fit` or save_pretrained")
-    parser.add_argument("data", help="a folder of class sub-folders of images, or a CSV/TSV/Parquet file")
-    add_data_arguments(parser)
+    add_model_and_data_arguments(parser)
     parser.add_argument("--cv", type=int, metavar="K", help="K-fold cross-validation of a fresh fit on DATA instead")
     parser.add_argument("--report", help="write a self-contained HTML report to this file")
     parser.add_argument("--force", action="store_true", help="overwrite --report if it exists")

@@ -154,9 +154,12 @@ def most_confused(estimator, X, y, min_count: int = 1) -> list[tuple]:
     if not is_classifier(estimator):
         raise TypeError(f"most_confused needs a classifier, got {type(estimator).__name__}.")
     y = _check_X_y(estimator, X, y)
-    counts = Counter(
-        (_as_python(t), _as_python(p)) for t, p in zip(y, estimator.predict(X)) if t != p
-    )
+    return _confused_pairs(y, estimator.predict(X), min_count)
+
+
+def _confused_pairs(y_true, y_pred, min_count: int = 1) -> list[tuple]:
+    """``(true, predicted, count)`` of the mistakes, most frequent first (ties in label order)."""
+    counts = Counter((_as_python(t), _as_python(p)) for t, p in zip(y_true, y_pred) if t != p)
     pairs = [(t, p, c) for (t, p), c in counts.items() if c >= min_count]
     return sorted(pairs, key=lambda item: (-item[2], str(item[0]), str(item[1])))
 
@@ -500,11 +503,10 @@ def _document(estimator, X, out: _Outputs, title, k: int) -> str:
     if out.proba is not None:
         sections += ["<h2>Per-class metrics</h2>", _classification_metrics(estimator, out),
                      "<h2>Confusion matrix</h2>", _png(_confusion(estimator, out.y_true, out.y_pred).figure_)]
-        confused = Counter((_as_python(t), _as_python(p)) for t, p in zip(out.y_true, out.y_pred) if t != p)
-        pairs = sorted(confused.items(), key=lambda item: (-item[1], str(item[0][0]), str(item[0][1])))[:10]
+        pairs = _confused_pairs(out.y_true, out.y_pred)[:10]
         if pairs:
             sections += ["<h2>Most confused</h2>", _table(["true", "predicted", "count"],
-                                                           [[t, p, c] for (t, p), c in pairs], {2})]
+                                                           [list(pair) for pair in pairs], {2})]
     else:
         sections += ["<h2>Metrics</h2>", _regression_metrics(out)]
     history = getattr(getattr(estimator, "net_", None), "history", None)
