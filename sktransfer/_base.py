@@ -396,7 +396,12 @@ class _TransferBase(FusionMixin, BaseEstimator):
         module = TransferModule(
             backbone, feature_dim, n_outputs, pooling, stages, spec.stage_outputs, zero_head=self.init is not None
         )
-        blocks = spec.get_blocks(backbone)
+        self._freeze(module, spec, stages)
+        return module, weights
+
+    def _freeze(self, module, spec, stages) -> None:
+        """Freeze ``module``'s backbone for ``strategy``, its blocks counted below the deepest stage."""
+        blocks = spec.get_blocks(module.backbone)
         if stages:
             # Blocks above the deepest chosen stage get no gradient: "partial" and "gradual"
             # count from the deepest stage instead.
@@ -412,7 +417,6 @@ class _TransferBase(FusionMixin, BaseEstimator):
                 "Use strategy='full' or 'head'."
             )
         module.freeze(self.strategy, blocks, self.trainable_blocks)
-        return module, weights
 
     @staticmethod
     def _dry_run(backbone, pooling, stages, spec, adapter, X_checked) -> int:

@@ -454,7 +454,6 @@ def load(path, *, device="auto"):
     from ._module import TransferModule
     from ._net import fast_path
     from ._preflight import check_device, resolve_device
-    from ._stages import blocks_feeding
 
     path = Path(path)
     config_path = path / CONFIG
@@ -506,10 +505,7 @@ def load(path, *, device="auto"):
             module.head.load_state_dict(head, strict=True)
     except (RuntimeError, ValueError) as exc:
         raise ModelFileError(f"{path / WEIGHTS} does not fit the model in {config_path}: {exc}") from None
-    blocks = spec.get_blocks(backbone)
-    if stages:
-        blocks = blocks_feeding(blocks, stages[-1])
-    module.freeze(estimator.strategy, blocks, estimator.trainable_blocks)
+    estimator._freeze(module, spec, stages)
     fast = fast_path(device, estimator.precision, spec.modality)
     module.channels_last = fast.channels_last
     if fast.channels_last:
