@@ -172,12 +172,15 @@ def cmd_evaluate(args) -> int:
         predictions = cross_val_predict(clone(estimator), data.X, y, cv=args.cv)
         print(f"{args.cv}-fold cross-validation of a fresh fit on {len(y)} {data.description}")
         print(metrics(estimator, data.X, y, predictions))
+        scores = None  # the report runs the fitted model itself
     else:
         print(f"{args.model} on {len(y)} {data.description}")
-        print(metrics(estimator, data.X, y, outputs(estimator, data.X, args.quiet)[0]))
+        predictions, proba = outputs(estimator, data.X, args.quiet)
+        print(metrics(estimator, data.X, y, predictions))
+        scores = predictions if proba is None else proba  # the report reuses them: one pass over DATA
     if args.report:
         from .report import html_report
 
-        html_report(estimator, data.X, y, args.report, overwrite=args.force)
+        html_report(estimator, data.X, y, args.report, overwrite=args.force, y_score=scores)
         print(f"report written to {args.report}")
     return 0

@@ -112,21 +112,42 @@ def _check_X_y(estimator, X, y) -> np.ndarray:
     return np.asarray(estimator.classes_)[[position[str(label)] for label in y]]
 
 
-def _outputs(estimator, X, y) -> _Outputs:
+def _outputs(estimator, X, y, y_score=None) -> _Outputs:
     """Predictions and per-sample losses: cross-entropy for classifiers (plain, without
     the label smoothing or class weights of training), squared error for regressors
-    (averaged over outputs)."""
+    (averaged over outputs). ``y_score``: ``predict_proba(X)`` or ``predict(X)`` already
+    computed, so the model doesn't run again."""
     y = _check_X_y(estimator, X, y)
     if is_classifier(estimator):
-        log_proba = np.asarray(estimator.predict_log_proba(X), dtype=np.float64)
         classes = np.asarray(estimator.classes_)
+        if y_score is None:
+            log_proba = np.asarray(estimator.predict_log_proba(X), dtype=np.float64)
+        else:
+            proba = _checked_score(y_score, (len(y), len(classes)), "predict_proba(X)")
+            with np.errstate(divide="ignore"):
+                log_proba = np.log(proba)
         true_index = np.searchsorted(classes, y)  # y holds classes_ items, and classes_ is sorted
         loss = -log_proba[np.arange(len(y)), true_index]
         return _Outputs(y, classes[np.argmax(log_proba, axis=1)], np.exp(log_proba), loss)
-    y_pred = np.asarray(estimator.predict(X), dtype=np.float64)
+    if y_score is None:
+        y_pred = np.asarray(estimator.predict(X), dtype=np.float64)
+    else:
+        y_pred = _checked_score(y_score, np.shape(y), "predict(X)")
     y_float = np.asarray(y, dtype=np.float64)
     loss = ((y_pred - y_float) ** 2).reshape(len(y_float), -1).mean(axis=1)
     return _Outputs(y_float, y_pred, None, loss)
+
+
+def _checked_score(y_score, shape: tuple, what: str) -> np.ndarray:
+    y_score = np.asarray(y_score, dtype=np.float64)
+    if y_score.shape != tuple(shape):
+        raise ValueError(
+            f"y_score has shape {y_score.shape}, but the estimator's {what} has shape {tuple(shape)} for this X; "
+            f"pass the estimator's own {what}, or y_score=None to compute it."
+        )
+    if not np.isfinite(y_score).all():
+        raise ValueError(f"y_score holds NaN or infinite values; pass the estimator's own {what}.")
+    return y_score
 
 
 def _as_python(value):
@@ -451,7 +472,7 @@ img { max-width: 100%; display: block; margin: 0.5em 0; } .meta { color: #666; f
 """
 
 
-def html_report(estimator, X, y, path, *, title=None, overwrite: bool = False, k: int = 9) -> str:
+def html_report(estimator, X, y, path, *, title=None, overwrite: bool = False, k: int = 9, y_score=None) -> str:
     """Write one self-contained HTML report on ``estimator``'s predictions for ``X``.
 
     Sections: metrics (scikit-learn's ``classification_report`` per class for
@@ -474,6 +495,10 @@ def html_report(estimator, X, y, path, *, title=None, overwrite: bool = False, k
         Replace an existing file; otherwise an existing file is a ``FileExistsError``.
     k : int, default=9
         How many worst predictions to show.
+    y_score : array-like, default=None
+        ``estimator.predict_proba(X)`` (classifiers) or ``estimator.predict(X)``
+        (regressors) if you already have them: the report then doesn't run the model
+        again. None runs it.
 
     Returns
     -------
@@ -484,7 +509,7 @@ def html_report(estimator, X, y, path, *, title=None, overwrite: bool = False, k
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"{path!r} already exists; pass overwrite=True to replace it, or choose another path.")
     _figure()  # fail on a missing matplotlib before the model runs
-    out = _outputs(estimator, X, y)
+    out = _outputs(estimator, X, y, y_score)
     document = _document(estimator, X, out, title, k)
     # "x" refuses a file created since the check above; the page was built before
     # opening, so a failure never leaves a half-written report.

@@ -252,3 +252,28 @@ def test_report_renders_in_headless_chromium(image_clf, digits, tmp_path):
     assert saturated.sum() > 20_000, f"only {saturated.sum()} coloured pixels: were the images rendered?"
     colours = np.unique(pixels.reshape(-1, 3), axis=0)
     assert len(colours) > 500
+
+
+def _without_timestamp(page: str) -> str:
+    return re.sub(r"written [0-9T:-]+", "written", page)
+
+
+def test_html_report_reuses_given_scores_without_running_the_model(image_clf, regressor, digits, tmp_path,
+                                                                    monkeypatch):
+    X, y = digits
+    expected = _without_timestamp(open(html_report(image_clf, X, y, tmp_path / "a.html")).read())
+    proba = image_clf.predict_proba(X)
+    calls = []
+    for method in ("predict", "predict_proba", "predict_log_proba"):
+        monkeypatch.setattr(image_clf, method, lambda *a, _m=method, **k: calls.append(_m))
+    page = open(html_report(image_clf, X, y, tmp_path / "b.html", y_score=proba)).read()
+    assert calls == []  # one pass over X in `sktransfer evaluate --report`, not two
+    # The same report, up to log(exp(log p)) rounding in the printed losses.
+    assert re.sub(r"\d\.\d+", "#", _without_timestamp(page)) == re.sub(r"\d\.\d+", "#", expected)
+    wrong_shape = rf"y_score has shape \(48, 3\).*predict_proba\(X\) has shape \(48, {proba.shape[1]}\)"
+    with pytest.raises(ValueError, match=wrong_shape):
+        html_report(image_clf, X, y, tmp_path / "c.html", y_score=proba[:, :3])
+    Xr = X.reshape(len(X), -1)
+    with pytest.raises(ValueError, match="y_score holds NaN"):
+        html_report(regressor, Xr, y, tmp_path / "d.html", y_score=np.full(len(y), np.nan))
+    assert not (tmp_path / "c.html").exists() and not (tmp_path / "d.html").exists()
