@@ -88,10 +88,11 @@ class InputAdapter:
             raise ValueError(
                 f"pooling={params['pooling']!r} applies to text backbones; {spec.name!r} takes {cls.modality}."
             )
-        if isinstance(params.get("augment"), str):
+        if params.get("augment") is not None:
+            # Image and text adapters define augment; elsewhere it would be silently ignored.
             raise ValueError(
-                f"augment={params['augment']!r} is defined for image backbones only; backbone {spec.name!r} takes "
-                f"{cls.modality}. Use augment=None or a callable."
+                f"augment={params['augment']!r} is defined for image and text backbones; backbone {spec.name!r} "
+                f"takes {cls.modality}. Use augment=None."
             )
 
     @classmethod

@@ -116,6 +116,12 @@ class ImageAdapter(InputAdapter):
 
     @classmethod
     def check_params(cls, spec, params: dict) -> None:
+        augment = params.get("augment")
+        if isinstance(augment, str) and augment not in ("default", "mixup", "cutmix"):
+            raise ValueError(
+                f"augment={augment!r} is for text backbones; backbone {spec.name!r} takes images. Use 'default', "
+                "'mixup', 'cutmix', a callable on uint8 image tensors, or None."
+            )
         if params.get("pooling", "auto") != "auto":
             raise ValueError(f"pooling={params['pooling']!r} applies to text backbones; {spec.name!r} takes images.")
         image_size = params.get("image_size")

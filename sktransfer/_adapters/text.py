@@ -9,6 +9,7 @@ from torch.utils.data import default_collate
 from .._preflight import check_max_length, check_texts_encodable, model_config
 from ..exceptions import InputModalityError, InvalidInputError
 from ._base import InputAdapter, SampleDataset, column, identity, non_empty
+from .text_augment import TEXT_AUGMENTS, text_augmentation
 
 _TEXTS = ("A short sentence.", "Another, slightly longer sentence to pad against.")
 
@@ -35,10 +36,20 @@ class TextAdapter(InputAdapter):
     # Pretrained transformers get a 10x smaller backbone step: larger ones forget what they learned.
     pretrained_backbone_lr_factor = 0.1
 
-    def __init__(self, name: str, tokenizer, max_length: int, pooling: str = "mean"):
+    def __init__(self, name: str, tokenizer, max_length: int, pooling: str = "mean", augment=None):
         self.name = name
         self.pooling = pooling
+        self.augment = augment
         self.collate_fn = TextCollate(tokenizer, max_length)
+
+    @classmethod
+    def check_params(cls, spec, params: dict) -> None:
+        augment = params.get("augment")
+        if isinstance(augment, str) and augment not in TEXT_AUGMENTS:
+            raise ValueError(
+                f"augment={augment!r} is for image backbones; backbone {spec.name!r} takes text. Use one of "
+                f"{sorted(TEXT_AUGMENTS)}, a callable that maps a str to a str, or None."
+            )
 
     @classmethod
     def from_params(cls, spec, params: dict) -> "TextAdapter":
@@ -49,7 +60,8 @@ class TextAdapter(InputAdapter):
         max_length = params.get("max_length") or spec.preprocessing.max_length
         config = model_config(spec.preprocessing.tokenizer)
         check_max_length(max_length, spec.name, tokenizer, config, from_param=bool(params.get("max_length")))
-        return cls(spec.name, tokenizer, max_length, "mean" if pooling == "auto" else pooling)
+        return cls(spec.name, tokenizer, max_length, "mean" if pooling == "auto" else pooling,
+                   params.get("augment"))
 
     def inherit(self, params: dict) -> "TextAdapter":
         pooling = params.get("pooling", "auto")
@@ -61,6 +73,7 @@ class TextAdapter(InputAdapter):
             self.collate_fn.tokenizer,
             params.get("max_length") or self.collate_fn.max_length,
             self.pooling if pooling == "auto" else pooling,
+            params.get("augment"),
         )
 
     @classmethod
@@ -103,7 +116,8 @@ class TextAdapter(InputAdapter):
         return X
 
     def dataset(self, texts: list[str], targets=None, train: bool = False) -> SampleDataset:
-        return SampleDataset(texts, identity, targets)
+        augmentation = text_augmentation(self.augment) if train else None
+        return SampleDataset(texts, augmentation or identity, targets)
 
     def sample_content(self, texts: list[str]) -> tuple[bytes, list[bytes]]:
         return b"", [text.encode("utf-8", "surrogatepass") for text in texts]
