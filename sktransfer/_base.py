@@ -113,10 +113,11 @@ class _TransferBase(FusionMixin, BaseEstimator):
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither"), None],
         "patience": [Interval(Integral, 1, None, closed="left"), None],
-        "augment": [StrOptions({"default", "mixup", "cutmix"}), callable, None],
+        "augment": [StrOptions({"default", "mixup", "cutmix", "word_dropout", "span_deletion"}), callable, None],
         "lr_schedule": [StrOptions(set(SCHEDULES))],
         "warmup_fraction": [Interval(Real, 0, 1, closed="left")],
         "layer_decay": [Interval(Real, 0, 1, closed="right"), None],
+        "head_epochs": [Interval(Integral, 0, None, closed="left")],
         "image_size": [Interval(Integral, 8, None, closed="left"), None],
         "max_length": [Interval(Integral, 1, None, closed="left"), None],
         "pooling": [StrOptions({"auto", "mean", "cls"})],
@@ -142,6 +143,7 @@ class _TransferBase(FusionMixin, BaseEstimator):
         lr=1e-3,
         backbone_lr=None,
         layer_decay=None,
+        head_epochs=0,
         lr_schedule="cosine",
         warmup_fraction=0.1,
         max_epochs=10,
@@ -174,6 +176,7 @@ class _TransferBase(FusionMixin, BaseEstimator):
         self.lr = lr
         self.backbone_lr = backbone_lr
         self.layer_decay = layer_decay
+        self.head_epochs = head_epochs
         self.lr_schedule = lr_schedule
         self.warmup_fraction = warmup_fraction
         self.max_epochs = max_epochs
@@ -245,6 +248,7 @@ class _TransferBase(FusionMixin, BaseEstimator):
         if source is None:
             adapter.fit(X_checked)
         target_dict, fitted, stratify = self._targets(X, len(X_checked), y, sample_weight, init)
+        warm_head = self._warm_head(X, y, sample_weight)
 
         seed = self._seed()
         device = resolve_device(self.device)
@@ -254,6 +258,8 @@ class _TransferBase(FusionMixin, BaseEstimator):
             if seed is not None:
                 torch.manual_seed(seed)
             module, weights = self._build_module(spec, source, adapter, X_checked, fitted["n_outputs_"], device)
+            if warm_head is not None:
+                module.head.load_state_dict(warm_head)
             train_params = batchnorm_drop_last(self, module, len(X_checked))  # before any training
             module.channels_last = fast.channels_last
             if fast.channels_last:
@@ -290,6 +296,25 @@ class _TransferBase(FusionMixin, BaseEstimator):
             answers = self._init_answers(init, X, y)
             target_dict["offset"] = self._source_offsets(init, X, n, fitted, answers)
         return target_dict, fitted, stratify
+
+    def _warm_head(self, X, y, sample_weight) -> dict | None:
+        """The head after ``head_epochs`` of training on frozen features, or None.
+
+        Linear probing, then fine-tuning (LP-FT; fastai's ``fine_tune`` freezes for its
+        first epochs alike): a random head's first gradients reach the backbone as
+        noise and wear down pretrained features that already fit the task, while a
+        trained head passes on small gradients where the features fit and large ones
+        where they don't. The probe is this estimator with ``strategy="head"``, so its
+        features come from the shared cache (one backbone pass, shared by a search),
+        and it keeps the validation split and early stopping.
+        """
+        if self.head_epochs == 0 or self.strategy == "head":
+            return None
+        probe = type(self)(**self.get_params(deep=False))
+        probe.set_params(strategy="head", augment=None, head_epochs=0, max_epochs=self.head_epochs, verbose=0,
+                         net_params=None, compile=False)
+        probe.fit(X, y, sample_weight)
+        return {name: t.detach().to("cpu", copy=True) for name, t in probe.net_.module_.head.state_dict().items()}
 
     def _seed(self) -> int | None:
         if self.random_state is None:

@@ -73,6 +73,13 @@ _SHARED_PARAMETERS = """
     layer_decay : float in (0, 1], default=None
         Layer-wise learning-rate decay: the top block trains at ``backbone_lr``, the one
         below at ``backbone_lr * layer_decay``, and so on down.
+    head_epochs : int, default=0
+        Epochs of training the head alone on the frozen backbone's features before the
+        backbone is fine-tuned (linear probing, then fine-tuning). A random head's first
+        gradients wear down pretrained features that already fit the task; a trained
+        head keeps them where they fit. The probe reads its features from the feature
+        cache, so it costs about one backbone pass. Ignored by ``strategy="head"`` and
+        fused models.
     lr_schedule : {"cosine", "onecycle", "constant"}, default="cosine"
         Per-step schedule: linear warmup then cosine decay to zero, or warmup then
         constant (transformers' schedules); or torch's ``OneCycleLR``. Its length is
@@ -89,12 +96,15 @@ _SHARED_PARAMETERS = """
     patience : int, default=None
         Stop after this many epochs without a better validation loss and restore the
         best epoch's weights.
-    augment : {"default", "mixup", "cutmix"}, callable or None, default=None
-        Training-time augmentation. ``"default"`` (images) is RandomResizedCrop,
+    augment : {"default", "mixup", "cutmix", "word_dropout", "span_deletion"}, callable or None, default=None
+        Training-time augmentation. Images: ``"default"`` is RandomResizedCrop,
         horizontal flips and TrivialAugmentWide; ``"mixup"`` and ``"cutmix"`` add
         torchvision's batch-level MixUp or CutMix to it (classifiers); a callable is
         applied to each resized uint8 image tensor ``(3, H, W)``, a copy that it may
-        modify in place (it never shares memory with ``X``).
+        modify in place (it never shares memory with ``X``). Texts: ``"word_dropout"``
+        (also ``"default"``) deletes each word with probability 0.1, ``"span_deletion"``
+        one span of up to 20 % of the words, both seeded by ``random_state``; a callable
+        maps each training text (a str) to a str. Tabular backbones take no augmentation.
     image_size : int, default=None
         Input size for image backbones; ``None`` uses the pretrained configuration.
     max_length : int, default=None
@@ -197,6 +207,7 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
         lr=1e-3,
         backbone_lr=None,
         layer_decay=None,
+        head_epochs=0,
         lr_schedule="cosine",
         warmup_fraction=0.1,
         max_epochs=10,
@@ -232,6 +243,7 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
             lr=lr,
             backbone_lr=backbone_lr,
             layer_decay=layer_decay,
+            head_epochs=head_epochs,
             lr_schedule=lr_schedule,
             warmup_fraction=warmup_fraction,
             max_epochs=max_epochs,
