@@ -200,4 +200,5 @@ def merge_adapters(module: nn.Module) -> nn.Module:
         layer.merge()
         parent, _, child = name.rpartition(".")
         setattr(module.get_submodule(parent) if parent else module, child, layer.get_base_layer())
+    module.__dict__.pop("peft_config", None)  # set by inject_adapter_in_model
     return module

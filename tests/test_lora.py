@@ -167,8 +167,7 @@ def test_pickle_round_trip(text_lora, sentences):
 def image_lora(digits):
     X, y = digits
     return TransferClassifier(
-        "resnet18", pretrained=False, strategy="lora", lora_rank=2, image_size=16, layers=[-2, -1],
-        max_epochs=1, random_state=0,
+        "example_tinycnn", strategy="lora", lora_rank=2, image_size=16, layers=[-2, -1], max_epochs=1, random_state=0
     ).fit(X, y)
 
 
