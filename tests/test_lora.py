@@ -251,3 +251,17 @@ def test_grid_search_over_rank(digits):
     assert search.best_params_["lora_rank"] in (1, 4)
     ranks = {m.r["default"] for m in search.best_estimator_.net_.module_.backbone.modules() if hasattr(m, "r")}
     assert ranks == {search.best_params_["lora_rank"]}
+
+
+def test_fused_branch_with_lora(digits):
+    from sktransfer import Branch
+
+    X, y = digits
+    clf = TransferClassifier(
+        [Branch("example_tinycnn", strategy="lora"), Branch("example_tinycnn", strategy="head")],
+        image_size=16, max_epochs=1, random_state=0,
+    ).fit(X, y)
+    names = [n for n, p in clf.net_.module_.named_parameters() if p.requires_grad]
+    assert any(n.startswith("branches.b0.") and is_lora_name(n) for n in names)
+    assert not any(n.startswith("branches.b1.") for n in names)
+    assert all(is_lora_name(n) or not n.startswith("branches.") for n in names)

@@ -22,6 +22,11 @@ Stages (``layers=``) are the modules of timm's ``feature_info`` (for
 ``blocks.6``), read with timm's ``forward_intermediates``; for ``timm/<name>`` they
 are found by a build on the ``meta`` device (cached).
 
+``strategy="lora"`` adapts the linear layers and ungrouped convolutions peft's LoRA
+supports (:func:`sktransfer.lora_targets_linear_and_conv`): depthwise convolutions and
+``Conv2dSame`` (TF "same" padding done in its forward) are left out, so
+``efficientnet_lite0`` gets its pointwise 1x1 convolutions, SE layers and head conv.
+
 Nothing is downloaded, ever.  ``timm/...`` weights are used only when they are already
 in the local Hugging Face cache (or timm's legacy torch-hub cache); timm is never called
 with a network source.  Listing builds no model: preprocessing comes from timm's
