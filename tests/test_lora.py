@@ -265,3 +265,42 @@ def test_fused_branch_with_lora(digits):
     assert any(n.startswith("branches.b0.") and is_lora_name(n) for n in names)
     assert not any(n.startswith("branches.b1.") for n in names)
     assert all(is_lora_name(n) or not n.startswith("branches.") for n in names)
+
+
+class WithSpare(nn.Module):
+    """A tabular backbone whose ``spare`` layer the forward pass never calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+        self.spare = nn.Linear(8, 8)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def build_with_spare(pretrained=False):
+    return WithSpare()
+
+
+@pytest.mark.parametrize("targets, match", [
+    (("fc",), None),
+    (("spare",), "do not change the features"),
+    (("nowhere",), "adapters on lora_targets fail"),
+])
+def test_testing_kit_checks_lora_targets(targets, match):
+    from sktransfer import BackboneSpec
+    from sktransfer.testing import check_backbone_spec
+
+    spec = BackboneSpec(name="spare", modality="tabular", build=build_with_spare, feature_dim=4, lora_targets=targets)
+    if match is None:
+        check_backbone_spec(spec, check_partial=False)
+    else:
+        with pytest.raises(AssertionError, match=match):
+            check_backbone_spec(spec, check_partial=False)
+
+
+def test_testing_kit_passes_the_example_plugin():
+    from sktransfer.testing import check_backbone_spec
+
+    check_backbone_spec("example_tinycnn", image_size=16)
