@@ -7,6 +7,7 @@ here; every other module of the package is private (``sktransfer._*``).
 from ._classes import TransferClassifier, TransferRegressor
 from ._embedder import TransferEmbedder
 from ._fusion import Branch
+from ._lora import lora_targets_attention, lora_targets_linear_and_conv
 from ._model_files import load
 from ._registry import (
     IMAGENET_MEAN,
@@ -40,5 +41,7 @@ __all__ = sorted(
         "list_backbones",
         "list_stages",
         "load",
+        "lora_targets_attention",
+        "lora_targets_linear_and_conv",
     ]
 )

@@ -28,6 +28,7 @@ from ._feature_cache import backbone_fingerprint, fingerprint_module, get_store
 from ._fusion import FUSIONS, REMAINDERS, FusedInput, FusionMixin, is_fused
 from ._features import FeatureAwareCollate, cached_features, call_args, extract_features, feature_dataset
 from ._losses import WeightedLoss
+from ._lora import add_adapters, lora_targets_linear_and_conv, no_targets_message
 from ._module import STRATEGIES, TransferModule
 from ._net import PRECISIONS, FitInterrupted, TransferNet, fast_path, release_accelerator_memory
 from ._preflight import (
@@ -65,7 +66,8 @@ def _children(module: nn.Module) -> list[str]:
 
 
 def module_spec(module: nn.Module, modality: str) -> BackboneSpec:
-    """The spec of a user's ``nn.Module``: a copy per fit, its children as blocks and stages."""
+    """The spec of a user's ``nn.Module``: a copy per fit, its children as blocks and stages,
+    LoRA adapters (``strategy="lora"``) on its linear layers and ungrouped convolutions."""
     return BackboneSpec(
         name=type(module).__name__,
         modality=modality,
@@ -75,6 +77,7 @@ def module_spec(module: nn.Module, modality: str) -> BackboneSpec:
         blocks=_children,
         stages=tuple(_children(module)),
         weights=None,
+        lora_targets=lora_targets_linear_and_conv,
         plugin="<user module>",
     )
 
@@ -102,6 +105,8 @@ class _TransferBase(FusionMixin, BaseEstimator):
         "pretrained": ["boolean"],
         "strategy": [StrOptions(set(STRATEGIES))],
         "trainable_blocks": [Interval(Integral, 1, None, closed="left")],
+        "lora_rank": [Interval(Integral, 1, None, closed="left")],
+        "lora_alpha": [Interval(Real, 0, None, closed="neither"), None],
         "layers": [str, Integral, list, tuple, None],
         "init": [HasMethods(["predict"]), None],
         "init_cv": ["cv_object", None],
@@ -137,6 +142,8 @@ class _TransferBase(FusionMixin, BaseEstimator):
         pretrained=True,
         strategy="full",
         trainable_blocks=1,
+        lora_rank=8,
+        lora_alpha=None,
         layers=None,
         init=None,
         init_cv=None,
@@ -170,6 +177,8 @@ class _TransferBase(FusionMixin, BaseEstimator):
         self.pretrained = pretrained
         self.strategy = strategy
         self.trainable_blocks = trainable_blocks
+        self.lora_rank = lora_rank
+        self.lora_alpha = lora_alpha
         self.layers = layers
         self.init = init
         self.init_cv = init_cv
@@ -397,10 +406,13 @@ class _TransferBase(FusionMixin, BaseEstimator):
         """The TransferModule: the backbone (built, shared or copied), chosen stages, new head."""
         stages = self._layers(spec, source)
         pretrained = self._is_pretrained(spec, source)
+        if self.strategy == "lora" and not spec.lora_targets:
+            raise ValueError(no_targets_message(spec))  # before building anything
         if source is not None or isinstance(self.backbone, nn.Module):
             backbone = spec.build(pretrained=pretrained)
             weights = fingerprint_module(backbone) if source is not None else None
         else:
+            # Only "head" fits share the pretrained copy; "lora" injects adapters into its own.
             frozen_on = device if self.strategy == "head" else None
             backbone, weights = build_backbone(spec, pretrained, frozen_on)
         pooling = adapter.pooling
@@ -421,8 +433,15 @@ class _TransferBase(FusionMixin, BaseEstimator):
         module = TransferModule(
             backbone, feature_dim, n_outputs, pooling, stages, spec.stage_outputs, zero_head=self.init is not None
         )
+        self._add_adapters(module, spec)
         self._freeze(module, spec, stages)
         return module, weights
+
+    def _add_adapters(self, module, spec) -> None:
+        """``strategy="lora"``: inject LoRA adapters into ``module``'s backbone (its own copy)
+        on the modules ``spec.lora_targets`` names; other strategies add nothing."""
+        if self.strategy == "lora":
+            add_adapters(module.backbone, spec, self.lora_rank, self.lora_alpha)
 
     def _freeze(self, module, spec, stages) -> None:
         """Freeze ``module``'s backbone for ``strategy``, its blocks counted below the deepest stage."""
@@ -493,6 +512,8 @@ class _TransferBase(FusionMixin, BaseEstimator):
     def _backbone_lr(self, spec, source=None) -> float:
         if self.backbone_lr is not None:
             return self.backbone_lr
+        if self.strategy == "lora":
+            return self.lr  # adapters start at zero: no pretrained knowledge to protect with a smaller step
         # Pretrained transformers get a 10x smaller step (larger ones forget what they
         # learned); CNNs moving to a new image domain need the full step: on 1,000
         # Fashion-MNIST images EfficientNet-Lite0 reached 0.802 with lr/10 and 0.869 with lr.

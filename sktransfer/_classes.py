@@ -35,14 +35,31 @@ _SHARED_PARAMETERS = """
     pretrained : bool, default=True
         Load the backbone's pretrained weights (never downloaded: they must be on this
         machine). ``False`` initialises randomly.
-    strategy : {"full", "partial", "gradual", "head"}, default="full"
+    strategy : {"full", "partial", "gradual", "head", "lora"}, default="full"
         ``"head"`` freezes the backbone (BatchNorm statistics included) and, without
         augmentation, computes its features once per fit; ``"partial"`` trains the last
         ``trainable_blocks`` blocks; ``"gradual"`` trains the head in the first epoch and
         unfreezes one more block from the top in each following epoch; ``"full"`` trains
-        everything.
+        everything. ``"lora"`` freezes the backbone (BatchNorm statistics included) and
+        trains low-rank adapters (peft's LoRA, ``pip install 'sktransfer[lora]'``) added
+        to the modules the backbone's spec names (``BackboneSpec.lora_targets``: the
+        attention projections of text encoders, the linear layers and ungrouped
+        convolutions of image backbones; every linear layer and ungrouped convolution of
+        a module given as ``backbone``), with the head; backbones that declare no
+        targets raise a ``ValueError``. The adapters start at zero (the first step
+        sees the pretrained features) and have no dropout.
     trainable_blocks : int, default=1
-        Blocks trained by ``strategy="partial"``, counted from the output.
+        Blocks trained by ``strategy="partial"``, counted from the output. Ignored by
+        the other strategies.
+    lora_rank : int, default=8
+        Rank of the LoRA adapters (``strategy="lora"``): each adapted layer of weight
+        ``(out, in)`` trains ``rank * (in + out)`` parameters. Ignored by the other
+        strategies, as scikit-learn ignores parameters that don't apply.
+    lora_alpha : float, default=None
+        LoRA's scale numerator: the adapters' update is multiplied by
+        ``lora_alpha / lora_rank``. ``None`` means ``2 * lora_rank`` (16 at the default
+        rank), so that changing the rank in a search keeps the update's scale.
+        Ignored by the other strategies.
     layers : str, int or list of them, default=None
         The stages of the backbone that feed the head (the knowledge base): stage
         names (see :func:`sktransfer.list_stages`) or negative integers counted from
@@ -68,8 +85,9 @@ _SHARED_PARAMETERS = """
     lr : float, default=1e-3
         Learning rate of the head.
     backbone_lr : float, default=None
-        Learning rate of the backbone; ``None`` means ``lr / 10`` for pretrained text
-        encoders and ``lr`` for everything else.
+        Learning rate of the backbone (of the LoRA adapters with ``strategy="lora"``);
+        ``None`` means ``lr / 10`` for pretrained text encoders fine-tuned by the other
+        strategies, and ``lr`` for everything else (LoRA adapters included).
     layer_decay : float in (0, 1], default=None
         Layer-wise learning-rate decay: the top block trains at ``backbone_lr``, the one
         below at ``backbone_lr * layer_decay``, and so on down.
@@ -201,6 +219,8 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
         pretrained=True,
         strategy="full",
         trainable_blocks=1,
+        lora_rank=8,
+        lora_alpha=None,
         layers=None,
         init=None,
         init_cv=None,
@@ -237,6 +257,8 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
             pretrained=pretrained,
             strategy=strategy,
             trainable_blocks=trainable_blocks,
+            lora_rank=lora_rank,
+            lora_alpha=lora_alpha,
             layers=layers,
             init=init,
             init_cv=init_cv,

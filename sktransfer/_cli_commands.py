@@ -26,7 +26,7 @@ def add_data_arguments(parser) -> None:
 def add_fit_arguments(parser) -> None:
     parser.add_argument("data", help="a folder of class sub-folders of images, or a CSV/TSV/Parquet file")
     parser.add_argument("--backbone", required=True, help="a backbone name (see `sktransfer backbones`)")
-    parser.add_argument("--strategy", default="full", choices=["full", "partial", "gradual", "head"])
+    parser.add_argument("--strategy", default="full", choices=["full", "partial", "gradual", "head", "lora"])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=32)

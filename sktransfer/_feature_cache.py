@@ -52,11 +52,14 @@ def file_digest(path, chunk_size: int = 1 << 20) -> bytes:
     return h.digest()
 
 
-def fingerprint_module(module: torch.nn.Module) -> bytes:
-    """Hash of a module's class and every parameter and buffer, as loaded."""
+def fingerprint_module(module: torch.nn.Module, state: dict | None = None) -> bytes:
+    """Hash of a module's class and every parameter and buffer, as loaded.
+
+    ``state`` replaces ``module.state_dict()`` (a LoRA model's base weights, under the
+    names they had before the adapters came)."""
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{type(module).__module__}.{type(module).__qualname__}".encode())
-    for name, tensor in module.state_dict().items():
+    for name, tensor in (module.state_dict() if state is None else state).items():
         h.update(name.encode())
         t = tensor.detach().cpu().contiguous()
         h.update(str(t.dtype).encode() + str(tuple(t.shape)).encode())

@@ -47,8 +47,9 @@ class Branch(BaseEstimator):
     ----------
     backbone : str, torch.nn.Module or fitted TransferClassifier / TransferRegressor
         As the estimators' ``backbone``; ``"passthrough"`` for numeric columns.
-    strategy : {"full", "partial", "head"}, default=None
-        This branch's strategy; ``None`` uses the estimator's.
+    strategy : {"full", "partial", "head", "lora"}, default=None
+        This branch's strategy; ``None`` uses the estimator's. ``"lora"`` takes the
+        estimator's ``lora_rank`` and ``lora_alpha``.
     lr : float, default=None
         This branch's backbone learning rate; ``None`` uses the estimator's rule
         (``backbone_lr``, else ``lr`` or ``lr / 10`` for pretrained text encoders).

@@ -3,7 +3,8 @@
 ``save_pretrained(estimator, path)`` writes ``config.json`` (parameters, fitted
 attributes, the backbone's name, plugin and version, the adapter's state) and
 ``model.safetensors`` (the module's tensors; for a frozen pretrained backbone, only the
-head's, plus a fingerprint of the pretrained weights that loading checks).
+head's, and with ``strategy="lora"`` the adapters', plus a fingerprint of the pretrained
+weights that loading checks).
 ``load(path)`` rebuilds the estimator from those, without training.
 
 The checksums guard against accidents (a truncated copy, a hand edit), not against an
@@ -145,8 +146,27 @@ def _distribution_version(distribution: str):
 
 
 def _stores_backbone(estimator) -> bool:
-    """Whether the backbone's weights go into the file: all but frozen pretrained ones."""
-    return not (estimator.strategy == "head" and estimator._is_pretrained(estimator.spec_))
+    """Whether the backbone's weights go into the file: all but frozen pretrained ones
+    (``strategy="head"``, and ``"lora"``, whose adapters are stored on their own)."""
+    return not (estimator.strategy in ("head", "lora") and estimator._is_pretrained(estimator.spec_))
+
+
+def _small_state(module, strategy: str) -> dict:
+    """What a model on a frozen pretrained backbone stores: the head, and the LoRA adapters."""
+    from ._lora import is_lora_name
+
+    state = {f"head.{k}": v for k, v in module.head.state_dict().items()}
+    if strategy == "lora":
+        state.update((f"backbone.{k}", v) for k, v in module.backbone.state_dict().items() if is_lora_name(k))
+    return state
+
+
+def _pretrained_fingerprint(backbone, strategy: str) -> bytes:
+    """The fingerprint of the pretrained weights under a frozen backbone (LoRA: without its adapters)."""
+    from ._feature_cache import fingerprint_module
+    from ._lora import base_state
+
+    return fingerprint_module(backbone, base_state(backbone) if strategy == "lora" else None)
 
 
 def _adapter_state(adapter) -> dict:
@@ -298,15 +318,13 @@ def save_pretrained(estimator, path, *, overwrite: bool = False) -> Path:
     module = estimator.net_.module_
     module = getattr(module, "_orig_mod", module)  # compiled
     stores_backbone = _stores_backbone(estimator)
-    state = module.state_dict() if stores_backbone else {f"head.{k}": v for k, v in module.head.state_dict().items()}
+    state = module.state_dict() if stores_backbone else _small_state(module, estimator.strategy)
     # Copies on the CPU, sharing no memory (tied weights): safetensors refuses shared tensors.
     tensors = {name: t.detach().to("cpu", copy=True).contiguous() for name, t in state.items()}
     pretrained = None
     if not stores_backbone:
-        from ._feature_cache import fingerprint_module
-
         pretrained = {
-            "fingerprint": fingerprint_module(module.backbone).hex(),
+            "fingerprint": _pretrained_fingerprint(module.backbone, estimator.strategy).hex(),
             "source": spec.weights.source if spec.weights is not None else "",
         }
     config = {
@@ -485,7 +503,8 @@ def load(path, *, device="auto"):
             backbone = spec.build(pretrained=False)  # every tensor comes from the file
             weights = None
         else:
-            backbone, weights = build_backbone(spec, True, device)
+            # LoRA adapters go into a copy of their own, never into the shared frozen one.
+            backbone, weights = build_backbone(spec, True, None if estimator.strategy == "lora" else device)
             expected = (saved_backbone.get("pretrained_weights") or {}).get("fingerprint")
             if weights.hex() != expected:
                 raise ModelFileError(
@@ -496,13 +515,23 @@ def load(path, *, device="auto"):
         module = TransferModule(backbone, feature_dim, fitted["n_outputs_"], adapter.pooling, stages,
                                 spec.stage_outputs)
     try:  # loading also materialises lazy layers (the "mlp" backbone), before freeze touches them
+        if stores_backbone and estimator.strategy == "lora":
+            # The base weights first (they materialise lazy layers), then the adapters over them.
+            from ._lora import base_name, is_lora_name
+
+            module.load_state_dict({base_name(k): v for k, v in tensors.items() if not is_lora_name(k)}, strict=True)
+        estimator._add_adapters(module, spec)  # strategy="lora": the same adapters, at zero, then loaded
         if stores_backbone:
             module.load_state_dict(tensors, strict=True)
         else:
-            head = {k[len("head."):]: v for k, v in tensors.items() if k.startswith("head.")}
-            if len(head) != len(tensors):
-                raise ValueError(f"unexpected tensors {sorted(set(tensors) - {'head.' + k for k in head})}")
-            module.head.load_state_dict(head, strict=True)
+            expected = set(_small_state(module, estimator.strategy))
+            if set(tensors) != expected:
+                raise ValueError(
+                    f"unexpected tensors {sorted(set(tensors) - expected)[:5]}, missing {sorted(expected - set(tensors))[:5]}"
+                    + (" (the backbone's lora_targets changed since the model was saved?)"
+                       if estimator.strategy == "lora" else "")
+                )
+            module.load_state_dict(tensors, strict=False)
     except (RuntimeError, ValueError) as exc:
         raise ModelFileError(f"{path / WEIGHTS} does not fit the model in {config_path}: {exc}") from None
     estimator._freeze(module, spec, stages)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ._lora import is_lora_name
 from ._stages import fx_stage_outputs, pool_stage, pool_tokens
 
-STRATEGIES = ("head", "partial", "full", "gradual")
-
+STRATEGIES = ("head", "partial", "full", "gradual", "lora")
 
 
 class TransferModule(nn.Module):
@@ -119,8 +119,13 @@ class TransferModule(nn.Module):
         ``"head"`` freezes the whole backbone, ``"full"`` trains everything, and
         ``"partial"`` trains only the last ``trainable_blocks`` of ``blocks``.
         ``"gradual"`` starts like ``"head"``; its callback unfreezes blocks epoch by epoch.
+        ``"lora"`` trains only the adapters already injected into the backbone.
         """
         self.blocks = list(blocks)
+        if strategy == "lora":
+            self._freeze_all_but_adapters()
+            self.train(self.training)
+            return
         if strategy == "gradual":
             strategy = "head"
         self.backbone.requires_grad_(strategy == "full")
@@ -140,3 +145,22 @@ class TransferModule(nn.Module):
                 and next(module.children(), None) is None
             ]
         self.train(self.training)
+
+    def _freeze_all_but_adapters(self) -> None:
+        """``strategy="lora"``: only parameters named ``lora_*`` train in the backbone.
+
+        BatchNorm layers stay in eval mode (their running statistics are part of the
+        frozen pretrained weights); dropout follows the module's mode, as in the usual
+        LoRA fine-tuning of transformers.
+        """
+        trainable = 0
+        for name, parameter in self.backbone.named_parameters():
+            parameter.requires_grad_(is_lora_name(name))
+            trainable += is_lora_name(name)
+        if not trainable:
+            raise RuntimeError("strategy='lora' but the backbone holds no LoRA adapters; they are injected first.")
+        self.frozen_modules = [
+            name
+            for name, module in self.backbone.named_modules()
+            if isinstance(module, nn.modules.batchnorm._BatchNorm)
+        ]

@@ -291,8 +291,8 @@ def check_validation_split(estimator, n: int, labels=None, classes=None) -> None
 # ------------------------------------------------------------------ BatchNorm and the last batch
 def trained_batchnorms(module, strategy: str, max_epochs: int) -> list[str]:
     """Names of the backbone's BatchNorm layers that run in train mode at some epoch."""
-    if strategy == "head":
-        return []  # the frozen backbone stays in eval mode
+    if strategy in ("head", "lora"):
+        return []  # the frozen backbone (LoRA: its BatchNorm layers) stays in eval mode
     norms = [
         name for name, m in module.backbone.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
     ]

@@ -3,7 +3,7 @@
 A :class:`BackboneSpec` is plain data: it says how to build a backbone and how to
 feed it, but builds nothing until :meth:`BackboneSpec.build` is called.  Specs must
 pickle (so estimators and search jobs can be shipped to workers): give ``build``,
-``blocks``, ``feature_dim``, ``stages`` and ``stage_outputs`` module-level functions,
+``blocks``, ``feature_dim``, ``stages``, ``stage_outputs`` and ``lora_targets`` module-level functions,
 classes or :func:`functools.partial` objects, never lambdas.
 """
 
@@ -129,6 +129,17 @@ class BackboneSpec:
         :func:`sktransfer._stages.fx_stage_outputs`.
     weights : Weights or None
         ``None`` means the backbone has no pretrained weights (trained from scratch).
+    lora_targets : tuple of str or callable
+        The modules that ``strategy="lora"`` gives low-rank adapters (peft's LoRA):
+        names as peft's ``target_modules`` list takes them (a module matches when its
+        dotted name in the built backbone equals an entry or ends with ``"." + entry``,
+        e.g. ``("query", "value")``), or ``lora_targets(module) -> list[str]`` returning
+        the dotted names of ``module``'s submodules (the module ``build`` returned).
+        Targets must be layers peft's LoRA supports (``nn.Linear``, ``nn.Conv2d``
+        without groups, ``nn.Embedding``...).  Ready-made rules:
+        :func:`sktransfer.lora_targets_linear_and_conv` (image backbones) and
+        :func:`sktransfer.lora_targets_attention` (transformers encoders).  Empty: the
+        backbone does not support ``strategy="lora"`` (a clear error says so).
     description : str
     plugin, distribution : str
         Filled in by the registry: which plugin and distribution declared it.
@@ -144,6 +155,7 @@ class BackboneSpec:
     description: str = ""
     stages: tuple[str, ...] | Callable[[], list[str]] = ()
     stage_outputs: Callable[[Any, list[str]], Callable[..., Any]] | None = None
+    lora_targets: tuple[str, ...] | Callable[[Any], list[str]] = ()
     plugin: str = field(default="", compare=False)
     distribution: str = field(default="", compare=False)
 
@@ -154,6 +166,9 @@ class BackboneSpec:
             )
         if not callable(self.build):
             raise TypeError(f"BackboneSpec {self.name!r}: build must be callable, got {self.build!r}.")
+        if isinstance(self.lora_targets, (list, str)):  # specs are hashed: a tuple, never a list
+            targets = (self.lora_targets,) if isinstance(self.lora_targets, str) else tuple(self.lora_targets)
+            object.__setattr__(self, "lora_targets", targets)
 
     def get_feature_dim(self) -> int:
         return int(self.feature_dim() if callable(self.feature_dim) else self.feature_dim)

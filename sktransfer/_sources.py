@@ -74,8 +74,11 @@ def source_spec(source):
 
 
 def _build_copy(module, pretrained: bool = True):
-    # The source is never modified: every fit starts from a CPU copy of its backbone.
-    return copy.deepcopy(module).cpu()
+    # The source is never modified: every fit starts from a CPU copy of its backbone,
+    # with a LoRA source's adapters folded into its weights (a plain backbone again).
+    from ._lora import merge_adapters
+
+    return merge_adapters(copy.deepcopy(module).cpu())
 
 
 def modality_of(backbone) -> str | None:

@@ -102,7 +102,23 @@ class FxStageOutputs:
 
         self.backbone = backbone
         self.names = list(names)
-        self.graph = create_feature_extractor(backbone, return_nodes={n: n for n in self.names})
+        from ._lora import tracer_leaf_modules
+
+        # peft's LoRA layers branch on tensor dtypes, which fx can't trace: they stay leaves.
+        leaves = tracer_leaf_modules()
+        # Tracing switches the whole backbone to train, then eval, then back to its own
+        # mode, which would put frozen parts (BatchNorm kept in eval mode) in train mode
+        # for the batch that builds this reader: every submodule's mode is restored.
+        modes = [(m, m.training) for m in backbone.modules()]
+        try:
+            self.graph = create_feature_extractor(
+                backbone,
+                return_nodes={n: n for n in self.names},
+                tracer_kwargs={"leaf_modules": leaves} if leaves else None,
+            )
+        finally:
+            for m, training in modes:
+                m.training = training
 
     def __call__(self, *args, **kwargs) -> list[torch.Tensor]:
         # The graph module keeps a train and an eval graph. Its own train() would also

@@ -162,6 +162,44 @@ def _check_partial(spec, module, trainable_blocks: int) -> None:
         raise _fail(spec, f"trainable modules are in eval mode after .train(): {not_training[:5]}.")
 
 
+def _check_lora(spec: BackboneSpec, backbone, batch_size: int, image_size, n_features: int) -> None:
+    """Declared ``lora_targets``: peft adapts a copy, which first answers as the backbone
+    did (adapters start at zero), then otherwise once the adapters move."""
+    import copy
+    import importlib.util
+
+    import torch
+
+    from ._lora import add_adapters, is_lora_name
+    from ._module import TransferModule
+
+    if not spec.lora_targets or importlib.util.find_spec("peft") is None:
+        return
+    pooling = "mean" if adapter_class(spec.modality).pooling_applies else None
+    args, kwargs = _sample_input(spec, batch_size, image_size, n_features)
+
+    def features(m):
+        module = TransferModule(m, 1, 2, pooling).eval()
+        with torch.no_grad():
+            return module.features(*args, **kwargs)
+
+    adapted = copy.deepcopy(backbone)
+    try:
+        add_adapters(adapted, spec, 2, None)
+        before, after = features(backbone), features(adapted)
+    except Exception as exc:
+        raise _fail(spec, f'strategy="lora": adapters on lora_targets fail: {exc!r}') from exc
+    if not torch.allclose(before, after, rtol=1e-4, atol=1e-5):
+        raise _fail(spec, 'strategy="lora": adding adapters (at zero) changed the features.')
+    with torch.no_grad():
+        for name, p in adapted.named_parameters():
+            if is_lora_name(name) and ".lora_B." in name:
+                p.normal_(0, 1.0)
+    if torch.allclose(before, features(adapted), rtol=1e-4, atol=1e-5):
+        raise _fail(spec, 'strategy="lora": the adapters on lora_targets do not change the features; are the '
+                          "targets called by the forward pass (nn.MultiheadAttention never calls its out_proj)?")
+
+
 def _check_stages(spec: BackboneSpec, backbone, batch_size: int, image_size, n_features: int) -> None:
     """Declared stages are unique and each one comes out of ``stage_outputs``, alone and together."""
     import torch
@@ -257,7 +295,10 @@ def check_backbone_spec(
        stages at once and for each one alone; made while the backbone trains, it
        follows the backbone into eval mode (two calls agree);
     6. ``strategy="partial"`` trains exactly the last ``trainable_blocks`` blocks,
-       and the frozen modules stay in eval mode after ``.train()``.
+       and the frozen modules stay in eval mode after ``.train()``;
+    7. with ``lora_targets`` declared (and peft installed), peft's LoRA adapters go
+       onto a copy of the backbone, leave its features unchanged at zero, and change
+       them once they move.
 
     Parameters
     ----------
@@ -303,6 +344,7 @@ def check_backbone_spec(
     if not isinstance(backbone, nn.Module):
         raise _fail(spec, f"build() returned {type(backbone).__name__}, not a torch.nn.Module.")
     module = _check_forward(spec, backbone, dim, batch_size, image_size, n_features)
+    _check_lora(restored, backbone, batch_size, image_size, n_features)
     _check_stages(restored, backbone, batch_size, image_size, n_features)
     if check_partial:
         _check_partial(spec, module, trainable_blocks)

@@ -22,6 +22,7 @@ import torch.nn as nn
 
 from ..exceptions import WeightsUnavailableError
 from ..hookspecs import hookimpl
+from .._lora import lora_targets_attention
 from .._registry import BackboneSpec, TextPreprocessing, Weights
 
 MINILM_NAME = "all-MiniLM-L6-v2"
@@ -219,6 +220,8 @@ def text_spec(source: str, name: str | None = None, max_length: int = 256) -> Ba
         blocks=_blocks,
         stages=functools.partial(_stages, source),
         stage_outputs=hidden_states,
+        # strategy="lora": the attention projections (query, key, value, output dense).
+        lora_targets=lora_targets_attention,
         weights=Weights(
             source=f"{source} (local files only)",
             check=functools.partial(_available, source),

@@ -16,6 +16,7 @@ import os
 
 from ..exceptions import WeightsUnavailableError
 from ..hookspecs import hookimpl
+from .._lora import lora_targets_linear_and_conv
 from .._registry import BackboneSpec, ImagePreprocessing, Weights
 
 _RESNET_BLOCKS = ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4")
@@ -117,6 +118,8 @@ def _spec(arch: str) -> BackboneSpec:
         preprocessing=preprocessing,
         blocks=blocks,
         stages=stages,  # stage_outputs=None: torchvision's create_feature_extractor reads them
+        # strategy="lora": linear layers and ungrouped convolutions (not the depthwise ones).
+        lora_targets=lora_targets_linear_and_conv,
         weights=Weights(
             source=f"torchvision {_default_weights(arch)} from the torch hub cache",
             check=functools.partial(_weights_available, arch),

@@ -45,6 +45,9 @@ def register_backbones():
             # stage_outputs=None they are graph nodes for torchvision's create_feature_extractor.
             stages=("0", "1", "2"),
             weights=None,  # trained from scratch
+            # For strategy="lora": the modules that get low-rank adapters, as peft's target_modules
+            # (dotted names or their tails), or a function of the built module such as this rule.
+            lora_targets=sktransfer.lora_targets_linear_and_conv,
             description="Tiny 3-layer CNN, 32 features, no pretrained weights (example plugin)",
         )
     ]

