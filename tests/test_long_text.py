@@ -11,6 +11,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sktransfer import TransferClassifier, TransferEmbedder, TransferRegressor, load
 from sktransfer._adapters.text import MAX_WINDOWS, window_stride, windows_batch
 from sktransfer._feature_cache import MemoryFeatureStore
+from sktransfer._model_files import _config_checksum
 from sktransfer._stages import WINDOW_MASK, pool_windows, split_windows
 
 MINILM = "all-MiniLM-L6-v2"
@@ -21,17 +22,34 @@ LONG_GOOD = FILLER + "and in the end it is wonderful"
 LONG_BAD = FILLER + "and in the end it is terrible"
 
 
-def embed(texts, **params):
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A two-layer BERT of width 32 with MiniLM's tokenizer, saved as a backbone directory."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from sktransfer.backbones.huggingface import minilm_path
+
+    path = tmp_path_factory.mktemp("tiny-bert")
+    AutoTokenizer.from_pretrained(str(minilm_path()), local_files_only=True).save_pretrained(path)
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        BertModel(config).save_pretrained(path)
+    return str(path)
+
+
+def embed(texts, backbone, **params):
     params.setdefault("feature_cache", None)
-    return TransferEmbedder(MINILM, max_length=MAX_LENGTH, **params).fit(texts).transform(texts)
+    return TransferEmbedder(backbone, max_length=MAX_LENGTH, **params).fit(texts).transform(texts)
 
 
 # ------------------------------------------------------------------ the batch and the pooling
-def test_windows_overlap_and_keep_one_row_per_text():
+def test_windows_overlap_and_keep_one_row_per_text(tiny):
     from sktransfer.backbones.huggingface import load_tokenizer
 
     tokenizer = load_tokenizer(MINILM)
-    adapter_batch = TransferEmbedder(MINILM, max_length=MAX_LENGTH, long_text="chunk").fit(SHORT).adapter_
+    adapter_batch = TransferEmbedder(tiny, max_length=MAX_LENGTH, long_text="chunk").fit(SHORT).adapter_
     batch = adapter_batch.collate_fn.encode([LONG_GOOD, "short"])
     mask = batch[WINDOW_MASK]
     assert batch["input_ids"].shape[:2] == mask.shape and mask.shape[0] == 2  # skorch counts texts, not windows
@@ -70,32 +88,32 @@ def test_pool_windows_mean_max_and_gradients():
 
 # ------------------------------------------------------------------ features
 def test_chunk_reads_past_the_first_window():
-    truncated = embed([LONG_GOOD, LONG_BAD])
-    chunked = embed([LONG_GOOD, LONG_BAD], long_text="chunk")
+    truncated = embed([LONG_GOOD, LONG_BAD], MINILM)
+    chunked = embed([LONG_GOOD, LONG_BAD], MINILM, long_text="chunk")
     assert np.array_equal(truncated[0], truncated[1])  # the decisive word was cut off
     assert not np.allclose(chunked[0], chunked[1], atol=1e-4)
 
 
 @pytest.mark.parametrize("chunk_pooling", ["mean", "max"])
-def test_short_texts_are_exactly_the_truncated_features(chunk_pooling):
-    assert np.array_equal(embed(SHORT), embed(SHORT, long_text="chunk", chunk_pooling=chunk_pooling))
+def test_short_texts_are_exactly_the_truncated_features(chunk_pooling, tiny):
+    assert np.array_equal(embed(SHORT, tiny), embed(SHORT, tiny, long_text="chunk", chunk_pooling=chunk_pooling))
     # Stages (layers=) pool their windows the same way.
-    assert np.array_equal(embed(SHORT, layers=[-2]), embed(SHORT, layers=[-2], long_text="chunk"))
+    assert np.array_equal(embed(SHORT, tiny, layers=[-2]), embed(SHORT, tiny, layers=[-2], long_text="chunk"))
 
 
-def test_mean_and_max_pooling_differ_on_long_texts():
-    mean = embed([LONG_GOOD], long_text="chunk", chunk_pooling="mean")
-    maximum = embed([LONG_GOOD], long_text="chunk", chunk_pooling="max")
+def test_mean_and_max_pooling_differ_on_long_texts(tiny):
+    mean = embed([LONG_GOOD], tiny, long_text="chunk", chunk_pooling="mean")
+    maximum = embed([LONG_GOOD], tiny, long_text="chunk", chunk_pooling="max")
     assert not np.allclose(mean, maximum, atol=1e-4)
-    staged = embed([LONG_GOOD], long_text="chunk", chunk_pooling="max", layers=[-1])
+    staged = embed([LONG_GOOD], tiny, long_text="chunk", chunk_pooling="max", layers=[-1])
     assert np.allclose(staged, maximum, atol=1e-5)  # the last stage is the final features
 
 
-def test_feature_cache_never_mixes_truncated_and_chunked(tmp_path):
+def test_feature_cache_never_mixes_truncated_and_chunked(tmp_path, tiny):
     store = tmp_path / "features"
     texts = [LONG_GOOD, LONG_BAD, *SHORT]
     fitted = {
-        (long_text, pooling): TransferEmbedder(MINILM, max_length=MAX_LENGTH, long_text=long_text,
+        (long_text, pooling): TransferEmbedder(tiny, max_length=MAX_LENGTH, long_text=long_text,
                                                chunk_pooling=pooling, feature_cache=store).fit(texts)
         for long_text in ("truncate", "chunk") for pooling in ("mean", "max")
     }
@@ -104,9 +122,9 @@ def test_feature_cache_never_mixes_truncated_and_chunked(tmp_path):
     assert prints["truncate", "mean"] == prints["truncate", "max"]
     assert len({prints["truncate", "mean"], prints["chunk", "mean"], prints["chunk", "max"]}) == 3
     for key, embedder in fitted.items():  # each read (the second time from the cache) is its own kind
-        assert np.allclose(embedder.transform(texts), embed(texts, long_text=key[0], chunk_pooling=key[1]),
+        assert np.allclose(embedder.transform(texts), embed(texts, tiny, long_text=key[0], chunk_pooling=key[1]),
                            atol=1e-5)
-        assert np.allclose(embedder.transform(texts), embed(texts, long_text=key[0], chunk_pooling=key[1]),
+        assert np.allclose(embedder.transform(texts), embed(texts, tiny, long_text=key[0], chunk_pooling=key[1]),
                            atol=1e-5)
 
 
@@ -118,14 +136,18 @@ def long_texts():
     return X, np.array(y)
 
 
-def test_frozen_fit_and_predict_cache_chunked_features(long_texts, monkeypatch):
+def test_frozen_fit_and_predict_cache_chunked_features(long_texts, monkeypatch, tiny):
     X, y = long_texts
     store = MemoryFeatureStore()
     monkeypatch.setattr("sktransfer._base.get_store", lambda feature_cache: None if feature_cache is None else store)
-    clf = TransferClassifier(MINILM, strategy="head", max_length=MAX_LENGTH, long_text="chunk",
+    clf = TransferClassifier(tiny, strategy="head", max_length=MAX_LENGTH, long_text="chunk",
                              chunk_pooling="max", max_epochs=3, batch_size=4, random_state=0).fit(X, y)
     assert len(store) == len(X)  # one feature row per text, not per window
     proba = clf.predict_proba(X)
+    assert len(store) == len(X)  # predict read them back
+    truncating = TransferClassifier(tiny, strategy="head", max_length=MAX_LENGTH, max_epochs=1).fit(X, y)
+    assert truncating.feature_fingerprint_ != clf.feature_fingerprint_
+    assert len(store) == 2 * len(X)  # truncated rows of their own, not the chunked ones
     assert proba.shape == (len(X), 2) and np.isfinite(proba).all()
     assert clf.net_.module_.chunk_pooling == "max"
     # Predictions without the cache (the backbone run on windows) agree with the cached features.
@@ -135,11 +157,11 @@ def test_frozen_fit_and_predict_cache_chunked_features(long_texts, monkeypatch):
 
 
 @pytest.mark.parametrize("layers", [None, [-1]])
-def test_finetuning_trains_on_windows(long_texts, layers):
+def test_finetuning_trains_on_windows(long_texts, layers, tiny):
     X, y = long_texts
-    clf = TransferRegressor(MINILM, strategy="full", max_length=MAX_LENGTH, long_text="chunk", layers=layers,
+    clf = TransferRegressor(tiny, strategy="full", max_length=MAX_LENGTH, long_text="chunk", layers=layers,
                             max_epochs=1, batch_size=4, lr=1e-2, random_state=0)
-    before = TransferEmbedder(MINILM).fit(SHORT).module_.backbone.state_dict()
+    before = TransferEmbedder(tiny, max_length=MAX_LENGTH).fit(SHORT).module_.backbone.state_dict()
     clf.fit(X, (y == "pos").astype(float))
     after = clf.net_.module_.backbone.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)  # gradients reached the backbone
@@ -148,20 +170,20 @@ def test_finetuning_trains_on_windows(long_texts, layers):
     assert clf.net_.history[-1, "batches", 0, "train_batch_size"] == 4
 
 
-def test_fused_text_branch_chunks(long_texts):
+def test_fused_text_branch_chunks(long_texts, tiny):
     X, y = long_texts
     frame = pd.DataFrame({"text": X, "size": np.arange(len(X), dtype=float)})
-    clf = TransferClassifier({"text": MINILM, "size": "passthrough"}, strategy="full", max_length=MAX_LENGTH,
+    clf = TransferClassifier({"text": tiny, "size": "passthrough"}, strategy="full", max_length=MAX_LENGTH,
                              long_text="chunk", max_epochs=1, batch_size=4, random_state=0).fit(frame, y)
     assert clf.predict(frame).shape == (len(X),)
-    features = TransferEmbedder({"text": MINILM, "size": "passthrough"}, max_length=MAX_LENGTH, long_text="chunk",
+    features = TransferEmbedder({"text": tiny, "size": "passthrough"}, max_length=MAX_LENGTH, long_text="chunk",
                                 feature_cache=None).fit_transform(frame)
-    assert np.allclose(features[:, :-1], embed(X, long_text="chunk"), atol=1e-5)
+    assert np.allclose(features[:, :-1], embed(X, tiny, long_text="chunk"), atol=1e-5)
 
 
-def test_model_file_round_trip(long_texts, tmp_path):
+def test_model_file_round_trip(long_texts, tmp_path, tiny):
     X, y = long_texts
-    clf = TransferClassifier(MINILM, strategy="head", max_length=MAX_LENGTH, long_text="chunk", chunk_pooling="max",
+    clf = TransferClassifier(tiny, strategy="head", max_length=MAX_LENGTH, long_text="chunk", chunk_pooling="max",
                              max_epochs=2, random_state=0).fit(X, y)
     path = clf.save_pretrained(tmp_path / "model")
     state = json.loads((path / "config.json").read_text())["adapter"]
@@ -170,6 +192,17 @@ def test_model_file_round_trip(long_texts, tmp_path):
     assert loaded.adapter_.long_text == "chunk" and loaded.adapter_.chunk_pooling == "max"
     assert loaded.net_.module_.chunk_pooling == "max"
     assert np.allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-5)
+
+    # Files written before long_text existed load as truncating.
+    config = json.loads((path / "config.json").read_text())
+    for key in ("long_text", "chunk_pooling"):
+        del config["adapter"][key]
+        config["params"].pop(key)
+    config["checksum"] = _config_checksum(config)
+    (path / "config.json").write_text(json.dumps(config))
+    old = load(path)
+    assert old.adapter_.long_text == "truncate" and old.long_text == "truncate"
+    assert old.net_.module_.chunk_pooling == "mean"
 
 
 # ------------------------------------------------------------------ errors
@@ -182,10 +215,10 @@ def test_long_text_on_other_backbones_names_the_fix():
     TransferRegressor("mlp", chunk_pooling="max", max_epochs=1).fit(X, X[:, 0])  # ignored when truncating
 
 
-def test_bad_values_and_too_small_windows():
+def test_bad_values_and_too_small_windows(tiny):
     with pytest.raises(InvalidParameterError, match="long_text"):
-        TransferClassifier(MINILM, long_text="split").fit(SHORT, [0, 1, 0])
+        TransferClassifier(tiny, long_text="split").fit(SHORT, [0, 1, 0])
     with pytest.raises(InvalidParameterError, match="chunk_pooling"):
-        TransferEmbedder(MINILM, chunk_pooling="sum").fit(SHORT)
+        TransferEmbedder(tiny, chunk_pooling="sum").fit(SHORT)
     with pytest.raises(ValueError, match=r"needs windows of at least 4 tokens.*max_length=3"):
-        TransferEmbedder(MINILM, max_length=3, long_text="chunk").fit(SHORT)
+        TransferEmbedder(tiny, max_length=3, long_text="chunk").fit(SHORT)
