@@ -22,6 +22,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_consistent_length, check_is_fitted
 
 from ._adapters import adapter_class, guess_modality
+from ._adapters.text import CHUNK_POOLING, LONG_TEXT
 from ._backbone_cache import build_backbone
 from ._callbacks import SCHEDULES
 from ._feature_cache import backbone_fingerprint, fingerprint_module, get_store
@@ -126,6 +127,8 @@ class _TransferBase(FusionMixin, BaseEstimator):
         "image_size": [Interval(Integral, 8, None, closed="left"), None],
         "max_length": [Interval(Integral, 1, None, closed="left"), None],
         "pooling": [StrOptions({"auto", "mean", "cls"})],
+        "long_text": [StrOptions(set(LONG_TEXT))],
+        "chunk_pooling": [StrOptions(set(CHUNK_POOLING))],
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -163,6 +166,8 @@ class _TransferBase(FusionMixin, BaseEstimator):
         image_size=None,
         max_length=None,
         pooling="auto",
+        long_text="truncate",
+        chunk_pooling="mean",
         device="auto",
         random_state=None,
         verbose=0,
@@ -198,6 +203,8 @@ class _TransferBase(FusionMixin, BaseEstimator):
         self.image_size = image_size
         self.max_length = max_length
         self.pooling = pooling
+        self.long_text = long_text
+        self.chunk_pooling = chunk_pooling
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -371,6 +378,8 @@ class _TransferBase(FusionMixin, BaseEstimator):
             "image_size": self.image_size,
             "max_length": self.max_length,
             "pooling": self.pooling,
+            "long_text": self.long_text,
+            "chunk_pooling": self.chunk_pooling,
         }
 
     def _build_adapter(self, spec: BackboneSpec, source):
@@ -431,7 +440,8 @@ class _TransferBase(FusionMixin, BaseEstimator):
                 f"but its spec declares feature_dim={declared}. Fix the plugin's BackboneSpec."
             )
         module = TransferModule(
-            backbone, feature_dim, n_outputs, pooling, stages, spec.stage_outputs, zero_head=self.init is not None
+            backbone, feature_dim, n_outputs, pooling, stages, spec.stage_outputs, zero_head=self.init is not None,
+            chunk_pooling=adapter.chunk_pooling,
         )
         self._add_adapters(module, spec)
         self._freeze(module, spec, stages)
@@ -471,7 +481,8 @@ class _TransferBase(FusionMixin, BaseEstimator):
         # (forking the whole dry run would replay the same stream for both). It only
         # happens when the size is not cached, i.e. always for modules without weights.
         with torch.random.fork_rng(devices=[]):
-            probe = TransferModule(backbone, 1, 1, pooling, stages, spec.stage_outputs)
+            probe = TransferModule(backbone, 1, 1, pooling, stages, spec.stage_outputs,
+                                   chunk_pooling=adapter.chunk_pooling)
         n = min(_DEFAULT_DRY_RUN, len(X_checked))
         dry = adapter.dataset(X_checked)
         X_dry, _ = adapter.collate_fn([dry[i] for i in range(n)])

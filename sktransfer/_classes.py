@@ -126,10 +126,27 @@ _SHARED_PARAMETERS = """
     image_size : int, default=None
         Input size for image backbones; ``None`` uses the pretrained configuration.
     max_length : int, default=None
-        Token limit for text backbones (longer texts are truncated); ``None`` uses the
-        backbone's default.
+        Token limit for text backbones (longer texts are truncated, or split into
+        windows of this size with ``long_text="chunk"``); ``None`` uses the backbone's
+        default.
     pooling : {"auto", "mean", "cls"}, default="auto"
         Token pooling for text backbones; ``"auto"`` is mean pooling.
+    long_text : {"truncate", "chunk"}, default="truncate"
+        What text backbones do with texts longer than ``max_length`` tokens.
+        ``"truncate"`` keeps the first ``max_length``. ``"chunk"`` splits them into
+        overlapping windows of ``max_length`` tokens (neighbours share a quarter
+        window, transformers' ``stride``), runs each window through the backbone,
+        pools each window's tokens by ``pooling`` and then the windows of a text by
+        ``chunk_pooling``, for fitting, fine-tuning and prediction alike. A text keeps
+        at most 16 windows (about ``12 * max_length`` tokens); each window costs one
+        backbone pass, so a batch of long texts takes up to 16 times the time and
+        activation memory of a truncated one. Texts that fit in one window give the
+        same features either way. A fitted source (``backbone=`` an estimator) does not
+        pass its own setting on. Other backbones raise a ``ValueError`` unless it is
+        ``"truncate"``.
+    chunk_pooling : {"mean", "max"}, default="mean"
+        With ``long_text="chunk"``: how a text's window features become one row, their
+        mean or their elementwise maximum. Ignored with ``"truncate"``.
     device : str or torch.device, default="auto"
         ``"auto"`` picks CUDA when available, else the CPU.
     random_state : int, RandomState instance or None, default=None
@@ -240,6 +257,8 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
         image_size=None,
         max_length=None,
         pooling="auto",
+        long_text="truncate",
+        chunk_pooling="mean",
         device="auto",
         random_state=None,
         verbose=0,
@@ -278,6 +297,8 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
             image_size=image_size,
             max_length=max_length,
             pooling=pooling,
+            long_text=long_text,
+            chunk_pooling=chunk_pooling,
             device=device,
             random_state=random_state,
             verbose=verbose,

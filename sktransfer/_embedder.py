@@ -24,6 +24,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from ._adapters import adapter_class, guess_modality
+from ._adapters.text import CHUNK_POOLING, LONG_TEXT
 from ._backbone_cache import build_backbone
 from ._base import module_spec, resolve_device
 from ._feature_cache import backbone_fingerprint, fingerprint_module, get_store
@@ -82,6 +83,13 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
     pooling : {"auto", "mean", "cls"}, default="auto"
         Token pooling for text backbones; ``"auto"`` is mean pooling (a fitted source's
         pooling).
+    long_text : {"truncate", "chunk"}, default="truncate"
+        Text backbones: texts longer than ``max_length`` tokens are truncated, or split
+        into overlapping windows (a quarter window shared, at most 16 per text) whose
+        features are pooled by ``chunk_pooling``, as in :class:`TransferClassifier`.
+    chunk_pooling : {"mean", "max"}, default="mean"
+        With ``long_text="chunk"``: a text's row is the mean or the elementwise maximum
+        of its windows' features. Ignored with ``"truncate"``.
     batch_size : int, default=32
         Samples per backbone batch in ``transform``.
     device : str or torch.device, default="auto"
@@ -150,6 +158,8 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
         "image_size": [Interval(Integral, 8, None, closed="left"), None],
         "max_length": [Interval(Integral, 1, None, closed="left"), None],
         "pooling": [StrOptions({"auto", "mean", "cls"})],
+        "long_text": [StrOptions(set(LONG_TEXT))],
+        "chunk_pooling": [StrOptions(set(CHUNK_POOLING))],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],
         "precision": [StrOptions(set(PRECISIONS))],
@@ -166,6 +176,8 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
         image_size=None,
         max_length=None,
         pooling="auto",
+        long_text="truncate",
+        chunk_pooling="mean",
         batch_size=32,
         device="auto",
         precision="auto",
@@ -179,6 +191,8 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
         self.image_size = image_size
         self.max_length = max_length
         self.pooling = pooling
+        self.long_text = long_text
+        self.chunk_pooling = chunk_pooling
         self.batch_size = batch_size
         self.device = device
         self.precision = precision
@@ -223,7 +237,7 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
             return self._fit_branches(X)
         spec, source = self._resolve_backbone(X)
         params = {"augment": None, "image_size": self.image_size, "max_length": self.max_length,
-                  "pooling": self.pooling}
+                  "pooling": self.pooling, "long_text": self.long_text, "chunk_pooling": self.chunk_pooling}
         adapter_class(spec.modality).check_params(spec, params)
         adapter = source.adapter_.inherit(params) if source is not None else \
             adapter_class(spec.modality).from_params(spec, params)
@@ -249,7 +263,8 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
             else:
                 pretrained = bool(self.pretrained) and spec.weights is not None
                 backbone, weights = build_backbone(spec, pretrained, frozen_on=device)
-            module = TransferModule(backbone, 1, 1, adapter.pooling, stages, spec.stage_outputs)
+            module = TransferModule(backbone, 1, 1, adapter.pooling, stages, spec.stage_outputs,
+                                    chunk_pooling=adapter.chunk_pooling)
             module.head = nn.Identity()  # no head: module_(...) and module_.features(...) give the rows
             module.eval()
             widths = self._dry_run(module, spec, adapter, X_checked)
@@ -296,6 +311,8 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
                 if getattr(branch, param) is not None:
                     child.set_params(**{param: getattr(branch, param)})
             modality = modality_of(branch.backbone)
+            if modality is not None and not adapter_class(modality).long_text_applies:
+                child.set_params(long_text="truncate")  # long_text is the text branches' setting
             try:
                 child.fit(select(X, column, modality or "image"))
             except (ValueError, TypeError) as exc:

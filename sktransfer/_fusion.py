@@ -216,6 +216,8 @@ class FusionMixin:
         spec, source = view._resolve_backbone(select(X, column, "image"))
         if not adapter_class(spec.modality).pooling_applies:
             view.pooling = "auto"  # pooling is the text branches' setting
+        if not adapter_class(spec.modality).long_text_applies:
+            view.long_text = "truncate"  # so is long_text
         if spec.modality != "image" and isinstance(view.augment, str):
             view.augment = None  # augment="default" is the image branches' setting
         adapter = view._build_adapter(spec, source)

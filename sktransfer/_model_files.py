@@ -191,6 +191,8 @@ def _adapter_state(adapter) -> dict:
             "kind": "text",
             "max_length": int(adapter.collate_fn.max_length),
             "pooling": adapter.pooling,
+            "long_text": adapter.long_text,
+            "chunk_pooling": adapter.chunk_pooling,
             "tokenizer": str(getattr(adapter.collate_fn.tokenizer, "name_or_path", "")),
         }
     if isinstance(adapter, ImageAdapter):
@@ -230,6 +232,9 @@ def _restore_adapter(adapter, state: dict):
     elif state["kind"] == "text":
         adapter.collate_fn.max_length = int(state["max_length"])
         adapter.pooling = state["pooling"]
+        # Files written before long_text existed truncated.
+        adapter.collate_fn.long_text = state.get("long_text", "truncate")
+        adapter.chunk_pooling = state.get("chunk_pooling", "mean")
     else:
         prep = dict(state["preprocessing"])
         prep["mean"], prep["std"] = tuple(prep["mean"]), tuple(prep["std"])
@@ -513,7 +518,7 @@ def load(path, *, device="auto"):
                     "Restore the original weights, or refit the model."
                 )
         module = TransferModule(backbone, feature_dim, fitted["n_outputs_"], adapter.pooling, stages,
-                                spec.stage_outputs)
+                                spec.stage_outputs, chunk_pooling=adapter.chunk_pooling)
     try:  # loading also materialises lazy layers (the "mlp" backbone), before freeze touches them
         if stores_backbone and estimator.strategy == "lora":
             # The base weights first (they materialise lazy layers), then the adapters over them.

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 from ._lora import is_lora_name
-from ._stages import fx_stage_outputs, pool_stage, pool_tokens
+from ._stages import fx_stage_outputs, pool_stage, pool_tokens, pool_windows, split_windows
 
 STRATEGIES = ("head", "partial", "full", "gradual", "lora")
 
@@ -31,6 +31,9 @@ class TransferModule(nn.Module):
     zero_head : bool
         Start the head at zero: the model's output then starts at exactly what is
         added to it (``init=``, a source model's output).
+    chunk_pooling : {"mean", "max"}
+        How a batch of windowed texts (one with a ``window_mask``, ``long_text="chunk"``)
+        pools each text's window features into one row.
     """
 
     def __init__(
@@ -42,6 +45,7 @@ class TransferModule(nn.Module):
         stages: list[str] | None = None,
         stage_outputs=None,
         zero_head: bool = False,
+        chunk_pooling: str | None = "mean",
     ):
         super().__init__()
         self.backbone = backbone
@@ -50,6 +54,7 @@ class TransferModule(nn.Module):
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
         self.pooling = pooling
+        self.chunk_pooling = chunk_pooling
         self.stages = None if stages is None else list(stages)
         self.stage_outputs = stage_outputs
         # Names of backbone submodules that don't train; they stay in eval mode so that
@@ -79,19 +84,25 @@ class TransferModule(nn.Module):
             args = (args[0].contiguous(memory_format=torch.channels_last), *args[1:])
         return args
 
+    def _per_sample(self, out: torch.Tensor, windows: torch.Tensor | None) -> torch.Tensor:
+        # Windowed texts: each text's windows pooled into its one row.
+        return out if windows is None else pool_windows(out, windows, getattr(self, "chunk_pooling", "mean"))
+
     def pooled_stages(self, *args, names, **kwargs) -> list[torch.Tensor]:
         """Each of the stages ``names``, pooled to ``(N, D_stage)``, from one backbone pass."""
+        kwargs, windows = split_windows(kwargs)
         outputs = self._stage_reader(tuple(names))(*self._inputs(args), **kwargs)
         mask = kwargs.get("attention_mask")
-        return [pool_stage(out, mask, self.pooling) for out in outputs]
+        return [self._per_sample(pool_stage(out, mask, self.pooling), windows) for out in outputs]
 
     def features(self, *args, **kwargs) -> torch.Tensor:
         if self.stages is not None:
             return torch.cat(self.pooled_stages(*args, names=self.stages, **kwargs), dim=1)
+        kwargs, windows = split_windows(kwargs)
         out = self.backbone(*self._inputs(args), **kwargs)
         if self.pooling is not None:
             out = pool_tokens(out, kwargs.get("attention_mask"), self.pooling)
-        return out.flatten(1)
+        return self._per_sample(out.flatten(1), windows)
 
     def forward(self, *args, features: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
         # Precomputed features (frozen strategy) skip the backbone entirely.

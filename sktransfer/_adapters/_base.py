@@ -77,6 +77,10 @@ class InputAdapter:
     pooling_applies: ClassVar[bool] = False
     #: How token states are pooled (text); None where the backbone pools itself.
     pooling: str | None = None
+    #: Whether the estimator's ``long_text`` (windows of over-long inputs) means anything here.
+    long_text_applies: ClassVar[bool] = False
+    #: How a sample's windows are pooled into one row (``long_text="chunk"``); None without windows.
+    chunk_pooling: str | None = None
 
     collate_fn = staticmethod(default_collate)
 
@@ -87,6 +91,11 @@ class InputAdapter:
         if params.get("pooling", "auto") != "auto" and not cls.pooling_applies:
             raise ValueError(
                 f"pooling={params['pooling']!r} applies to text backbones; {spec.name!r} takes {cls.modality}."
+            )
+        if params.get("long_text", "truncate") != "truncate" and not cls.long_text_applies:
+            raise ValueError(
+                f"long_text={params['long_text']!r} applies to text backbones; {spec.name!r} takes {cls.modality}. "
+                "Use long_text='truncate' (the default)."
             )
         if params.get("augment") is not None:
             # Image and text adapters define augment; elsewhere it would be silently ignored.

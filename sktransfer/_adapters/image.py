@@ -124,6 +124,11 @@ class ImageAdapter(InputAdapter):
             )
         if params.get("pooling", "auto") != "auto":
             raise ValueError(f"pooling={params['pooling']!r} applies to text backbones; {spec.name!r} takes images.")
+        if params.get("long_text", "truncate") != "truncate":
+            raise ValueError(
+                f"long_text={params['long_text']!r} applies to text backbones; {spec.name!r} takes images. "
+                "Use long_text='truncate' (the default)."
+            )
         image_size = params.get("image_size")
         prep = spec.preprocessing
         if image_size is not None and prep.fixed_size and image_size != prep.input_size:
