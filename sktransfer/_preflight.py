@@ -207,6 +207,8 @@ def check_class_labels(y) -> None:
 
 def check_indicator_targets(y: np.ndarray) -> None:
     """Raise when a 2-D ``y`` is not a 0/1 indicator matrix (one column per label)."""
+    if y.shape[1] == 0:
+        raise ValueError(f"y has shape {y.shape}: no label columns. A multi-label y needs one 0/1 column per label.")
     values = np.unique(y) if y.dtype.kind in "biuf" else None
     if values is not None and np.isin(values, (0, 1)).all():
         return

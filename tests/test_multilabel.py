@@ -128,6 +128,12 @@ def test_multiclass_multioutput_y_is_refused(separable):
         mlp().fit(X, np.where(y > 0, "a", "b"))
 
 
+def test_y_without_label_columns_is_refused(separable):
+    X, _ = separable
+    with pytest.raises(ValueError, match="no label columns"):
+        mlp().fit(X, np.zeros((len(X), 0), dtype=int))
+
+
 def test_lists_of_label_sets_point_to_multilabelbinarizer():
     X = np.random.RandomState(0).randn(4, 2)
     with pytest.raises(ValueError, match="different lengths.*MultiLabelBinarizer"):
