@@ -349,11 +349,11 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
         return getattr(self, "_multilabel", False)  # models fitted before multi-label support lack it
 
     def _criterion_params(self, fitted):
-        params = {"criterion__label_smoothing": self.label_smoothing}
+        params = {**super()._criterion_params(fitted), "criterion__label_smoothing": self.label_smoothing}
         if fitted.get("_multilabel"):
-            return {**params, "criterion__kind": "binary_cross_entropy",
-                    "criterion__label_weights": fitted.get("_label_weights")}
-        return {**params, "criterion__kind": "cross_entropy"}
+            # Independent sigmoids: a label's presence says nothing about the others'.
+            params.update(criterion__kind="binary_cross_entropy", criterion__label_weights=fitted.get("_label_weights"))
+        return params
 
     def _stratified(self, fitted):
         # Stratification is defined by one label per sample: multi-label splits are plain shuffles.
