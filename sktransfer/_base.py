@@ -289,7 +289,7 @@ class _TransferBase(FusionMixin, BaseEstimator):
             else:
                 train_data = adapter.dataset(X_checked, target_dict, train=True)
             param_groups = None if on_features else self._param_groups(module, spec, source)
-            net = self._build_net(module, adapter, param_groups, seed, device, on_features, fast)
+            net = self._build_net(module, adapter, param_groups, seed, device, on_features, fast, fitted)
             net.set_params(**train_params)
             net.fit(train_data, stratify)
         self._set_fitted(spec, adapter, net, device, fast, fingerprint, init, module.stages, fitted)
@@ -596,7 +596,8 @@ class _TransferBase(FusionMixin, BaseEstimator):
             raise TypeError(f"optimizer must be one of {sorted(OPTIMIZERS)} or a torch.optim.Optimizer subclass.")
         return self.optimizer
 
-    def _build_net(self, module, adapter, param_groups, seed, device, on_features: bool, fast):
+    def _build_net(self, module, adapter, param_groups, seed, device, on_features: bool, fast, fitted: dict):
+        """The skorch net; ``fitted`` (what the targets gave) sets the loss and the split."""
         from skorch.dataset import ValidSplit
 
         fraction = self._validation_fraction()
@@ -604,7 +605,6 @@ class _TransferBase(FusionMixin, BaseEstimator):
         kwargs = dict(
             module=module,
             criterion=WeightedLoss,
-            criterion__kind=self._loss_kind,
             optimizer=self._optimizer_class(),
             lr=self.lr,
             optimizer__weight_decay=self.weight_decay,
@@ -612,9 +612,9 @@ class _TransferBase(FusionMixin, BaseEstimator):
             batch_size=self.batch_size,
             train_split=None
             if fraction is None
-            else ValidSplit(fraction, stratified=self._stratify, random_state=seed),
+            else ValidSplit(fraction, stratified=self._stratified(fitted), random_state=seed),
             iterator_train__shuffle=True,
-            iterator_train__collate_fn=self._train_collate(collate, module),
+            iterator_train__collate_fn=self._train_collate(collate, module, fitted),
             iterator_valid__collate_fn=collate,
             iterator_train__num_workers=0 if on_features else fast.num_workers,
             iterator_valid__num_workers=0 if on_features else fast.num_workers,
@@ -629,14 +629,19 @@ class _TransferBase(FusionMixin, BaseEstimator):
         )
         if param_groups is not None:
             kwargs["optimizer__param_groups"] = param_groups
-        kwargs.update(self._extra_net_params())
+        kwargs.update(self._criterion_params(fitted))
         kwargs.update({key: value for key, value in (self.net_params or {}).items() if key != "callbacks"})
         return TransferNet(**kwargs)
 
-    def _extra_net_params(self) -> dict:
-        return {}
+    def _criterion_params(self, fitted: dict) -> dict:
+        """skorch's ``criterion__*`` settings of :class:`WeightedLoss` for the targets ``fitted`` describes."""
+        return {"criterion__kind": self._loss_kind}
 
-    def _train_collate(self, collate, module):
+    def _stratified(self, fitted: dict) -> bool:
+        """Whether the validation split is stratified by the targets."""
+        return False
+
+    def _train_collate(self, collate, module, fitted: dict):
         return collate
 
     def _sample_weight(self, sample_weight, n: int, class_weight) -> np.ndarray:

@@ -65,6 +65,21 @@ def _refuse_overwrite(path: str, force: bool) -> None:
         raise FileExistsError(f"{path!r} exists; pass --force to overwrite it.")
 
 
+def _load_single_label(path):
+    """The model in ``path``, refused when multi-label: the CSV columns and the metrics
+    here are one class per sample."""
+    from . import load
+
+    estimator = load(path)
+    if getattr(estimator, "_multilabel", False):
+        raise ValueError(
+            f"{path} holds a multi-label classifier (fitted on a 2-D indicator y); the command line reads and "
+            "writes one label per sample and doesn't support it yet. Use it from Python: "
+            "sktransfer.load(path).predict(X) gives the indicator matrix, predict_proba(X) each label's probability."
+        )
+    return estimator
+
+
 def _data(args, need_labels=True):
     return load_data(args.data, text_column=args.text_column, image_column=args.image_column,
                      label_column=args.label_column, need_labels=need_labels)
@@ -116,10 +131,8 @@ def outputs(estimator, X, quiet: bool = True):
 
 
 def cmd_predict(args) -> int:
-    from . import load
-
     _refuse_overwrite(args.out, args.force)
-    estimator = load(args.model)
+    estimator = _load_single_label(args.model)
     data = _data(args, need_labels=False)
     predictions, proba = outputs(estimator, data.X, args.quiet)
     header, columns = ["id", "prediction"], [data.ids, predictions]
@@ -156,11 +169,9 @@ def metrics(estimator, X, y, predictions=None) -> str:
 
 
 def cmd_evaluate(args) -> int:
-    from . import load
-
     if args.report:
         _refuse_overwrite(args.report, args.force)
-    estimator = load(args.model)
+    estimator = _load_single_label(args.model)
     data = _data(args)
     y = data.y if hasattr(estimator, "classes_") else _as_numbers(data.y, args.label_column)
     if args.cv is not None:

@@ -260,7 +260,8 @@ class FusionMixin:
             train_data = inputs.dataset(checked, module, target_dict, train=True, batch_size=self.batch_size,
                                         device=device, fast=fast, feature_cache=self.feature_cache)
             on_features = isinstance(train_data, FeatureDataset)
-            net = self._build_net(module, inputs, None if on_features else groups, seed, device, on_features, fast)
+            net = self._build_net(module, inputs, None if on_features else groups, seed, device, on_features, fast,
+                                 fitted)
             net.set_params(**train_params)
             net.fit(train_data, stratify)
         self._set_fitted(None, inputs, net, device, fast, None, init, None, fitted)

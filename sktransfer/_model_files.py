@@ -251,11 +251,22 @@ def _fitted_attributes(estimator) -> dict:
             fitted[name] = _floats(getattr(estimator, name))
     if hasattr(estimator, "_y_ndim"):
         fitted["_y_ndim"] = int(estimator._y_ndim)
+    if getattr(estimator, "_multilabel", False):
+        # What makes predict_proba sigmoids and predict an indicator matrix of y's dtype.
+        fitted["_multilabel"] = True
+        fitted["_indicator_dtype"] = np.dtype(estimator._indicator_dtype).str
     if hasattr(estimator, "n_features_in_"):
         fitted["n_features_in_"] = int(estimator.n_features_in_)
     if hasattr(estimator, "feature_names_in_"):
         fitted["feature_names_in_"] = _encode_labels(estimator.feature_names_in_, "the feature names")
     return fitted
+
+
+def _indicator_dtype(value) -> np.dtype:
+    dtype = np.dtype(str(value))
+    if dtype.kind not in "biuf":
+        raise ValueError(f"_indicator_dtype {value!r} is not a boolean or numeric dtype")
+    return dtype
 
 
 def _restore_fitted(data: dict) -> dict:
@@ -268,6 +279,10 @@ def _restore_fitted(data: dict) -> dict:
             fitted[name] = np.asarray(value, dtype=np.float64)
         elif name in ("_y_ndim", "n_features_in_"):
             fitted[name] = int(value)
+        elif name == "_multilabel":
+            fitted[name] = bool(value)
+        elif name == "_indicator_dtype":
+            fitted[name] = _indicator_dtype(value)
         elif name != "n_outputs_":
             raise ValueError(f"unknown fitted attribute {name!r}")
     return fitted
@@ -545,7 +560,7 @@ def load(path, *, device="auto"):
     if fast.channels_last:
         module.to(memory_format=torch.channels_last)
     on_features = estimator.strategy == "head" and estimator.augment is None
-    net = estimator._build_net(module, adapter, None, estimator._seed(), device, on_features, fast)
+    net = estimator._build_net(module, adapter, None, estimator._seed(), device, on_features, fast, fitted)
     net.initialize()
     fingerprint = None
     if on_features and adapter.shares_features and get_store(estimator.feature_cache) is not None:

@@ -86,9 +86,22 @@ def _check_fitted(estimator) -> None:
         raise TypeError(f"{type(estimator).__name__} has no predict method; pass a fitted estimator.")
 
 
+def _check_single_label(estimator) -> None:
+    """Refuse multi-label classifiers: every analysis here reads one true and one
+    predicted class per sample (confusion pairs, -log p(true class))."""
+    if getattr(estimator, "_multilabel", False):
+        raise ValueError(
+            f"This {type(estimator).__name__} is multi-label (fitted on a 2-D indicator y); sktransfer.report "
+            "reads one class per sample and doesn't support multi-label models yet. Use scikit-learn's per-label "
+            "metrics instead, e.g. sklearn.metrics.classification_report(y, clf.predict(X)) or "
+            "multilabel_confusion_matrix(y, clf.predict(X))."
+        )
+
+
 def _check_X_y(estimator, X, y) -> np.ndarray:
     """``y`` as an array of the same length as ``X``, with labels the classifier knows."""
     _check_fitted(estimator)
+    _check_single_label(estimator)
     if X is None or y is None:
         raise ValueError(f"X and y are both required, got {'X' if X is None else 'y'}=None.")
     n_X, n_y = _num_samples(X), _num_samples(y)

@@ -88,19 +88,29 @@ class _Composed:
 class BatchMix:
     """Training collate that applies torchvision's MixUp or CutMix to whole batches.
 
-    Labels become class probabilities, which the loss takes as soft targets.
+    Labels become class probabilities, which the loss takes as soft targets. With
+    ``multilabel``, targets are 0/1 indicator rows, mixed in the same proportions as
+    the images (a label present in a quarter of the pixels gets the target 0.25).
     """
 
-    def __init__(self, collate, kind: str, num_classes: int):
+    def __init__(self, collate, kind: str, num_classes: int, multilabel: bool = False):
         self.collate, self.kind, self.num_classes = collate, kind, num_classes
+        self.multilabel = multilabel
 
     def __call__(self, batch):
         from torchvision.transforms import v2
 
         X, target = self.collate(batch)
         mix = v2.MixUp if self.kind == "mixup" else v2.CutMix
-        images, labels = mix(num_classes=self.num_classes)(X, target["target"])
-        return images, {**target, "target": labels}
+        if not self.multilabel:
+            images, labels = mix(num_classes=self.num_classes)(X, target["target"])
+            return images, {**target, "target": labels}
+        # torchvision mixes class indices only. Giving each sample its own "class" makes
+        # the soft labels it returns the mixing matrix (row i: how much of each sample
+        # image i holds), which mixes the indicator rows exactly as the images were.
+        n = len(X)
+        images, mixing = mix(num_classes=n)(X, torch.arange(n))
+        return images, {**target, "target": mixing @ target["target"].float()}
 
 
 class ImageAdapter(InputAdapter):
