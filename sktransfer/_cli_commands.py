@@ -115,11 +115,24 @@ def outputs(estimator, X, quiet: bool = True):
     return estimator.classes_[np.argmax(out, axis=1)], out
 
 
-def cmd_predict(args) -> int:
+def load_predictor(path):
+    """The classifier or regressor in ``path``; a model directory can also hold a
+    TransferEmbedder, which transforms and has nothing to predict."""
     from . import load
 
+    estimator = load(path)
+    if not hasattr(estimator, "predict"):
+        raise ValueError(
+            f"{path} holds a {type(estimator).__name__}, which transforms inputs into features and predicts "
+            "nothing; give predict and evaluate a classifier or regressor (saved by `sktransfer fit` or "
+            "save_pretrained), or load the embedder in Python with sktransfer.load."
+        )
+    return estimator
+
+
+def cmd_predict(args) -> int:
     _refuse_overwrite(args.out, args.force)
-    estimator = load(args.model)
+    estimator = load_predictor(args.model)
     data = _data(args, need_labels=False)
     predictions, proba = outputs(estimator, data.X, args.quiet)
     header, columns = ["id", "prediction"], [data.ids, predictions]
@@ -156,11 +169,9 @@ def metrics(estimator, X, y, predictions=None) -> str:
 
 
 def cmd_evaluate(args) -> int:
-    from . import load
-
     if args.report:
         _refuse_overwrite(args.report, args.force)
-    estimator = load(args.model)
+    estimator = load_predictor(args.model)
     data = _data(args)
     y = data.y if hasattr(estimator, "classes_") else _as_numbers(data.y, args.label_column)
     if args.cv is not None:

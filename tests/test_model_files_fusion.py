@@ -259,3 +259,11 @@ def test_tampered_embedder_is_refused(table, tmp_path):
     (path / "model.safetensors").write_bytes(bytes(data))
     with pytest.raises(ModelFileError, match=r"model\.safetensors"):
         load(path)
+
+
+def test_cli_refuses_an_embedder_to_predict_with(table, tmp_path):
+    from sktransfer._cli_commands import load_predictor
+
+    path = TransferEmbedder("mlp", random_state=0).fit(table[0]).save_pretrained(tmp_path / "emb")
+    with pytest.raises(ValueError, match="holds a TransferEmbedder.*predicts nothing"):
+        load_predictor(path)
