@@ -25,6 +25,7 @@ import json
 import os
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -311,7 +312,7 @@ def _fitted_attributes(estimator) -> dict:
 def _restore_fitted(data: dict) -> dict:
     fitted = {"n_outputs_": int(data["n_outputs_"])}
     inputs = {name: data[name] for name in ("n_features_in_", "feature_names_in_") if name in data}
-    fitted.update(vars(_restore_inputs(_Attributes(), inputs)))
+    fitted.update(vars(_restore_inputs(SimpleNamespace(), inputs)))
     for name, value in data.items():
         if name == "classes_":
             fitted[name] = _decode_labels(value)
@@ -322,10 +323,6 @@ def _restore_fitted(data: dict) -> dict:
         elif name not in ("n_outputs_", *inputs):
             raise ValueError(f"unknown fitted attribute {name!r}")
     return fitted
-
-
-class _Attributes:
-    """A plain holder of restored attributes."""
 
 
 # ------------------------------------------------------------------ save
@@ -652,17 +649,14 @@ def _decoded(config: dict, config_path: Path):
         params = {name: _decode(value) for name, value in config["params"].items()}
         estimator = cls(**params)
         estimator._validate_params()
-        several = is_fused(estimator.backbone)
-        names = [(name, column) for name, column, _ in branch_table(estimator.backbone)] if several else None
-        for _, _, branch in branch_table(estimator.backbone) if several else []:
+        table = branch_table(estimator.backbone) if is_fused(estimator.backbone) else None
+        for _, _, branch in table or []:
             branch._validate_params()
-            if not isinstance(branch.backbone, str):
-                raise ValueError("a branch's backbone is not a name")
-        if not several and not isinstance(estimator.backbone, str):
-            raise ValueError("backbone is not a name")
-        if several != ("branches" in config) or (
-            several and [(b["name"], b["column"]) for b in config["branches"]] != names
-        ):
+        if not all(isinstance(backbone, str) for backbone in
+                   ([branch.backbone for _, _, branch in table] if table else [estimator.backbone])):
+            raise ValueError("a backbone is not a name")
+        saved = [(b["name"], b["column"]) for b in config["branches"]] if "branches" in config else None
+        if saved != (None if table is None else [(name, column) for name, column, _ in table]):
             raise ValueError("the branches differ from the backbone parameter")
         fitted = {} if cls.__name__ == "TransferEmbedder" else _restore_fitted(config["fitted"])
     except Exception as exc:  # a hand-made config that passed the checksum
