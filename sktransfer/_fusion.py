@@ -282,29 +282,27 @@ class FusionMixin:
             dims.append(module.head.in_features)
             module.head = nn.Identity()  # the fused model's head replaces it
             modules[key] = module
-            branch = view._place_branch(FittedBranch(name, key, column, spec, adapter, columns, False, None), module,
-                                        weights, device, fast)
-            branches.append(branch)
-            if not branch.frozen:
+            frozen, fingerprint = view._place_branch(module, spec, adapter, weights, device, fast)
+            branches.append(FittedBranch(name, key, column, spec, adapter, columns, frozen, fingerprint))
+            if not frozen:
                 groups += [(f"branches.{key}.{pattern}", options)
                            for pattern, options in view._param_groups(module, spec, source)]
                 train_params.update(batchnorm_drop_last(view, module, n))
         fused = FusionModule(modules, dims, fitted["n_outputs_"], self.fusion, zero_head=init is not None)
         return fused, self._fused_input(fused, branches, mapped), groups, train_params
 
-    def _place_branch(self, branch: FittedBranch, module, weights, device, fast) -> FittedBranch:
-        """A built branch module (this view's) on ``device``, and how its features are fed:
-        computed once when frozen, from the shared cache where it can hold them. Shared by
-        fit and model-file loading, so both key the cache alike."""
-        adapter = branch.adapter
+    def _place_branch(self, module, spec, adapter, weights, device, fast) -> tuple[bool, bytes | None]:
+        """Put a built branch module (this view's) on ``device``; ``(frozen, fingerprint)``:
+        whether its features are computed once, before training, and where the shared
+        cache keys them (``None``: not cached). Shared by fit and model-file loading, so
+        that both key the cache alike."""
         module.channels_last = fast.channels_last and adapter.pixel_batches
         if module.channels_last:
             module.to(memory_format=torch.channels_last)
         module.to(device)
-        branch.frozen = self.strategy == "head" and self.augment is None
-        cached = branch.frozen and adapter.shares_features and get_store(self.feature_cache) is not None
-        branch.fingerprint = branch_fingerprint(branch.spec, weights, module, adapter) if cached else None
-        return branch
+        frozen = self.strategy == "head" and self.augment is None
+        cached = frozen and adapter.shares_features and get_store(self.feature_cache) is not None
+        return frozen, branch_fingerprint(spec, weights, module, adapter) if cached else None
 
     def _fused_input(self, fused: FusionModule, branches: list[FittedBranch], mapped: bool) -> FusedInput:
         """The input side of ``fused``; its frozen branches' features come precomputed."""

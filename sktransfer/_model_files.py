@@ -770,16 +770,17 @@ def _load_fused(estimator, config, tensors, fitted, device, path):
             if not saved["stores_weights"]:
                 skipped.append(f"branches.{key}.backbone.")
             columns = _restore_inputs(BranchColumns(), record["inputs"])
-            parts.append((view, FittedBranch(name, key, column, spec, adapter, columns, False, None), weights))
+            parts.append((view, (name, key, column, spec, adapter, columns), weights))
         dims = [int(record["backbone"]["feature_dim"]) for record in config["branches"]]
         fused = FusionModule(modules, dims, fitted["n_outputs_"], estimator.fusion)
     _load_tensors(fused, tensors, skipped, path)
-    fast = estimator._fused_fast_path(device, [b.spec.modality for _, b, _ in parts])
+    fast = estimator._fused_fast_path(device, [spec.modality for _, (_, _, _, spec, _, _), _ in parts])
     branches = []
-    for view, branch, weights in parts:
-        module = modules[branch.key]
-        view._freeze(module, branch.spec, module.stages)
-        branches.append(view._place_branch(branch, module, weights, device, fast))
+    for view, (name, key, column, spec, adapter, columns), weights in parts:
+        module = modules[key]
+        view._freeze(module, spec, module.stages)
+        frozen, fingerprint = view._place_branch(module, spec, adapter, weights, device, fast)
+        branches.append(FittedBranch(name, key, column, spec, adapter, columns, frozen, fingerprint))
     inputs = estimator._fused_input(fused, branches, bool(config["fusion"]["mapped"]))
     on_features = all(b.frozen for b in branches)
     return _finish(estimator, fused, inputs, None, None, device, fast, on_features, fitted, None)
