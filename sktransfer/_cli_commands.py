@@ -68,9 +68,7 @@ def _refuse_overwrite(path: str, force: bool) -> None:
 def _load_single_label(path):
     """The model in ``path``, refused when multi-label: the CSV columns and the metrics
     here are one class per sample."""
-    from . import load
-
-    estimator = load(path)
+    estimator = load_predictor(path)
     if getattr(estimator, "_multilabel", False):
         raise ValueError(
             f"{path} holds a multi-label classifier (fitted on a 2-D indicator y); the command line reads and "
@@ -128,6 +126,21 @@ def outputs(estimator, X, quiet: bool = True):
     if method == estimator.predict:
         return out, None
     return estimator.classes_[np.argmax(out, axis=1)], out
+
+
+def load_predictor(path):
+    """The classifier or regressor in ``path``; a model directory can also hold a
+    TransferEmbedder, which transforms and has nothing to predict."""
+    from . import load
+
+    estimator = load(path)
+    if not hasattr(estimator, "predict"):
+        raise ValueError(
+            f"{path} holds a {type(estimator).__name__}, which transforms inputs into features and predicts "
+            "nothing; give predict and evaluate a classifier or regressor (saved by `sktransfer fit` or "
+            "save_pretrained), or load the embedder in Python with sktransfer.load."
+        )
+    return estimator
 
 
 def cmd_predict(args) -> int:

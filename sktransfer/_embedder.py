@@ -236,18 +236,11 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
         if is_fused(self.backbone):
             return self._fit_branches(X)
         spec, source = self._resolve_backbone(X)
-        params = {"augment": None, "image_size": self.image_size, "max_length": self.max_length,
-                  "pooling": self.pooling, "long_text": self.long_text, "chunk_pooling": self.chunk_pooling}
-        adapter_class(spec.modality).check_params(spec, params)
-        adapter = source.adapter_.inherit(params) if source is not None else \
-            adapter_class(spec.modality).from_params(spec, params)
+        adapter = self._build_adapter(spec, source)
         X_checked = adapter.check(X, estimator=self, reset=True)
         if source is None:
             adapter.fit(X_checked)
-        if self.layers is None and source is not None:
-            stages = source_module(source).stages  # the source's own knowledge base
-        else:
-            stages = resolve_layers(self.layers, spec.get_stages(), spec.name)
+        stages = self._layers(spec, source)
 
         device = resolve_device(self.device)
         fast = fast_path(device, self.precision, spec.modality)
@@ -257,29 +250,64 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.manual_seed(seed)
-            if source is not None or isinstance(self.backbone, nn.Module):
-                backbone = spec.build(pretrained=True)  # a copy: the caller's is never changed
-                weights = fingerprint_module(backbone) if source is not None else None
-            else:
-                pretrained = bool(self.pretrained) and spec.weights is not None
-                backbone, weights = build_backbone(spec, pretrained, frozen_on=device)
-            module = TransferModule(backbone, 1, 1, adapter.pooling, stages, spec.stage_outputs,
-                                    chunk_pooling=adapter.chunk_pooling)
-            module.head = nn.Identity()  # no head: module_(...) and module_.features(...) give the rows
-            module.eval()
+            backbone, weights = self._build_backbone(spec, source, device)
+            module = self._headless_module(backbone, adapter, stages, spec)
             widths = self._dry_run(module, spec, adapter, X_checked)
-        module.freeze("head", [], 1)  # after the dry run: lazy layers have weights now
-        module.to(device)
-        module.channels_last = fast.channels_last
-        if fast.channels_last:
-            module.to(memory_format=torch.channels_last)
+        self._place_module(module, device, fast)  # after the dry run: lazy layers have weights now
         declared = spec.get_feature_dim()
         if stages is None and declared and declared != widths[0]:
             raise ValueError(
                 f"Backbone {spec.name!r} (plugin {spec.plugin or '?'}) returned features of size {widths[0]}, "
                 f"but its spec declares feature_dim={declared}. Fix the plugin's BackboneSpec."
             )
+        prefix = feature_prefix(source.spec_.name if source is not None else spec.name)
+        self._set_fitted(spec, adapter, module, stages, device, fast, weights, widths, prefix)
+        return self
 
+    # The fit steps below are shared with model-file loading (sktransfer.load).
+    def _build_adapter(self, spec, source):
+        params = {"augment": None, "image_size": self.image_size, "max_length": self.max_length,
+                  "pooling": self.pooling, "long_text": self.long_text, "chunk_pooling": self.chunk_pooling}
+        adapter_class(spec.modality).check_params(spec, params)
+        if source is not None:
+            return source.adapter_.inherit(params)
+        return adapter_class(spec.modality).from_params(spec, params)
+
+    def _layers(self, spec, source):
+        if self.layers is None and source is not None:
+            return source_module(source).stages  # the source's own knowledge base
+        return resolve_layers(self.layers, spec.get_stages(), spec.name)
+
+    def _is_pretrained(self, spec) -> bool:
+        return bool(self.pretrained) and spec.weights is not None
+
+    def _build_backbone(self, spec, source, device):
+        """``(backbone, weights fingerprint)``: a copy of a module or a source's backbone
+        (the caller's is never changed), or the registry's, shared frozen on ``device``."""
+        if source is not None or isinstance(self.backbone, nn.Module):
+            backbone = spec.build(pretrained=True)
+            return backbone, fingerprint_module(backbone) if source is not None else None
+        return build_backbone(spec, self._is_pretrained(spec), frozen_on=device)
+
+    @staticmethod
+    def _headless_module(backbone, adapter, stages, spec) -> TransferModule:
+        module = TransferModule(backbone, 1, 1, adapter.pooling, stages, spec.stage_outputs,
+                                chunk_pooling=adapter.chunk_pooling)
+        module.head = nn.Identity()  # no head: module_(...) and module_.features(...) give the rows
+        module.eval()
+        return module
+
+    @staticmethod
+    def _place_module(module, device, fast) -> None:
+        """Freeze ``module`` (once its lazy layers have weights) and put it on ``device``."""
+        module.freeze("head", [], 1)
+        module.to(device)
+        module.channels_last = fast.channels_last
+        if fast.channels_last:
+            module.to(memory_format=torch.channels_last)
+
+    def _set_fitted(self, spec, adapter, module, stages, device, fast, weights, widths, prefix) -> None:
+        """Every fitted attribute of a one-backbone embedder, set in one place."""
         self.spec_ = spec
         self.adapter_ = adapter
         self.module_ = module
@@ -289,12 +317,30 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
         # The frozen estimators' cache key for these features (weights as loaded, the
         # preprocessing, the pooling), taken once the dry run materialised lazy layers.
         self.feature_fingerprint_ = backbone_fingerprint(
-            spec, weights or fingerprint_module(backbone), *adapter.fingerprint_parts()
+            spec, weights or fingerprint_module(module.backbone), *adapter.fingerprint_parts()
         )
         self.n_features_out_ = int(sum(widths))
-        self._stage_widths = widths
-        self._name_prefix = feature_prefix(source.spec_.name if source is not None else spec.name)
-        return self
+        self._stage_widths = list(widths)
+        self._name_prefix = prefix
+
+    def save_pretrained(self, path, *, overwrite=False):
+        """Write the fitted embedder to the directory ``path`` (``config.json`` and
+        ``model.safetensors``), loadable with :func:`sktransfer.load` without unpickling.
+        Pretrained backbones are stored as a reference plus a hash, not again.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        overwrite : bool, default=False
+            Replace the files of a directory that holds some.
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        from ._model_files import save_pretrained
+
+        return save_pretrained(self, path, overwrite=overwrite)
 
     def _fit_branches(self, X):
         """One embedder per branch, each fitted on its column (or on all of ``X``)."""
@@ -306,10 +352,7 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
         branches = []
         for name, column, branch in table:
             branch._validate_params()
-            child = clone(self).set_params(backbone=branch.backbone)
-            for param in ("layers", "pretrained"):
-                if getattr(branch, param) is not None:
-                    child.set_params(**{param: getattr(branch, param)})
+            child = self._branch_child(branch)
             modality = modality_of(branch.backbone)
             if modality is not None and not adapter_class(modality).long_text_applies:
                 child.set_params(long_text="truncate")  # long_text is the text branches' setting
@@ -322,6 +365,15 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
         self.branches_ = branches
         self.n_features_out_ = sum(child.n_features_out_ for _, _, child in branches)
         return self
+
+    def _branch_child(self, branch):
+        """An unfitted embedder of one branch: this one's settings, the branch's backbone,
+        ``layers`` and ``pretrained``."""
+        child = clone(self).set_params(backbone=branch.backbone)
+        for param in ("layers", "pretrained"):
+            if getattr(branch, param) is not None:
+                child.set_params(**{param: getattr(branch, param)})
+        return child
 
     def _resolve_backbone(self, X):
         if isinstance(self.backbone, str):

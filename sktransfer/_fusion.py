@@ -210,17 +210,22 @@ class FusionMixin:
                 "(branch__<name>__strategy)."
             )
 
-    def _prepare_branch(self, i, name, column, branch, X):
-        """Resolve, adapt and check one branch's input, as a single-backbone fit does."""
+    def _branch_adapter(self, branch: Branch, spec, source):
+        """``(view, adapter)`` of a branch whose backbone is resolved: the estimator's
+        settings that mean nothing for this modality are reset in the view first."""
         view = self._branch_view(branch)
-        spec, source = view._resolve_backbone(select(X, column, "image"))
         if not adapter_class(spec.modality).pooling_applies:
             view.pooling = "auto"  # pooling is the text branches' setting
         if not adapter_class(spec.modality).long_text_applies:
             view.long_text = "truncate"  # so is long_text
         if spec.modality != "image" and isinstance(view.augment, str):
             view.augment = None  # augment="default" is the image branches' setting
-        adapter = view._build_adapter(spec, source)
+        return view, view._build_adapter(spec, source)
+
+    def _prepare_branch(self, i, name, column, branch, X):
+        """Resolve, adapt and check one branch's input, as a single-backbone fit does."""
+        spec, source = self._branch_view(branch)._resolve_backbone(select(X, column, "image"))
+        view, adapter = self._branch_adapter(branch, spec, source)
         columns = BranchColumns()
         try:
             X_checked = adapter.check(select(X, column, spec.modality), estimator=columns, reset=True)
@@ -249,8 +254,7 @@ class FusionMixin:
         seed = self._seed()
         device = resolve_device(self.device)
         release_accelerator_memory(device)
-        modalities = [spec.modality for _, spec, *_ in prepared]
-        fast = fast_path(device, self.precision, "image" if "image" in modalities else modalities[0])
+        fast = self._fused_fast_path(device, [spec.modality for _, spec, *_ in prepared])
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.manual_seed(seed)
@@ -267,6 +271,10 @@ class FusionMixin:
         self._set_fitted(None, inputs, net, device, fast, None, init, None, fitted)
         return self
 
+    def _fused_fast_path(self, device, modalities: list[str]):
+        """The fast path of a fused model: an image branch's, where it has one."""
+        return fast_path(device, self.precision, "image" if "image" in modalities else modalities[0])
+
     def _build_fused(self, prepared, table, mapped, init, fitted, n, device, fast):
         """The FusionModule, its input side, its parameter groups and BatchNorm settings."""
         modules, dims, branches, groups, train_params = {}, [], [], [], {}
@@ -277,19 +285,30 @@ class FusionMixin:
             module, weights = view._build_module(spec, source, adapter, X_checked, 1, device)
             dims.append(module.head.in_features)
             module.head = nn.Identity()  # the fused model's head replaces it
-            module.channels_last = fast.channels_last and adapter.pixel_batches
-            if module.channels_last:
-                module.to(memory_format=torch.channels_last)
-            module.to(device)
-            frozen = view.strategy == "head" and view.augment is None
-            cached = frozen and adapter.shares_features and get_store(self.feature_cache) is not None
-            fingerprint = branch_fingerprint(spec, weights, module, adapter) if cached else None
-            branches.append(FittedBranch(name, key, column, spec, adapter, columns, frozen, fingerprint))
             modules[key] = module
+            frozen, fingerprint = view._place_branch(module, spec, adapter, weights, device, fast)
+            branches.append(FittedBranch(name, key, column, spec, adapter, columns, frozen, fingerprint))
             if not frozen:
                 groups += [(f"branches.{key}.{pattern}", options)
                            for pattern, options in view._param_groups(module, spec, source)]
                 train_params.update(batchnorm_drop_last(view, module, n))
         fused = FusionModule(modules, dims, fitted["n_outputs_"], self.fusion, zero_head=init is not None)
+        return fused, self._fused_input(fused, branches, mapped), groups, train_params
+
+    def _place_branch(self, module, spec, adapter, weights, device, fast) -> tuple[bool, bytes | None]:
+        """Put a built branch module (this view's) on ``device``; ``(frozen, fingerprint)``:
+        whether its features are computed once, before training, and where the shared
+        cache keys them (``None``: not cached). Shared by fit and model-file loading, so
+        that both key the cache alike."""
+        module.channels_last = fast.channels_last and adapter.pixel_batches
+        if module.channels_last:
+            module.to(memory_format=torch.channels_last)
+        module.to(device)
+        frozen = self.strategy == "head" and self.augment is None
+        cached = frozen and adapter.shares_features and get_store(self.feature_cache) is not None
+        return frozen, branch_fingerprint(spec, weights, module, adapter) if cached else None
+
+    def _fused_input(self, fused: FusionModule, branches: list[FittedBranch], mapped: bool) -> FusedInput:
+        """The input side of ``fused``; its frozen branches' features come precomputed."""
         fused.frozen_keys = {b.key for b in branches if b.frozen}
-        return fused, FusedInput(branches, mapped, self.remainder), groups, train_params
+        return FusedInput(branches, mapped, self.remainder)

@@ -7,6 +7,11 @@ head's, and with ``strategy="lora"`` the adapters', plus a fingerprint of the pr
 weights that loading checks).
 ``load(path)`` rebuilds the estimator from those, without training.
 
+A fused model (several backbones) describes each branch the same way in
+``config.json``'s ``branches``; a frozen pretrained branch's backbone is referenced by
+fingerprint, as a single one is. A :class:`~sktransfer.TransferEmbedder` is stored
+likewise (its backbones are frozen: pretrained ones are only referenced).
+
 The checksums guard against accidents (a truncated copy, a hand edit), not against an
 attacker, who can recompute them; what keeps a hostile file from running code is that
 nothing here unpickles: JSON and safetensors only, and the parameters go through the
@@ -21,6 +26,7 @@ import json
 import os
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -28,7 +34,10 @@ import torch.nn as nn
 
 from .exceptions import ModelFileError
 
-FORMAT_VERSION = 1
+#: The newest format this module reads. Files a format-1 reader can rebuild (one
+#: backbone, a classifier or regressor) are still written as format 1; fused models and
+#: embedders are format 2, so that an older sktransfer says to upgrade.
+FORMAT_VERSION = 2
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 _ENCODE_HINT = "pickle or joblib the estimator instead, or pass a registered backbone name / a string augment"
@@ -56,6 +65,10 @@ def _encode(value, name: str):
         return {"tuple": [_encode(v, f"{name}[{i}]") for i, v in enumerate(value)]}
     if isinstance(value, dict):
         return {"dict": [[_encode(k, f"{name} key"), _encode(v, f"{name}[{k!r}]")] for k, v in value.items()]}
+    from ._fusion import Branch
+
+    if isinstance(value, Branch):  # its parameters, never the object
+        return {"branch": {k: _encode(v, f"{name}.{k}") for k, v in value.get_params(deep=False).items()}}
     raise ValueError(
         f"save_pretrained can't store the parameter {name}={value!r} ({type(value).__name__}) as JSON, and "
         f"model files never hold pickled objects: {_ENCODE_HINT}."
@@ -70,6 +83,11 @@ def _decode(value):
             return tuple(_decode(v) for v in value["tuple"])
         if set(value) == {"dict"} and isinstance(value["dict"], list):
             return {_decode(k): _decode(v) for k, v in value["dict"]}
+        if set(value) == {"branch"} and isinstance(value["branch"], dict):
+            from ._fusion import Branch
+
+            # Branch's own __init__ takes the parameters: an unknown name raises TypeError.
+            return Branch(**{k: _decode(v) for k, v in value["branch"].items()})
         raise ValueError(f"unexpected JSON object {value!r}")
     return value
 
@@ -145,28 +163,57 @@ def _distribution_version(distribution: str):
         return None
 
 
-def _stores_backbone(estimator) -> bool:
-    """Whether the backbone's weights go into the file: all but frozen pretrained ones
-    (``strategy="head"``, and ``"lora"``, whose adapters are stored on their own)."""
-    return not (estimator.strategy in ("head", "lora") and estimator._is_pretrained(estimator.spec_))
+def _stores_backbone(owner, spec, frozen: bool) -> bool:
+    """Whether a backbone's weights go into the file: all but frozen pretrained ones
+    (``owner`` is the estimator, a fused model's branch view, or an embedder)."""
+    return not (frozen and owner._is_pretrained(spec))
 
 
-def _small_state(module, strategy: str) -> dict:
-    """What a model on a frozen pretrained backbone stores: the head, and the LoRA adapters."""
+def _pretrained_fingerprint(backbone) -> bytes:
+    """The fingerprint of the pretrained weights under a frozen backbone (with LoRA
+    adapters: of its base weights, under their original names)."""
+    from ._feature_cache import fingerprint_module
+    from ._lora import base_state, has_adapters
+
+    return fingerprint_module(backbone, base_state(backbone) if has_adapters(backbone) else None)
+
+
+def _backbone_record(spec, backbone, feature_dim: int, stores_weights: bool) -> dict:
+    """What loading needs to find and check a backbone: its spec's name, plugin and
+    version, its feature size, and for one not stored, its pretrained weights' fingerprint."""
+    pretrained = None
+    if not stores_weights:
+        pretrained = {
+            "fingerprint": _pretrained_fingerprint(backbone).hex(),
+            "source": spec.weights.source if spec.weights is not None else "",
+        }
+    return {
+        "name": spec.name,
+        "modality": spec.modality,
+        "plugin": spec.plugin,
+        "distribution": spec.distribution,
+        "distribution_version": _distribution_version(spec.distribution),
+        "feature_dim": int(feature_dim),
+        "stores_weights": bool(stores_weights),
+        "pretrained_weights": pretrained,
+    }
+
+
+def _tensors(module, skipped: list[str], prefix: str = "") -> dict:
+    """``module``'s tensors but those under the ``skipped`` prefixes (frozen pretrained
+    backbones; their LoRA adapters are kept), named ``prefix + name``."""
     from ._lora import is_lora_name
 
-    state = {f"head.{k}": v for k, v in module.head.state_dict().items()}
-    if strategy == "lora":
-        state.update((f"backbone.{k}", v) for k, v in module.backbone.state_dict().items() if is_lora_name(k))
-    return state
+    # Copies on the CPU, sharing no memory (tied weights): safetensors refuses shared tensors.
+    return {
+        prefix + name: t.detach().to("cpu", copy=True).contiguous()
+        for name, t in module.state_dict().items()
+        if not name.startswith(tuple(skipped)) or is_lora_name(name)
+    }
 
 
-def _pretrained_fingerprint(backbone, strategy: str) -> bytes:
-    """The fingerprint of the pretrained weights under a frozen backbone (LoRA: without its adapters)."""
-    from ._feature_cache import fingerprint_module
-    from ._lora import base_state
-
-    return fingerprint_module(backbone, base_state(backbone) if strategy == "lora" else None)
+def _unwrapped(net):
+    return getattr(net.module_, "_orig_mod", net.module_)  # compiled
 
 
 def _adapter_state(adapter) -> dict:
@@ -242,6 +289,28 @@ def _restore_adapter(adapter, state: dict):
     return adapter
 
 
+def _input_attributes(obj) -> dict:
+    """scikit-learn's ``n_features_in_`` / ``feature_names_in_`` of ``obj``, where set."""
+    inputs = {}
+    if hasattr(obj, "n_features_in_"):
+        inputs["n_features_in_"] = int(obj.n_features_in_)
+    if hasattr(obj, "feature_names_in_"):
+        inputs["feature_names_in_"] = _encode_labels(obj.feature_names_in_, "the feature names")
+    return inputs
+
+
+def _restore_inputs(obj, data: dict):
+    """Set on ``obj`` what :func:`_input_attributes` stored."""
+    for name, value in data.items():
+        if name == "n_features_in_":
+            obj.n_features_in_ = int(value)
+        elif name == "feature_names_in_":
+            obj.feature_names_in_ = _decode_labels(value).astype(object)
+        else:
+            raise ValueError(f"unknown input attribute {name!r}")
+    return obj
+
+
 def _fitted_attributes(estimator) -> dict:
     fitted = {"n_outputs_": int(estimator.n_outputs_)}
     if hasattr(estimator, "classes_"):
@@ -255,10 +324,7 @@ def _fitted_attributes(estimator) -> dict:
         # What makes predict_proba sigmoids and predict an indicator matrix of y's dtype.
         fitted["_multilabel"] = True
         fitted["_indicator_dtype"] = np.dtype(estimator._indicator_dtype).str
-    if hasattr(estimator, "n_features_in_"):
-        fitted["n_features_in_"] = int(estimator.n_features_in_)
-    if hasattr(estimator, "feature_names_in_"):
-        fitted["feature_names_in_"] = _encode_labels(estimator.feature_names_in_, "the feature names")
+    fitted.update(_input_attributes(estimator))
     return fitted
 
 
@@ -271,103 +337,135 @@ def _indicator_dtype(value) -> np.dtype:
 
 def _restore_fitted(data: dict) -> dict:
     fitted = {"n_outputs_": int(data["n_outputs_"])}
+    inputs = {name: data[name] for name in ("n_features_in_", "feature_names_in_") if name in data}
+    fitted.update(vars(_restore_inputs(SimpleNamespace(), inputs)))
     for name, value in data.items():
-        if name in ("classes_", "feature_names_in_"):
-            labels = _decode_labels(value)
-            fitted[name] = labels.astype(object) if name == "feature_names_in_" else labels
+        if name == "classes_":
+            fitted[name] = _decode_labels(value)
         elif name in ("target_mean_", "target_scale_", "_target_multiplier"):
             fitted[name] = np.asarray(value, dtype=np.float64)
-        elif name in ("_y_ndim", "n_features_in_"):
+        elif name == "_y_ndim":
             fitted[name] = int(value)
         elif name == "_multilabel":
             fitted[name] = bool(value)
         elif name == "_indicator_dtype":
             fitted[name] = _indicator_dtype(value)
-        elif name != "n_outputs_":
+        elif name not in ("n_outputs_", *inputs):
             raise ValueError(f"unknown fitted attribute {name!r}")
     return fitted
 
 
 # ------------------------------------------------------------------ save
+def _check_backbone_name(backbone, what: str, where: str) -> None:
+    """Model files rebuild backbones from the registry: a module or a fitted estimator can't be."""
+    at = f" ({where})" if where else ""
+    if isinstance(backbone, nn.Module):
+        raise ValueError(
+            f"save_pretrained needs backbone= a registered backbone name; this {what} was given a "
+            f"{type(backbone).__name__} module{at}, which a model file can't rebuild without running its "
+            "code. Pickle or joblib the estimator instead, or register the module as a backbone in a plugin."
+        )
+    if not isinstance(backbone, str):
+        raise ValueError(
+            f"save_pretrained needs backbone= a registered backbone name; this {what} reuses a fitted "
+            f"{type(backbone).__name__}'s backbone{at}, which model files don't support yet. Pickle or "
+            "joblib the estimator instead."
+        )
+
+
 def _check_savable(estimator) -> None:
     from sklearn.utils.validation import check_is_fitted
 
-    from ._fusion import is_fused
+    from ._fusion import branch_table, is_fused
 
     check_is_fitted(estimator)
     what = type(estimator).__name__
     if is_fused(estimator.backbone):
-        raise ValueError(
-            f"save_pretrained does not support fused models (several backbones) yet; pickle or joblib this "
-            f"{what} instead."
-        )
-    if isinstance(estimator.backbone, nn.Module):
-        raise ValueError(
-            f"save_pretrained needs backbone= a registered backbone name; this {what} was given a "
-            f"{type(estimator.backbone).__name__} module, which a model file can't rebuild without running its "
-            "code. Pickle or joblib the estimator instead, or register the module as a backbone in a plugin."
-        )
-    if not isinstance(estimator.backbone, str):
-        raise ValueError(
-            f"save_pretrained needs backbone= a registered backbone name; this {what} reuses a fitted "
-            f"{type(estimator.backbone).__name__}'s backbone, which model files don't support yet. Pickle or "
-            "joblib the estimator instead."
-        )
-    if estimator.init is not None:
+        for name, _, branch in branch_table(estimator.backbone):
+            _check_backbone_name(branch.backbone, what, f"branch {name!r}")
+    else:
+        _check_backbone_name(estimator.backbone, what, "")
+    if getattr(estimator, "init", None) is not None:
         raise ValueError(
             f"save_pretrained can't store init= (a fitted {type(estimator.init).__name__}); pickle or joblib the "
             "estimator instead."
         )
 
 
-def save_pretrained(estimator, path, *, overwrite: bool = False) -> Path:
-    """Write ``estimator`` to the directory ``path``: ``config.json`` and ``model.safetensors``.
-
-    Raises ``ValueError`` for what JSON can't hold (a module backbone, a callable
-    augment, object labels...) and ``FileExistsError`` when ``path`` holds files and
-    ``overwrite`` is False.
-    """
-    from safetensors.torch import save_file
-
-    from . import __version__
-
-    _check_savable(estimator)
-    params = {name: _encode(value, name) for name, value in estimator.get_params(deep=False).items()}
-    fitted = _fitted_attributes(estimator)
+def _single_part(estimator) -> tuple[dict, dict]:
+    """``(config entries, tensors)`` of a one-backbone classifier or regressor."""
     spec = estimator.spec_
-    module = estimator.net_.module_
-    module = getattr(module, "_orig_mod", module)  # compiled
-    stores_backbone = _stores_backbone(estimator)
-    state = module.state_dict() if stores_backbone else _small_state(module, estimator.strategy)
-    # Copies on the CPU, sharing no memory (tied weights): safetensors refuses shared tensors.
-    tensors = {name: t.detach().to("cpu", copy=True).contiguous() for name, t in state.items()}
-    pretrained = None
-    if not stores_backbone:
-        pretrained = {
-            "fingerprint": _pretrained_fingerprint(module.backbone, estimator.strategy).hex(),
-            "source": spec.weights.source if spec.weights is not None else "",
-        }
-    config = {
-        "format": "sktransfer-model",
-        "format_version": FORMAT_VERSION,
-        "sktransfer_version": __version__,
-        "estimator": type(estimator).__name__,
-        "params": params,
-        "fitted": fitted,
-        "backbone": {
-            "name": spec.name,
-            "modality": spec.modality,
-            "plugin": spec.plugin,
-            "distribution": spec.distribution,
-            "distribution_version": _distribution_version(spec.distribution),
-            "feature_dim": int(module.head.in_features),
-            "stores_weights": stores_backbone,
-            "pretrained_weights": pretrained,
-        },
+    module = _unwrapped(estimator.net_)
+    # LoRA adapters are stored on their own (see _tensors); their base stays referenced.
+    stores = _stores_backbone(estimator, spec, estimator.strategy in ("head", "lora"))
+    part = {
+        "backbone": _backbone_record(spec, module.backbone, module.head.in_features, stores),
         "layers": None if estimator.layers_ is None else list(estimator.layers_),
         "adapter": _adapter_state(estimator.adapter_),
-        "files": {},
     }
+    return part, _tensors(module, [] if stores else ["backbone."])
+
+
+def _fused_part(estimator) -> tuple[dict, dict]:
+    """``(config entries, tensors)`` of a fused model: each branch as a one-backbone
+    model is described, then the fusion; frozen pretrained branches' backbones are left
+    out of the tensors."""
+    from ._fusion import branch_table
+
+    fused = _unwrapped(estimator.net_)
+    inputs = estimator.adapter_
+    records, skipped = [], []
+    for (name, column, branch), fitted, dim in zip(branch_table(estimator.backbone), inputs.branches, fused.dims):
+        view = estimator._branch_view(branch)
+        module = fused.branches[fitted.key]
+        stores = _stores_backbone(view, fitted.spec, view.strategy == "head")
+        if not stores:
+            skipped.append(f"branches.{fitted.key}.backbone.")
+        records.append({
+            "name": name,
+            "column": column,
+            "backbone": _backbone_record(fitted.spec, module.backbone, dim, stores),
+            "layers": None if module.stages is None else list(module.stages),
+            "adapter": _adapter_state(fitted.adapter),
+            "inputs": _input_attributes(fitted.columns),
+        })
+    part = {"branches": records, "fusion": {"fusion": estimator.fusion, "mapped": bool(inputs.mapped)}}
+    return part, _tensors(fused, skipped)
+
+
+def _embedder_part(embedder, prefix: str = "") -> tuple[dict, dict]:
+    """``(config entries, tensors)`` of a one-backbone embedder; its backbone is frozen,
+    so only one without pretrained weights is stored."""
+    spec = embedder.spec_
+    stores = _stores_backbone(embedder, spec, True)
+    part = {
+        "backbone": _backbone_record(spec, embedder.module_.backbone, embedder.n_features_out_, stores),
+        "layers": None if embedder.layers_ is None else list(embedder.layers_),
+        "adapter": _adapter_state(embedder.adapter_),
+        "widths": [int(w) for w in embedder._stage_widths],
+        "name_prefix": embedder._name_prefix,
+        "inputs": _input_attributes(embedder),
+    }
+    return part, _tensors(embedder.module_, [] if stores else ["backbone."], prefix)
+
+
+def _embedders_part(embedder) -> tuple[dict, dict]:
+    """``(config entries, tensors)`` of an embedder of several backbones: each child
+    embedder as a one-backbone one, its tensors under ``b<i>.``."""
+    records, tensors = [], {}
+    for i, (name, column, child) in enumerate(embedder.branches_):
+        record, child_tensors = _embedder_part(child, f"b{i}.")
+        records.append({"name": name, "column": column, **record})
+        tensors.update(child_tensors)
+    part = {"branches": records, "inputs": _input_attributes(embedder),
+            "n_features_out_": int(embedder.n_features_out_)}
+    return part, tensors
+
+
+def _write(path, config: dict, tensors: dict, overwrite: bool) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` (with the checksums) to ``path``."""
+    from safetensors.torch import save_file
+
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"{path} exists and is not a directory; save_pretrained writes a directory.")
@@ -378,7 +476,7 @@ def save_pretrained(estimator, path, *, overwrite: bool = False) -> Path:
     weights_tmp, config_tmp = path / (WEIGHTS + ".tmp"), path / (CONFIG + ".tmp")
     try:
         save_file(tensors, str(weights_tmp), metadata={"format": "pt"})
-        config["files"][WEIGHTS] = {"sha256": _sha256(weights_tmp), "bytes": weights_tmp.stat().st_size}
+        config["files"] = {WEIGHTS: {"sha256": _sha256(weights_tmp), "bytes": weights_tmp.stat().st_size}}
         config["checksum"] = _config_checksum(config)
         config_tmp.write_text(json.dumps(config, indent=2, sort_keys=True, allow_nan=False), encoding="utf-8")
         os.replace(weights_tmp, path / WEIGHTS)
@@ -389,11 +487,63 @@ def save_pretrained(estimator, path, *, overwrite: bool = False) -> Path:
     return path
 
 
+def save_pretrained(estimator, path, *, overwrite: bool = False) -> Path:
+    """Write ``estimator`` to the directory ``path``: ``config.json`` and ``model.safetensors``.
+
+    Parameters
+    ----------
+    estimator : fitted TransferClassifier, TransferRegressor or TransferEmbedder
+        One backbone or several (fused, or an embedder's branches), each a registered name.
+    path : str or os.PathLike
+        The directory to write.
+    overwrite : bool, default=False
+        Replace the files of a directory that holds some.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        For what JSON can't hold (a module backbone, a callable augment, object labels...).
+    FileExistsError
+        When ``path`` holds files and ``overwrite`` is False.
+    """
+    from . import __version__
+    from ._embedder import TransferEmbedder
+    from ._fusion import is_fused
+
+    _check_savable(estimator)
+    params = {name: _encode(value, name) for name, value in estimator.get_params(deep=False).items()}
+    several = is_fused(estimator.backbone)
+    if isinstance(estimator, TransferEmbedder):
+        fitted = {}
+        part, tensors = _embedders_part(estimator) if several else _embedder_part(estimator)
+    else:
+        fitted = _fitted_attributes(estimator)
+        part, tensors = _fused_part(estimator) if several else _single_part(estimator)
+    config = {
+        "format": "sktransfer-model",
+        # A format-1 reader rebuilds one-backbone classifiers and regressors only.
+        "format_version": 2 if several or isinstance(estimator, TransferEmbedder) else 1,
+        "sktransfer_version": __version__,
+        "estimator": type(estimator).__name__,
+        "params": params,
+        "fitted": fitted,
+        **part,
+    }
+    return _write(path, config, tensors, overwrite)
+
+
 # ------------------------------------------------------------------ load
 def _estimator_classes() -> dict:
     from ._classes import TransferClassifier, TransferRegressor
+    from ._embedder import TransferEmbedder
 
-    return {"TransferClassifier": TransferClassifier, "TransferRegressor": TransferRegressor}
+    return {"TransferClassifier": TransferClassifier, "TransferRegressor": TransferRegressor,
+            "TransferEmbedder": TransferEmbedder}
 
 
 def _read_config(path: Path) -> dict:
@@ -447,10 +597,10 @@ def _read_tensors(path: Path, config: dict) -> dict:
         raise ModelFileError(f"{weights_path} is not a readable safetensors file: {exc}") from None
 
 
-def _resolve_spec(config: dict, config_path: Path):
+def _resolve_spec(saved: dict, config_path: Path):
+    """The spec of the saved backbone record ``saved``, from this machine's registry."""
     from ._registry import get_spec
 
-    saved = config["backbone"]
     try:
         spec = get_spec(saved["name"])
     except ValueError as exc:
@@ -471,9 +621,86 @@ def _resolve_spec(config: dict, config_path: Path):
             f"{saved.get('distribution_version')}; here it comes from {spec.distribution} {now}. Predictions "
             "may differ if the plugin changed how it builds or feeds the backbone.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     return spec
+
+
+def _check_stages(owner, spec, saved, config_path: Path):
+    """The stages ``owner``'s parameters give for ``spec``, which must be the saved ones."""
+    stages = owner._layers(spec, None)
+    if (None if stages is None else list(stages)) != saved:
+        raise ModelFileError(f"{config_path}: the backbone's stages {stages} differ from the saved {saved}.")
+    return stages
+
+
+def _rebuild_backbone(spec, saved: dict, device, config_path: Path, shared: bool = True):
+    """``(backbone, weights fingerprint)``: built empty when the file holds its tensors,
+    else with the pretrained weights on this machine, which must hash as when saved.
+    ``shared=False`` (LoRA, which injects adapters) gives a copy of its own instead of
+    the read-only one frozen fits share."""
+    from ._backbone_cache import build_backbone
+
+    if saved["stores_weights"]:
+        return spec.build(pretrained=False), None  # every tensor comes from the file
+    backbone, weights = build_backbone(spec, True, device if shared else None)
+    expected = (saved.get("pretrained_weights") or {}).get("fingerprint")
+    if weights is None or weights.hex() != expected:
+        raise ModelFileError(
+            f"{config_path} was saved on the pretrained weights of {spec.name!r} with fingerprint "
+            f"{expected}, but the weights on this machine hash to {None if weights is None else weights.hex()}: "
+            "they changed since. Restore the original weights, or refit the model."
+        )
+    return backbone, weights
+
+
+def _load_tensors(module, tensors: dict, skipped: list[str], path: Path) -> None:
+    """Load ``tensors`` into ``module``: every tensor of it but those under ``skipped``
+    (frozen pretrained backbones, rebuilt from the registry), and nothing else. Loading
+    also materialises lazy layers (the "mlp" backbone), so it comes before freezing."""
+    from ._lora import is_lora_name
+
+    skipped = tuple(skipped)
+
+    def referenced(name: str) -> bool:  # a pretrained weight rebuilt from the registry, not in the file
+        return bool(skipped) and name.startswith(skipped) and not is_lora_name(name)
+
+    try:
+        # Checked before loading: a frozen pretrained backbone is shared with other fits.
+        stray = sorted(name for name in tensors if referenced(name))
+        if stray:
+            raise ValueError(f"tensors {stray[:3]} of a backbone that the config says is not stored")
+        missing, unexpected = module.load_state_dict(tensors, strict=False)
+        missing = [name for name in missing if not referenced(name)]
+        if missing or unexpected:
+            raise ValueError(f"missing tensors {missing[:3]}, unexpected tensors {unexpected[:3]}")
+    except (RuntimeError, ValueError) as exc:
+        raise ModelFileError(f"{path / WEIGHTS} does not fit the model in {path / CONFIG}: {exc}") from None
+
+
+def _decoded(config: dict, config_path: Path):
+    """``(estimator, fitted attributes)`` from the config's class, parameters and fitted
+    attributes, validated like ``fit`` validates them."""
+    from ._fusion import branch_table, is_fused
+
+    try:
+        cls = _estimator_classes()[config["estimator"]]
+        params = {name: _decode(value) for name, value in config["params"].items()}
+        estimator = cls(**params)
+        estimator._validate_params()
+        table = branch_table(estimator.backbone) if is_fused(estimator.backbone) else None
+        for _, _, branch in table or []:
+            branch._validate_params()
+        if not all(isinstance(backbone, str) for backbone in
+                   ([branch.backbone for _, _, branch in table] if table else [estimator.backbone])):
+            raise ValueError("a backbone is not a name")
+        saved = [(b["name"], b["column"]) for b in config["branches"]] if "branches" in config else None
+        if saved != (None if table is None else [(name, column) for name, column, _ in table]):
+            raise ValueError("the branches differ from the backbone parameter")
+        fitted = {} if cls.__name__ == "TransferEmbedder" else _restore_fitted(config["fitted"])
+    except Exception as exc:  # a hand-made config that passed the checksum
+        raise ModelFileError(f"{config_path} does not describe a model this sktransfer can rebuild: {exc!r}") from None
+    return estimator, fitted
 
 
 def load(path, *, device="auto"):
@@ -486,86 +713,156 @@ def load(path, *, device="auto"):
     device : str or torch.device, default="auto"
         Where the model predicts: ``"auto"`` picks CUDA when available. The
         estimator's ``device`` parameter stays as it was saved (it applies to refits).
+
+    Returns
+    -------
+    TransferClassifier, TransferRegressor or TransferEmbedder
+        Fitted, predicting (or transforming) as the saved one did.
     """
-    from ._backbone_cache import build_backbone
-    from ._feature_cache import backbone_fingerprint, fingerprint_module, get_store
-    from ._module import TransferModule
-    from ._net import fast_path
     from ._preflight import check_device, resolve_device
 
     path = Path(path)
-    config_path = path / CONFIG
     config = _read_config(path)
     tensors = _read_tensors(path, config)
-    try:
-        cls = _estimator_classes()[config["estimator"]]
-        params = {name: _decode(value) for name, value in config["params"].items()}
-        estimator = cls(**params)
-        estimator._validate_params()
-        if not isinstance(estimator.backbone, str):
-            raise ValueError("backbone is not a name")
-        fitted = _restore_fitted(config["fitted"])
-        saved_backbone = config["backbone"]
-        feature_dim = int(saved_backbone["feature_dim"])
-        stores_backbone = bool(saved_backbone["stores_weights"])
-        layers = config["layers"]
-    except Exception as exc:  # a hand-made config that passed the checksum
-        raise ModelFileError(f"{config_path} does not describe a model this sktransfer can rebuild: {exc!r}") from None
-    spec = _resolve_spec(config, config_path)
+    estimator, fitted = _decoded(config, path / CONFIG)
     check_device(device)
     device = resolve_device(device)
-    adapter = _restore_adapter(estimator._build_adapter(spec, None), config["adapter"])
-    stages = estimator._layers(spec, None)
-    if (None if stages is None else list(stages)) != layers:
-        raise ModelFileError(f"{config_path}: the backbone's stages {stages} differ from the saved {layers}.")
-    with torch.random.fork_rng(devices=[]):
-        if stores_backbone:
-            backbone = spec.build(pretrained=False)  # every tensor comes from the file
-            weights = None
-        else:
-            # LoRA adapters go into a copy of their own, never into the shared frozen one.
-            backbone, weights = build_backbone(spec, True, None if estimator.strategy == "lora" else device)
-            expected = (saved_backbone.get("pretrained_weights") or {}).get("fingerprint")
-            if weights.hex() != expected:
-                raise ModelFileError(
-                    f"{config_path} was saved on the pretrained weights of {spec.name!r} with fingerprint "
-                    f"{expected}, but the weights on this machine hash to {weights.hex()}: they changed since. "
-                    "Restore the original weights, or refit the model."
-                )
-        module = TransferModule(backbone, feature_dim, fitted["n_outputs_"], adapter.pooling, stages,
-                                spec.stage_outputs, chunk_pooling=adapter.chunk_pooling)
-    try:  # loading also materialises lazy layers (the "mlp" backbone), before freeze touches them
-        if stores_backbone and estimator.strategy == "lora":
-            # The base weights first (they materialise lazy layers), then the adapters over them.
-            from ._lora import base_name, is_lora_name
+    try:
+        if config["estimator"] == "TransferEmbedder":
+            return _load_embedder(estimator, config, tensors, device, path)
+        if "branches" in config:
+            return _load_fused(estimator, config, tensors, fitted, device, path)
+        return _load_single(estimator, config, tensors, fitted, device, path)
+    except ModelFileError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError) as exc:  # a hand-made config that passed the checksum
+        raise ModelFileError(
+            f"{path / CONFIG} does not describe a model this sktransfer can rebuild: {exc!r}"
+        ) from None
 
-            module.load_state_dict({base_name(k): v for k, v in tensors.items() if not is_lora_name(k)}, strict=True)
-        estimator._add_adapters(module, spec)  # strategy="lora": the same adapters, at zero, then loaded
-        if stores_backbone:
-            module.load_state_dict(tensors, strict=True)
-        else:
-            expected = set(_small_state(module, estimator.strategy))
-            if set(tensors) != expected:
-                raise ValueError(
-                    f"unexpected tensors {sorted(set(tensors) - expected)[:5]}, missing {sorted(expected - set(tensors))[:5]}"
-                    + (" (the backbone's lora_targets changed since the model was saved?)"
-                       if estimator.strategy == "lora" else "")
-                )
-            module.load_state_dict(tensors, strict=False)
-    except (RuntimeError, ValueError) as exc:
-        raise ModelFileError(f"{path / WEIGHTS} does not fit the model in {config_path}: {exc}") from None
+
+def _finish(estimator, module, adapter, spec, weights, device, fast, on_features, fitted, stages):
+    """The skorch net around a rebuilt module, and the fitted state, set as ``fit`` sets it."""
+    from ._feature_cache import backbone_fingerprint, fingerprint_module, get_store
+
+    net = estimator._build_net(module, adapter, None, estimator._seed(), device, on_features, fast, fitted)
+    net.initialize()
+    fingerprint = None
+    if spec is not None and on_features and adapter.shares_features and get_store(estimator.feature_cache) is not None:
+        fingerprint = backbone_fingerprint(
+            spec, weights or fingerprint_module(module.backbone), *adapter.fingerprint_parts()
+        )
+    estimator._set_fitted(spec, adapter, net, device, fast, fingerprint, None, stages, fitted)
+    return estimator
+
+
+def _load_single(estimator, config, tensors, fitted, device, path):
+    from ._module import TransferModule
+    from ._net import fast_path
+
+    config_path = path / CONFIG
+    saved = config["backbone"]
+    spec = _resolve_spec(saved, config_path)
+    adapter = _restore_adapter(estimator._build_adapter(spec, None), config["adapter"])
+    stages = _check_stages(estimator, spec, config["layers"], config_path)
+    with torch.random.fork_rng(devices=[]):
+        backbone, weights = _rebuild_backbone(spec, saved, device, config_path, estimator.strategy != "lora")
+        module = TransferModule(backbone, int(saved["feature_dim"]), fitted["n_outputs_"], adapter.pooling, stages,
+                                spec.stage_outputs, chunk_pooling=adapter.chunk_pooling)
+        estimator._add_adapters(module, spec)  # strategy="lora": the same adapters, then their saved values
+    _load_tensors(module, tensors, [] if saved["stores_weights"] else ["backbone."], path)
     estimator._freeze(module, spec, stages)
     fast = fast_path(device, estimator.precision, spec.modality)
     module.channels_last = fast.channels_last
     if fast.channels_last:
         module.to(memory_format=torch.channels_last)
     on_features = estimator.strategy == "head" and estimator.augment is None
-    net = estimator._build_net(module, adapter, None, estimator._seed(), device, on_features, fast, fitted)
-    net.initialize()
-    fingerprint = None
-    if on_features and adapter.shares_features and get_store(estimator.feature_cache) is not None:
-        fingerprint = backbone_fingerprint(
-            spec, weights or fingerprint_module(module.backbone), *adapter.fingerprint_parts()
-        )
-    estimator._set_fitted(spec, adapter, net, device, fast, fingerprint, None, module.stages, fitted)
-    return estimator
+    return _finish(estimator, module, adapter, spec, weights, device, fast, on_features, fitted, module.stages)
+
+
+def _load_fused(estimator, config, tensors, fitted, device, path):
+    """A fused model: each branch rebuilt as fit builds it (its view of the estimator's
+    settings, adapter, stages, freezing, placement), its tensors from the file."""
+    from ._fused_input import BranchColumns, FittedBranch
+    from ._fusion import branch_table
+    from ._fusion_module import FusionModule
+    from ._module import TransferModule
+
+    config_path = path / CONFIG
+    table = branch_table(estimator.backbone)
+    try:
+        estimator._check_fusion_params(table)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{config_path} does not describe a model this sktransfer can rebuild: {exc}") from None
+    parts, modules, skipped = [], {}, []
+    with torch.random.fork_rng(devices=[]):
+        for i, ((name, column, branch), record) in enumerate(zip(table, config["branches"])):
+            saved = record["backbone"]
+            spec = _resolve_spec(saved, config_path)
+            view, adapter = estimator._branch_adapter(branch, spec, None)
+            adapter = _restore_adapter(adapter, record["adapter"])
+            stages = _check_stages(view, spec, record["layers"], config_path)
+            backbone, weights = _rebuild_backbone(spec, saved, device, config_path)
+            key = f"b{i}"  # as fit names them
+            modules[key] = TransferModule(backbone, int(saved["feature_dim"]), 1, adapter.pooling, stages,
+                                          spec.stage_outputs, chunk_pooling=adapter.chunk_pooling)
+            modules[key].head = nn.Identity()
+            view._add_adapters(modules[key], spec)
+            if not saved["stores_weights"]:
+                skipped.append(f"branches.{key}.backbone.")
+            columns = _restore_inputs(BranchColumns(), record["inputs"])
+            parts.append((view, (name, key, column, spec, adapter, columns), weights))
+        dims = [int(record["backbone"]["feature_dim"]) for record in config["branches"]]
+        fused = FusionModule(modules, dims, fitted["n_outputs_"], estimator.fusion)
+    _load_tensors(fused, tensors, skipped, path)
+    fast = estimator._fused_fast_path(device, [spec.modality for _, (_, _, _, spec, _, _), _ in parts])
+    branches = []
+    for view, (name, key, column, spec, adapter, columns), weights in parts:
+        module = modules[key]
+        view._freeze(module, spec, module.stages)
+        frozen, fingerprint = view._place_branch(module, spec, adapter, weights, device, fast)
+        branches.append(FittedBranch(name, key, column, spec, adapter, columns, frozen, fingerprint))
+    inputs = estimator._fused_input(fused, branches, bool(config["fusion"]["mapped"]))
+    on_features = all(b.frozen for b in branches)
+    return _finish(estimator, fused, inputs, None, None, device, fast, on_features, fitted, None)
+
+
+def _load_embedder(embedder, config, tensors, device, path):
+    """An embedder: one backbone, or one child embedder per branch (tensors under ``b<i>.``)."""
+    from ._fusion import branch_table
+
+    if "branches" not in config:
+        return _rebuild_embedder(embedder, config, tensors, device, path)
+    children = []
+    for i, ((name, column, branch), record) in enumerate(zip(branch_table(embedder.backbone), config["branches"])):
+        prefix = f"b{i}."
+        own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        children.append((name, column, _rebuild_embedder(embedder._branch_child(branch), record, own, device, path)))
+    stray = sorted(set(tensors) - {f"b{i}.{k}" for i, (_, _, c) in enumerate(children) for k in c.module_.state_dict()})
+    if stray:
+        raise ModelFileError(f"{path / WEIGHTS} holds tensors {stray[:3]} that no branch in {path / CONFIG} has.")
+    embedder.branches_ = children
+    embedder.n_features_out_ = sum(child.n_features_out_ for _, _, child in children)
+    _restore_inputs(embedder, config["inputs"])
+    return embedder
+
+
+def _rebuild_embedder(embedder, record, tensors, device, path):
+    """A one-backbone embedder from its record, by the steps its ``fit`` takes."""
+    from ._net import fast_path
+
+    config_path = path / CONFIG
+    saved = record["backbone"]
+    spec = _resolve_spec(saved, config_path)
+    adapter = _restore_adapter(embedder._build_adapter(spec, None), record["adapter"])
+    stages = _check_stages(embedder, spec, record["layers"], config_path)
+    fast = fast_path(device, embedder.precision, spec.modality)
+    with torch.random.fork_rng(devices=[]):
+        backbone, weights = _rebuild_backbone(spec, saved, device, config_path)
+        module = embedder._headless_module(backbone, adapter, stages, spec)
+    _load_tensors(module, tensors, [] if saved["stores_weights"] else ["backbone."], path)
+    embedder._place_module(module, device, fast)
+    widths = [int(w) for w in record["widths"]]
+    embedder._set_fitted(spec, adapter, module, stages, device, fast, weights, widths, str(record["name_prefix"]))
+    _restore_inputs(embedder, record["inputs"])
+    return embedder

@@ -217,14 +217,6 @@ def test_module_backbone_is_refused(tabular, tmp_path):
     assert not (tmp_path / "m").exists()
 
 
-def test_fused_model_is_refused(tmp_path):
-    pd = pytest.importorskip("pandas")
-    X = pd.DataFrame({"a": np.arange(30.0), "b": np.random.RandomState(0).normal(size=30)})
-    clf = TransferClassifier({"a": "passthrough", "b": "passthrough"}, max_epochs=1).fit(X, X["a"] > 15)
-    with pytest.raises(ValueError, match="fused models.*pickle or joblib"):
-        clf.save_pretrained(tmp_path / "m")
-
-
 def test_not_a_model_directory(tmp_path):
     with pytest.raises(ModelFileError, match=r"config\.json is missing"):
         load(tmp_path)
