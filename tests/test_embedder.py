@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import torch.nn as nn
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import make_classification
 from sklearn.ensemble import StackingClassifier
@@ -19,6 +18,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
+from _counting import CountingCNN  # tests/ is on sys.path (pytest rootdir import)
 from sktransfer import TransferClassifier, TransferEmbedder
 from sktransfer._feature_cache import memory_store
 from sktransfer.exceptions import InputModalityError
@@ -27,20 +27,6 @@ MINILM = "all-MiniLM-L6-v2"
 DRY_RUN_ROWS = 2  # every fit checks the backbone's output size on two samples
 
 
-class CountingCNN(nn.Module):
-    """A tiny image backbone that counts the rows it sees (class-wide, across copies)."""
-
-    rows_seen = 0
-
-    def __init__(self, seed=0):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.conv = nn.Conv2d(3, 8, 3)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-
-    def forward(self, x):
-        type(self).rows_seen += x.shape[0]
-        return self.pool(torch.relu(self.conv(x))).flatten(1)
 
 
 @pytest.fixture(autouse=True)

@@ -9,29 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-import torch
-import torch.nn as nn
 from sklearn.model_selection import GridSearchCV, cross_val_score
 
+from _counting import CountingCNN  # tests/ is on sys.path (pytest rootdir import)
 from sktransfer import TransferClassifier
 from sktransfer._feature_cache import DiskFeatureStore, MemoryFeatureStore, memory_store
 from sktransfer.exceptions import FeatureCacheError, FeatureCacheWarning
 
 
-class CountingCNN(nn.Module):
-    """A tiny image backbone that counts the rows it sees (class-wide, across copies)."""
-
-    rows_seen = 0
-
-    def __init__(self, seed=0):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.conv = nn.Conv2d(3, 8, 3)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-
-    def forward(self, x):
-        type(self).rows_seen += x.shape[0]
-        return self.pool(torch.relu(self.conv(x))).flatten(1)
 
 
 @pytest.fixture(autouse=True)
