@@ -71,6 +71,17 @@ def frozen_features(X, image_size: int, batch_size: int = 64):
     return extract_features(module, adapter.dataset(adapter.check(X)), adapter.collate_fn, batch_size, device, fast)
 
 
+def parse_param(text: str):
+    """``"name=value"`` as ``(name, value)``, the value read as a Python literal where it is one."""
+    import ast
+
+    name, _, value = text.partition("=")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="all 60k training images at 224 px (for a GPU)")
@@ -81,6 +92,9 @@ def main():
     parser.add_argument("--n-test", type=int, default=None, help="use only the first test images (quick checks)")
     parser.add_argument("--data-dir", default=DATA_DIR)
     parser.add_argument("--skip-baselines", action="store_true")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="an estimator setting on top of the defaults, e.g. --param head_epochs=5 (repeatable)")
+    parser.add_argument("--tag", default="", help="suffix of the result file's name, for a run with --param")
     args = parser.parse_args()
     if args.full:
         args.n_train, args.image_size, args.batch_size = 60000, 224, 128
@@ -124,12 +138,14 @@ def main():
         "efficientnet_lite0", image_size=args.image_size, max_epochs=args.epochs, batch_size=args.batch_size,
         validation_fraction=0.1, random_state=0,
     )
+    clf.set_params(**dict(parse_param(p) for p in args.param))
     start = time.perf_counter()
     clf.fit(X_train, y_train)
     fit_s = time.perf_counter() - start
     accuracy = clf.score(X_test, y_test)
     total_s = time.perf_counter() - start
-    ours = f"sktransfer TransferClassifier('efficientnet_lite0'), fine-tuned"
+    extra = ", ".join(args.param)
+    ours = f"sktransfer TransferClassifier('efficientnet_lite0'{', ' + extra if extra else ''}), fine-tuned"
     rows[ours] = (accuracy, total_s)
 
     print(f"\n{'model':<66} {'test accuracy':>13} {'seconds':>8}")
@@ -137,10 +153,10 @@ def main():
         print(f"{name + ' (published)':<66} {value:>13.3f} {'':>8}")
     for name, (acc, seconds) in rows.items():
         print(f"{name:<66} {acc:>13.3f} {seconds:>8.0f}")
-    target = 0.95 if args.full else 0.87
+    target = 0.95 if args.full else 0.89
     print(f"\ntarget {target}: {'met' if accuracy >= target else 'NOT met'} (measured {accuracy:.4f}; "
           f"fit {fit_s:.0f}s, fit + predict {total_s:.0f}s)")
-    tag = "fashion_mnist-full" if args.full else "fashion_mnist"
+    tag = ("fashion_mnist-full" if args.full else "fashion_mnist") + (f"-{args.tag}" if args.tag else "")
     os.makedirs(RESULTS, exist_ok=True)
     device = str(clf.device_)
     png = save_learning_curve(clf.net_.history, os.path.join(RESULTS, f"{tag}-{device.split(':')[0]}-curve.png"),
