@@ -109,7 +109,7 @@ def test_predict_before_fit():
         ({"max_epochs": 0}, "'max_epochs' parameter"),
         ({"validation_fraction": 1.5}, "'validation_fraction' parameter"),
         ({"augment": "heavy"}, "'augment' parameter"),
-        ({"augment": "default"}, "augment='default' is defined for image and text backbones"),
+        ({"augment": "default"}, "augment='default': augment is defined for image and text backbones only"),
         ({"strategy": "partial", "trainable_blocks": 3}, "trainable_blocks=3 .* 2 blocks"),
     ],
 )

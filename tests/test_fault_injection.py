@@ -100,7 +100,7 @@ CASES = [
     ("single-class", "tabular", {}, None, lambda y: np.array(["a"] * len(y), dtype=object), ValueError, "1 class"),
     ("length-mismatch", "tabular", {}, None, lambda y: y[:-1], ValueError, "inconsistent"),
     ("empty", "tabular", {}, lambda X: X[:0], lambda y: y[:0], ValueError, "0 sample"),
-    ("2-d-labels", "tabular", {}, None, lambda y: np.column_stack([y, y]), ValueError, "1-D"),
+    ("2-d-labels", "tabular", {}, None, lambda y: np.column_stack([y, y]), ValueError, "not a binary indicator matrix"),
     ("bad-param", "tabular", {"lr": -1.0}, None, None, ValueError, "lr"),
     ("unknown-backbone", "tabular", {"backbone": "resnet_18"}, None, None, ValueError, "resnet18"),
     ("strings-to-mlp", "tabular", {}, lambda X: ["a", "b"] * 12, None, TypeError, "strings"),

@@ -124,7 +124,7 @@ def test_fit_with_batch_mixing(kind, digits):
 
 def test_batch_mixing_is_for_image_classifiers_only():
     X = np.random.RandomState(0).normal(size=(20, 3))
-    with pytest.raises(ValueError, match="image backbones only"):
+    with pytest.raises(ValueError, match="defined for image and text backbones only.*Use augment=None"):
         TransferClassifier("mlp", augment="mixup").fit(X, X[:, 0] > 0)
     with pytest.raises(ValueError, match="classifiers only"):
         TransferRegressor("resnet18", pretrained=False, augment="mixup").fit(np.zeros((4, 8, 8)), [1.0, 2, 3, 4])

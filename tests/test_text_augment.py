@@ -77,5 +77,5 @@ def test_text_augmentation_errors_name_the_fix(sentences):
     images = np.zeros((4, 8, 8, 3), dtype=np.uint8)
     with pytest.raises(ValueError, match="augment='word_dropout' is for text backbones"):
         TransferClassifier("resnet18", pretrained=False, augment="word_dropout").fit(images, [0, 1, 0, 1])
-    with pytest.raises(ValueError, match="defined for image and text backbones.*Use augment=None"):
+    with pytest.raises(ValueError, match="defined for image and text backbones only.*Use augment=None"):
         TransferRegressor("mlp", augment=str.upper).fit(np.zeros((4, 3)), [0.0, 1.0, 0.0, 1.0])

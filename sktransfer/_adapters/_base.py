@@ -100,8 +100,8 @@ class InputAdapter:
         if params.get("augment") is not None:
             # Image and text adapters define augment; elsewhere it would be silently ignored.
             raise ValueError(
-                f"augment={params['augment']!r} is defined for image and text backbones; backbone {spec.name!r} "
-                f"takes {cls.modality}. Use augment=None."
+                f"augment={params['augment']!r}: augment is defined for image and text backbones only; "
+                f"backbone {spec.name!r} takes {cls.modality}. Use augment=None."
             )
 
     @classmethod
