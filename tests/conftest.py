@@ -41,3 +41,15 @@ def digits():
     data = load_digits()
     keep = data.target < 4
     return data.images[keep][:48], data.target[keep][:48]
+
+
+@pytest.fixture(scope="module")
+def frame(sentences, digits):
+    """24 rows: an 8x8 digit, a sentence and a number; the label is the sentence's sentiment."""
+    import pandas as pd
+
+    texts, labels = sentences
+    images, _ = digits
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame({"photo": list(images[:24]), "caption": texts, "price": rng.normal(size=24)})
+    return X, labels

@@ -18,7 +18,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
-from _counting import CountingCNN  # tests/ is on sys.path (pytest rootdir import)
+from _tiny_backbones import CountingCNN  # tests/ is on sys.path (pytest rootdir import)
 from sktransfer import TransferClassifier, TransferEmbedder
 from sktransfer._feature_cache import memory_store
 from sktransfer.exceptions import InputModalityError

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sklearn.model_selection import GridSearchCV, cross_val_score
 
-from _counting import CountingCNN  # tests/ is on sys.path (pytest rootdir import)
+from _tiny_backbones import CountingCNN  # tests/ is on sys.path (pytest rootdir import)
 from sktransfer import TransferClassifier
 from sktransfer._feature_cache import DiskFeatureStore, MemoryFeatureStore, memory_store
 from sktransfer.exceptions import FeatureCacheError, FeatureCacheWarning

@@ -18,16 +18,6 @@ IMAGE = dict(pretrained=False, image_size=16)
 TINY = dict(pretrained=False)  # random weights: no download, fast at 16 px
 
 
-@pytest.fixture(scope="module")
-def frame(sentences, digits):
-    """24 rows: an 8x8 digit, a sentence and a number; the label is the sentence's sentiment."""
-    texts, labels = sentences
-    images, _ = digits
-    rng = np.random.RandomState(0)
-    X = pd.DataFrame({"photo": list(images[:24]), "caption": texts, "price": rng.normal(size=24)})
-    return X, labels
-
-
 def mapping(**branches):
     return {"photo": Branch("resnet18", strategy="head", **TINY), "caption": "all-MiniLM-L6-v2", "price": "passthrough",
             **branches}

@@ -5,9 +5,9 @@ import pickle
 
 import numpy as np
 import pytest
-import torch.nn as nn
 
 import sktransfer
+from _tiny_backbones import Tiny  # tests/ is on sys.path (pytest rootdir import)
 from sktransfer import TransferClassifier, TransferRegressor, load
 from sktransfer._model_files import _config_checksum
 from sktransfer.exceptions import ModelFileError
@@ -196,15 +196,6 @@ def test_plugin_version_mismatch_warns(saved, tabular):
 
 
 # ------------------------------------------------------------------ refusals
-class Tiny(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(5, 4)
-
-    def forward(self, x):
-        return self.linear(x)
-
-
 def flip_columns(x):
     return x
 

@@ -4,11 +4,10 @@ JSON + safetensors files, round trips that predict identically, and the same ref
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
-import torch.nn as nn
 from safetensors import safe_open
 
+from _tiny_backbones import Tiny  # tests/ is on sys.path (pytest rootdir import)
 from sktransfer import Branch, TransferClassifier, TransferEmbedder, load
 from sktransfer._feature_cache import memory_store
 from sktransfer.exceptions import ModelFileError
@@ -34,16 +33,6 @@ def empty_cache():
     memory_store().clear()
     yield
     memory_store().clear()
-
-
-@pytest.fixture(scope="module")
-def frame(sentences, digits):
-    """24 rows: an 8x8 digit, a sentence and a number; the label is the sentence's sentiment."""
-    texts, labels = sentences
-    images, _ = digits
-    rng = np.random.RandomState(0)
-    X = pd.DataFrame({"photo": list(images[:24]), "caption": texts, "price": rng.normal(size=24)})
-    return X, labels
 
 
 @pytest.fixture(scope="module")
@@ -174,15 +163,6 @@ def test_stored_tensors_for_a_referenced_backbone_are_refused(frozen_caption, tm
 
 
 # ------------------------------------------------------------------ refusals
-class Tiny(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(5, 4)
-
-    def forward(self, x):
-        return self.linear(x)
-
-
 def test_module_branch_is_refused(table, tmp_path):
     X, y = table
     clf = TransferClassifier(["mlp", Tiny()], max_epochs=1, random_state=0).fit(X, y)

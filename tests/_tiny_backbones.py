@@ -1,4 +1,4 @@
-"""A tiny image backbone that counts its rows: shared by the feature-cache and embedder tests."""
+"""Tiny user-module backbones shared by several test files."""
 
 import torch
 import torch.nn as nn
@@ -18,3 +18,14 @@ class CountingCNN(nn.Module):
     def forward(self, x):
         type(self).rows_seen += x.shape[0]
         return self.pool(torch.relu(self.conv(x))).flatten(1)
+
+
+class Tiny(nn.Module):
+    """A one-layer module for 5 numeric features: a backbone model files can't rebuild."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(5, 4)
+
+    def forward(self, x):
+        return self.linear(x)
