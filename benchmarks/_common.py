@@ -84,3 +84,14 @@ def digits_images(n: int | None = None, seed: int = 0):
     digits = load_digits()
     order = np.random.RandomState(seed).permutation(len(digits.target))[:n]
     return digits.images[order] / 16.0, digits.target[order]
+
+
+def parse_param(text: str):
+    """``"name=value"`` as ``(name, value)``, the value read as a Python literal where it is one."""
+    import ast
+
+    name, _, value = text.partition("=")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value

@@ -23,7 +23,7 @@ import subprocess
 import time
 
 import numpy as np
-from _common import RESULTS, save_result
+from _common import RESULTS, parse_param, save_result
 from _plots import save_learning_curve
 
 DATA_DIR = "/usr/share/datasets/fashion-mnist"
@@ -69,17 +69,6 @@ def frozen_features(X, image_size: int, batch_size: int = 64):
     module = TransferModule(build_backbone(spec, True)[0], spec.get_feature_dim(), 1).to(device)
     fast = fast_path(device, "auto", "image")
     return extract_features(module, adapter.dataset(adapter.check(X)), adapter.collate_fn, batch_size, device, fast)
-
-
-def parse_param(text: str):
-    """``"name=value"`` as ``(name, value)``, the value read as a Python literal where it is one."""
-    import ast
-
-    name, _, value = text.partition("=")
-    try:
-        return name, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return name, value
 
 
 def main():

@@ -19,7 +19,7 @@ import os
 import time
 
 import numpy as np
-from _common import RESULTS, save_result
+from _common import RESULTS, parse_param, save_result
 from _plots import save_learning_curve
 
 FILES = {
@@ -98,6 +98,9 @@ def main():
     parser.add_argument("--max-folds", type=int, default=None,
                         help="fine-tune only the first folds (a quicker check); scored on their rows, saved apart")
     parser.add_argument("--max-rows", type=int, default=None, help="use only the first rows (quick checks)")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="a TransferRegressor setting on top of the defaults, e.g. --param head_epochs=1 "
+                             "(repeatable); the run is saved under its own key")
     args = parser.parse_args()
 
     from scipy.stats import pearsonr
@@ -117,6 +120,9 @@ def main():
         run = folds[: args.max_folds] if args.max_folds else folds
         scored = np.sort(np.concatenate([test for _, test in run]))
         key = name if len(run) == len(folds) else f"{name}, first {len(run)} of {len(folds)} folds, {args.epochs} epochs"
+        if args.param:
+            key += ", " + ", ".join(args.param)
+        params = dict(parse_param(p) for p in args.param)
 
         oof = np.zeros_like(y)
         start = time.perf_counter()
@@ -125,7 +131,7 @@ def main():
         for k, (train, test) in enumerate(run):
             reg = TransferRegressor(
                 "all-MiniLM-L6-v2", max_epochs=args.epochs, validation_fraction=0.1 if k == 0 else None,
-                random_state=0,
+                random_state=0, **params,
             )
             reg.fit([texts[i] for i in train], y[train])
             oof[test] = reg.predict([texts[i] for i in test])
@@ -145,10 +151,12 @@ def main():
             "f1_3class_weighted": f1_ours, "f1_3class_weighted_frozen_ridge": f1_frozen,
             "paper_r": PAPER_R[name], "paper_vader_f1": PAPER_F1[name], "target_r": TARGET_R[name],
             "met": bool(r_ours >= TARGET_R[name]), "seconds": ours_s, "frozen_seconds": frozen_s,
-            "epochs": args.epochs, "lr": reg.lr,
+            "epochs": args.epochs, "lr": reg.lr, "params": args.param,
             "pearson_r_per_fold": per_fold,
         }
         curve = f"vader-{name}-curve.png" if key == name else f"vader-{name}-{len(run)}of{len(folds)}-{args.epochs}ep-curve.png"
+        if args.param:
+            curve = curve.replace("-curve.png", "-" + "-".join(p.replace("=", "") for p in args.param) + "-curve.png")
         png = save_learning_curve(history, os.path.join(RESULTS, curve),
                                   f"VADER {name}: all-MiniLM-L6-v2 fine-tuned, fold 1")
         results[key]["learning_curve"] = os.path.basename(png)
