@@ -12,16 +12,46 @@ from __future__ import annotations
 
 import copy
 import threading
+import weakref
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import torch
 
 from ._feature_cache import fingerprint_module
+from .exceptions import WeightsUnavailableError
 
 MAX_BACKBONES = 4  # pristine and frozen-shared copies of two backbones
 
 _lock = threading.Lock()
 _built: OrderedDict = OrderedDict()
+# The shared frozen copies handed out, each with what names it in a pickle. Weak: a
+# copy evicted from ``_built`` lives as long as the fitted models that use it.
+_shared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class SharedBackboneRef:
+    """What a pickle holds in place of a shared frozen pretrained backbone: its spec,
+    the hash of its weights and the device it was shared on (a few hundred bytes
+    instead of the weights, so a fitted frozen model travels to a search worker small)."""
+
+    spec: object
+    fingerprint: bytes
+    device: str
+
+    def resolve(self, device: str | None = None):
+        """This process's shared copy, built from the local install, which must hash as
+        the pickled one did."""
+        module, fingerprint = build_backbone(self.spec, True, device or self.device)
+        if fingerprint != self.fingerprint:
+            raise WeightsUnavailableError(
+                f"This pickled model was fitted on the pretrained weights of {self.spec.name!r} with fingerprint "
+                f"{self.fingerprint.hex()}, but the weights installed here hash to {fingerprint.hex()} (plugin "
+                f"{self.spec.plugin or '?'}, distribution {self.spec.distribution or '?'}). Install the version "
+                "that provides the original weights, or refit the model here."
+            )
+        return module
 
 
 def _kept(key, make):
@@ -61,7 +91,17 @@ def build_backbone(spec, pretrained: bool, frozen_on=None):
     if frozen_on is None:
         return copy.deepcopy(module), fingerprint
     shared, _ = _kept((spec, str(frozen_on)), lambda: (copy.deepcopy(module).requires_grad_(False).eval(), None))
+    with _lock:
+        _shared[shared] = SharedBackboneRef(spec, fingerprint, str(frozen_on))
     return shared, fingerprint
+
+
+def shared_reference(module) -> SharedBackboneRef | None:
+    """The reference of ``module`` if it is a shared frozen copy from :func:`build_backbone`."""
+    if module is None:
+        return None
+    with _lock:
+        return _shared.get(module)
 
 
 def clear() -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn as nn
 
+from ._backbone_cache import shared_reference
 from ._lora import is_lora_name
 from ._stages import fx_stage_outputs, pool_stage, pool_tokens, pool_windows, split_windows
 
@@ -70,7 +73,41 @@ class TransferModule(nn.Module):
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_stage_readers", None)
+        reference = shared_reference(self._modules.get("backbone"))
+        if reference is not None:
+            # A frozen pretrained backbone shared by every frozen fit in this process
+            # never trains: the pickle names it (spec and weights hash) and unpickling
+            # takes the receiving process's shared copy, built from its own install.
+            # A fitted frozen model then pickles to its head, not to the backbone's
+            # weights: what a search sends to its workers and back.
+            state["_modules"] = {k: v for k, v in self._modules.items() if k != "backbone"}
+            state["_shared_backbone"] = reference
         return state
+
+    def __setstate__(self, state):
+        reference = state.pop("_shared_backbone", None)
+        super().__setstate__(state)
+        if reference is not None:
+            backbone = reference.resolve(self._unpickled_device(reference.device))
+            self._modules = {"backbone": backbone, **self._modules}  # the order state_dict() had
+
+    def _unpickled_device(self, fitted_on: str) -> str:
+        """Where the rest of the module landed (torch.load's map_location), so the backbone joins it."""
+        for tensor in self.head.state_dict().values():
+            if tensor.device.type == torch.device(fitted_on).type:
+                return fitted_on
+            return str(tensor.device)
+        return fitted_on if fitted_on == "cpu" or torch.cuda.is_available() else "cpu"
+
+    def __deepcopy__(self, memo):
+        # A deep copy is a module of its own, backbone included (a copy to train, a
+        # source's backbone reused): only pickles name the shared frozen backbone.
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        state = self.__dict__.copy()
+        state.pop("_stage_readers", None)
+        new.__dict__.update(copy.deepcopy(state, memo))
+        return new
 
     def _stage_reader(self, names: tuple[str, ...]):
         readers = self.__dict__.setdefault("_stage_readers", {})

@@ -19,6 +19,7 @@ import torch
 from skorch import NeuralNet
 
 from ._adapters import adapter_class
+from ._backbone_cache import shared_reference
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -149,6 +150,20 @@ class TransferNet(NeuralNet):
         super().__setstate__(state)
         if shared and hasattr(self, "module_"):
             self.module = self.module_
+
+    def get_all_learnable_params(self):
+        # A shared frozen pretrained backbone never trains. Left out of the optimizer, it
+        # also stays out of the optimizer's pickle, which would otherwise carry all its
+        # weights (the module's own pickle only names it).
+        shared = {
+            id(parameter)
+            for module in self.module_.modules()
+            if shared_reference(module) is not None
+            for parameter in module.parameters()
+        }
+        for name, parameter in super().get_all_learnable_params():
+            if id(parameter) not in shared:
+                yield name, parameter
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         with _SigintRecorder() as sigint:
