@@ -14,7 +14,7 @@ from _tiny_backbones import Tiny  # tests/ is on sys.path (pytest rootdir import
 from accelerate import Accelerator, DataLoaderConfiguration, debug_launcher
 from sklearn.base import clone
 
-from sktransfer import TransferClassifier, TransferRegressor, load
+from sktransfer import Branch, TransferClassifier, TransferRegressor, load
 
 # lr=0.15 makes the validation loss rise again: early stopping ends the fit at epoch 4 and
 # restores epoch 2's weights (load_best), so that path is compared too.
@@ -68,7 +68,7 @@ def _fit_in_process(out_dir):
     from accelerate.state import AcceleratorState
 
     AcceleratorState._reset_state(reset_partial_state=True)  # forked: drop pytest's single-process state
-    # accelerate 1.x ignores Accelerator(split_batches=True): the setting lives here.
+    # accelerate 1.15 ignores Accelerator(split_batches=True): the setting lives here.
     accelerator = Accelerator(cpu=True, dataloader_config=DataLoaderConfiguration(split_batches=True))
     est, X = _fit(accelerator)
     result = {"rank": accelerator.process_index, "n": accelerator.num_processes, **_summary(est, X)}
@@ -168,3 +168,16 @@ def test_full_fit_pickles_and_clones_share_the_accelerator():
     assert clone(unpickled).accelerator is None
     assert clone(est).accelerator is accelerator  # scikit-learn's clone would have deep-copied it
     assert est.accelerator is accelerator  # pickling left the fitted estimator alone
+
+
+def test_fused_fit_matches_a_plain_one(frame):
+    X, y = frame
+    backbone = {"photo": Branch("resnet18", pretrained=False), "caption": "all-MiniLM-L6-v2",
+                "price": "passthrough"}
+    params = dict(strategy="head", max_epochs=2, lr=1e-2, random_state=0, image_size=16)
+    plain = TransferClassifier(backbone, **params).fit(X, y)
+    est = TransferClassifier(backbone, accelerator=Accelerator(cpu=True), **params).fit(X, y)
+    assert type(est.net_).__name__ == "AcceleratedTransferNet"
+    assert est.net_.history[:, "train_loss"] == plain.net_.history[:, "train_loss"]
+    np.testing.assert_array_equal(est.predict_proba(X), plain.predict_proba(X))
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).predict_proba(X), plain.predict_proba(X))
