@@ -181,3 +181,33 @@ def test_fused_fit_matches_a_plain_one(frame):
     assert est.net_.history[:, "train_loss"] == plain.net_.history[:, "train_loss"]
     np.testing.assert_array_equal(est.predict_proba(X), plain.predict_proba(X))
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).predict_proba(X), plain.predict_proba(X))
+
+
+def test_ctrl_c_and_divergence_still_stop_an_accelerated_fit():
+    from test_fit_failures import InterruptAt  # Ctrl-C: the process sends itself SIGINT
+
+    from sktransfer.exceptions import TrainingDivergedError
+
+    accelerator = Accelerator(cpu=True)
+    est, X = _fit(accelerator)
+    _, y = _data()
+    before = est.predict(X)
+    est.set_params(net_params={"callbacks": [InterruptAt(epoch=2)]})
+    with pytest.raises(KeyboardInterrupt, match=r"interrupted after 1 of 8 epoch\(s\).*left as it was"):
+        est.fit(X, y)
+    est.set_params(net_params=None, lr=1e30, optimizer="sgd", warmup_fraction=0.0, patience=None)
+    with pytest.raises(TrainingDivergedError, match=r"loss became (nan|inf) in epoch 1"):
+        est.fit(X, y)
+    np.testing.assert_array_equal(est.predict(X), before)  # the previous model, untouched
+
+
+def test_head_epochs_and_a_search_use_the_accelerator():
+    from sklearn.model_selection import GridSearchCV
+
+    accelerator = Accelerator(cpu=True)
+    X, y = _data()
+    est = TransferRegressor(Tiny(), max_epochs=2, head_epochs=1, random_state=0, accelerator=accelerator)
+    search = GridSearchCV(est, {"lr": [1e-3, 1e-2]}, cv=2).fit(X, y)
+    assert search.best_estimator_.accelerator is accelerator
+    assert type(search.best_estimator_.net_).__name__ == "AcceleratedTransferNet"
+    assert np.isfinite(search.predict(X)).all()
