@@ -183,6 +183,7 @@ class FusionMixin:
         """A shallow copy of this estimator with the branch's backbone and settings: the
         single-backbone fit steps then build the branch exactly as they build a model."""
         view = copy.copy(self)
+        view.accelerator = self.accelerator  # copy.copy goes through __getstate__, which leaves it out
         view.backbone = branch.backbone
         view.init = None  # the offset belongs to the fused model's output, not a branch's
         for param in ("strategy", "layers", "trainable_blocks", "pretrained"):
