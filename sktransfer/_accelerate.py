@@ -190,7 +190,8 @@ def _build_net_class():
 
 
 def print_on_main(*args, **kwargs):
-    """skorch's PrintLog sink: one line per epoch, from the main process only.
+    """skorch's PrintLog sink: the epoch lines once per machine, from its main process
+    (``accelerator.print``'s rule).
 
     A module-level function, unlike ``accelerator.print``, so a fitted net pickles
     without its Accelerator."""

@@ -582,8 +582,8 @@ class _TransferBase(FusionMixin, BaseEstimator):
             callbacks.append(
                 ("early_stopping", EarlyStopping(monitor="valid_loss", patience=self.patience, load_best=True))
             )
-        if self.verbose:
-            callbacks.append(("progress_bar", ProgressBar()))
+        if self.verbose and (self.accelerator is None or self.accelerator.is_local_main_process):
+            callbacks.append(("progress_bar", ProgressBar()))  # one bar per machine, as the epoch lines
         return self._merge_user_callbacks(callbacks)
 
     def _merge_user_callbacks(self, callbacks: list) -> list:
@@ -649,8 +649,9 @@ class _TransferBase(FusionMixin, BaseEstimator):
         kwargs.update(self._criterion_params(fitted))
         net_class = TransferNet
         if self.accelerator is not None:
-            # Accelerate places the module (device=None); the epoch lines come from the main
-            # process only (skorch's PrintLog passes every line to a sink other than print).
+            # Accelerate places the module (device=None); the epoch lines come from each
+            # machine's main process only (skorch's PrintLog passes every line to a sink
+            # other than print, whatever the verbosity).
             net_class = accelerated_net_class()
             sink = print_on_main if self.verbose else print
             kwargs.update(accelerator=self.accelerator, device=None, callbacks__print_log__sink=sink)
