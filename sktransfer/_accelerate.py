@@ -150,7 +150,9 @@ def _build_net_class():
 
         def get_iterator(self, *args, **kwargs):
             if self._wrapped_with_accelerator:
-                return super().get_iterator(*args, **kwargs)  # sharded by the Accelerator
+                iterator = super().get_iterator(*args, **kwargs)  # sharded by the Accelerator
+                self.__dict__.setdefault("_prepared_iterators", []).append(iterator)
+                return iterator
             return TransferNet.get_iterator(self, *args, **kwargs)
 
         def evaluation_step(self, batch, training=False):
@@ -168,12 +170,15 @@ def _build_net_class():
             try:
                 return super().partial_fit(X, y, classes, **fit_params)
             finally:
+                names = [name + "_" for name in self._modules + self._criteria + self._optimizers]
+                prepared = [getattr(self, name) for name in names] + self.__dict__.pop("_prepared_iterators", [])
                 self._unwrap_accelerator()
                 # The mixin unwraps modules only; the optimizer too, or the fitted net
                 # can't be pickled (the LR scheduler patched the wrapper's ``step``).
                 for name in self._optimizers:
                     optimizer = getattr(self, name + "_")
                     setattr(self, name + "_", getattr(optimizer, "optimizer", optimizer))
+                release(self.accelerator, prepared + [getattr(self, name) for name in names])
                 # Inputs now follow the weights: predict runs in this process alone.
                 self.device = weights_device(self.module_)
 
@@ -202,3 +207,19 @@ def print_on_main(*args, **kwargs):
 
 def _trainable(module) -> bool:
     return isinstance(module, torch.nn.Module) and any(p.requires_grad for p in module.parameters())
+
+
+# Where an Accelerator keeps what it prepared (for its save_state); private attributes,
+# hence looked up with a default.
+_PREPARED_LISTS = ("_models", "_optimizers", "_schedulers", "_dataloaders")
+
+
+def release(accelerator, objects) -> None:
+    """Drop the Accelerator's references to ``objects`` (this fit's model, optimizer and
+    data loaders, wrapped and unwrapped). It keeps everything it prepared: through it a
+    search would keep every candidate's model, on the GPU, and its data alive.
+    What the user prepared with the same Accelerator is left alone."""
+    for name in _PREPARED_LISTS:
+        kept = getattr(accelerator, name, None)
+        if isinstance(kept, list):
+            kept[:] = [obj for obj in kept if not any(obj is ours for ours in objects)]

@@ -211,3 +211,14 @@ def test_head_epochs_and_a_search_use_the_accelerator():
     assert search.best_estimator_.accelerator is accelerator
     assert type(search.best_estimator_.net_).__name__ == "AcceleratedTransferNet"
     assert np.isfinite(search.predict(X)).all()
+
+
+def test_the_accelerator_forgets_the_fits_it_served():
+    """A search fits many candidates with one Accelerator, which keeps what it prepares:
+    each fit takes its model, optimizer and data loaders back, the user's stay."""
+    accelerator = Accelerator(cpu=True)
+    mine = accelerator.prepare(torch.nn.Linear(2, 2))
+    _fit(accelerator)
+    _fit(accelerator)
+    assert accelerator._models == [mine]
+    assert accelerator._optimizers == [] and accelerator._dataloaders == []
