@@ -171,14 +171,15 @@ def _build_net_class():
                 return super().partial_fit(X, y, classes, **fit_params)
             finally:
                 names = [name + "_" for name in self._modules + self._criteria + self._optimizers]
-                prepared = [getattr(self, name) for name in names] + self.__dict__.pop("_prepared_iterators", [])
+                prepared = [getattr(self, name, None) for name in names]
+                prepared += self.__dict__.pop("_prepared_iterators", [])
                 self._unwrap_accelerator()
                 # The mixin unwraps modules only; the optimizer too, or the fitted net
                 # can't be pickled (the LR scheduler patched the wrapper's ``step``).
                 for name in self._optimizers:
                     optimizer = getattr(self, name + "_")
                     setattr(self, name + "_", getattr(optimizer, "optimizer", optimizer))
-                release(self.accelerator, prepared + [getattr(self, name) for name in names])
+                release(self.accelerator, prepared + [getattr(self, name, None) for name in names])
                 # Inputs now follow the weights: predict runs in this process alone.
                 self.device = weights_device(self.module_)
 
