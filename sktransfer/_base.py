@@ -21,6 +21,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_consistent_length, check_is_fitted
 
+from ._accelerate import accelerated_fast_path, accelerated_net_class, check_accelerator, print_on_main, shared_seed
+from ._accelerate import weights_device
 from ._adapters import adapter_class, guess_modality
 from ._adapters.text import CHUNK_POOLING, LONG_TEXT
 from ._backbone_cache import build_backbone
@@ -136,6 +138,9 @@ class _TransferBase(FusionMixin, BaseEstimator):
         "precision": [StrOptions(set(PRECISIONS))],
         "compile": ["boolean"],
         "net_params": [dict, None],
+        # Checked in fit by check_accelerator, whose message names accelerate.Accelerator
+        # (imported only when one is given).
+        "accelerator": "no_validation",
     }
 
     def __init__(
@@ -177,6 +182,7 @@ class _TransferBase(FusionMixin, BaseEstimator):
         net_params=None,
         fusion="concat",
         remainder="error",
+        accelerator=None,
     ):
         self.backbone = backbone
         self.pretrained = pretrained
@@ -214,6 +220,7 @@ class _TransferBase(FusionMixin, BaseEstimator):
         self.net_params = net_params
         self.fusion = fusion
         self.remainder = remainder
+        self.accelerator = accelerator
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, sample_weight=None):
@@ -252,6 +259,7 @@ class _TransferBase(FusionMixin, BaseEstimator):
     def _fit(self, X, y, sample_weight):
         self._validate_params()
         check_device(self.device)
+        check_accelerator(self.accelerator, self)
         check_samples(X)
         if is_fused(self.backbone):
             return self._fit_fused(X, y, sample_weight)
@@ -267,9 +275,9 @@ class _TransferBase(FusionMixin, BaseEstimator):
         warm_head = self._warm_head(X, y, sample_weight)
 
         seed = self._seed()
-        device = resolve_device(self.device)
+        device = self._fit_device()
         release_accelerator_memory(device)  # what earlier fits (search candidates) left behind
-        fast = fast_path(device, self.precision, spec.modality)
+        fast = self._fit_fast_path(fast_path(device, self.precision, spec.modality))
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.manual_seed(seed)
@@ -333,9 +341,17 @@ class _TransferBase(FusionMixin, BaseEstimator):
         return {name: t.detach().to("cpu", copy=True) for name, t in probe.net_.module_.head.state_dict().items()}
 
     def _seed(self) -> int | None:
-        if self.random_state is None:
-            return None
-        return check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        seed = None if self.random_state is None else check_random_state(self.random_state).randint(
+            np.iinfo(np.int32).max
+        )
+        return seed if self.accelerator is None else shared_seed(self.accelerator, seed)
+
+    def _fit_device(self) -> str:
+        """The device the fit builds on: the Accelerator's (this process's GPU), or ``device``."""
+        return resolve_device(self.device) if self.accelerator is None else str(self.accelerator.device)
+
+    def _fit_fast_path(self, fast):
+        return fast if self.accelerator is None else accelerated_fast_path(fast)
 
     def _set_fitted(self, spec, adapter, net, device, fast, fingerprint, init, layers, fitted) -> None:
         """Every fitted attribute, set in one place once training succeeded."""
@@ -346,7 +362,8 @@ class _TransferBase(FusionMixin, BaseEstimator):
         self.spec_ = spec
         self.adapter_ = adapter
         self.net_ = net
-        self.device_ = device
+        # Accelerate chose the device: where the weights ended up.
+        self.device_ = device if self.accelerator is None else weights_device(net.module_)
         self.fast_path_ = fast
         self.feature_fingerprint_ = fingerprint
         self.layers_ = layers
@@ -565,8 +582,8 @@ class _TransferBase(FusionMixin, BaseEstimator):
             callbacks.append(
                 ("early_stopping", EarlyStopping(monitor="valid_loss", patience=self.patience, load_best=True))
             )
-        if self.verbose:
-            callbacks.append(("progress_bar", ProgressBar()))
+        if self.verbose and (self.accelerator is None or self.accelerator.is_local_main_process):
+            callbacks.append(("progress_bar", ProgressBar()))  # one bar per machine, as the epoch lines
         return self._merge_user_callbacks(callbacks)
 
     def _merge_user_callbacks(self, callbacks: list) -> list:
@@ -630,8 +647,16 @@ class _TransferBase(FusionMixin, BaseEstimator):
         if param_groups is not None:
             kwargs["optimizer__param_groups"] = param_groups
         kwargs.update(self._criterion_params(fitted))
+        net_class = TransferNet
+        if self.accelerator is not None:
+            # Accelerate places the module (device=None); the epoch lines come from each
+            # machine's main process only (skorch's PrintLog passes every line to a sink
+            # other than print, whatever the verbosity).
+            net_class = accelerated_net_class()
+            sink = print_on_main if self.verbose else print
+            kwargs.update(accelerator=self.accelerator, device=None, callbacks__print_log__sink=sink)
         kwargs.update({key: value for key, value in (self.net_params or {}).items() if key != "callbacks"})
-        return TransferNet(**kwargs)
+        return net_class(**kwargs)
 
     def _criterion_params(self, fitted: dict) -> dict:
         """skorch's ``criterion__*`` settings of :class:`WeightedLoss` for the targets ``fitted`` describes."""
@@ -721,6 +746,24 @@ class _TransferBase(FusionMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         modality = modality_of(self.backbone)
         return tags if modality is None else adapter_class(modality).update_tags(tags)
+
+    # An Accelerator is this process's handle on the process group, holding every model
+    # it prepared: clones share it (scikit-learn's clone would deep-copy it, and with it
+    # those models), and pickles leave it out (accelerator=None once loaded).
+    def __sklearn_clone__(self):
+        if self.accelerator is None:
+            return super().__sklearn_clone__()
+        from sklearn.base import clone
+
+        params = {name: clone(value, safe=False) for name, value in self.get_params(deep=False).items()
+                  if name != "accelerator"}
+        return type(self)(**params, accelerator=self.accelerator)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        if state.get("accelerator") is not None:
+            state = {**state, "accelerator": None}
+        return state
 
     # skorch's DeviceWarning handles loading a GPU-fitted net on a CPU machine; the
     # fitted device is kept in sync so the estimator's own tensors follow.

@@ -180,6 +180,22 @@ _SHARED_PARAMETERS = """
     remainder : {"error", "drop"}, default="error"
         With a column mapping: columns of ``X`` that are not mapped raise an error, or
         are dropped (as in :class:`sklearn.compose.ColumnTransformer`).
+    accelerator : accelerate.Accelerator or None, default=None
+        Train data-parallel with Hugging Face Accelerate (skorch's
+        :class:`~skorch.hf.AccelerateMixin`), e.g. on several GPUs under
+        ``accelerate launch``: every process runs the same script and calls ``fit``;
+        each trains on its shard of every batch and the gradients are averaged. The
+        Accelerator places the model (leave ``device="auto"``) and owns mixed
+        precision (leave ``precision="auto"``; pass ``Accelerator(mixed_precision="bf16")``).
+        ``net_.history`` holds the losses merged over processes, the same in every
+        process. After the fit the model is unwrapped: ``device_`` is where this
+        process's copy of the weights is, and ``predict`` runs in the process that
+        calls it (no collective call; every process holds the same model).
+        By default each process takes ``batch_size`` samples per step; with
+        ``Accelerator(dataloader_config=DataLoaderConfiguration(split_batches=True))``
+        ``batch_size`` is the global batch, split between the processes. Not with
+        ``strategy="gradual"``. Clones (:func:`~sklearn.base.clone`, searches)
+        share the Accelerator; pickles and :meth:`save_pretrained` leave it out.
 """
 
 _SHARED_ATTRIBUTES = """
@@ -287,6 +303,7 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
         net_params=None,
         fusion="concat",
         remainder="error",
+        accelerator=None,
         class_weight=None,
         label_smoothing=0.0,
     ):
@@ -327,6 +344,7 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
             net_params=net_params,
             fusion=fusion,
             remainder=remainder,
+            accelerator=accelerator,
         )
         self.class_weight = class_weight
         self.label_smoothing = label_smoothing

@@ -32,7 +32,7 @@ from ._fused_input import FittedBranch, FusedInput, BranchColumns, branch_finger
 from ._fusion_module import FusionModule
 from ._module import STRATEGIES
 from ._net import fast_path, release_accelerator_memory
-from ._preflight import batchnorm_drop_last, resolve_device
+from ._preflight import batchnorm_drop_last
 
 FUSIONS = ("concat", "gated")
 REMAINDERS = ("error", "drop")
@@ -183,6 +183,7 @@ class FusionMixin:
         """A shallow copy of this estimator with the branch's backbone and settings: the
         single-backbone fit steps then build the branch exactly as they build a model."""
         view = copy.copy(self)
+        view.accelerator = self.accelerator  # copy.copy goes through __getstate__, which leaves it out
         view.backbone = branch.backbone
         view.init = None  # the offset belongs to the fused model's output, not a branch's
         for param in ("strategy", "layers", "trainable_blocks", "pretrained"):
@@ -252,9 +253,9 @@ class FusionMixin:
         target_dict, fitted, stratify = self._targets(X, n, y, sample_weight, init)
 
         seed = self._seed()
-        device = resolve_device(self.device)
+        device = self._fit_device()
         release_accelerator_memory(device)
-        fast = self._fused_fast_path(device, [spec.modality for _, spec, *_ in prepared])
+        fast = self._fit_fast_path(self._fused_fast_path(device, [spec.modality for _, spec, *_ in prepared]))
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.manual_seed(seed)

@@ -516,7 +516,10 @@ def save_pretrained(estimator, path, *, overwrite: bool = False) -> Path:
     from ._fusion import is_fused
 
     _check_savable(estimator)
-    params = {name: _encode(value, name) for name, value in estimator.get_params(deep=False).items()}
+    # An Accelerator is a handle on this run's processes, not a setting of the model: it
+    # is left out, and the loaded estimator predicts (and refits) without one.
+    params = {name: _encode(value, name) for name, value in estimator.get_params(deep=False).items()
+              if name != "accelerator"}
     several = is_fused(estimator.backbone)
     if isinstance(estimator, TransferEmbedder):
         fitted = {}
