@@ -31,6 +31,11 @@ def add_fit_arguments(parser) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--image-size", type=int, help="image side in pixels (default: the backbone's)")
+    parser.add_argument("--head-epochs", type=int, default=0,
+                        help="epochs training the head on frozen features before fine-tuning (default: 0)")
+    parser.add_argument("--lora-rank", type=int, default=8, help="rank of the LoRA adapters (--strategy lora)")
+    parser.add_argument("--long-text", choices=["truncate", "chunk"],
+                        help="texts longer than the model's window: cut them (default) or pool overlapping windows")
     parser.add_argument("--task", choices=TASKS, default="classify")
     parser.add_argument("--seed", type=int, default=0)
     add_data_arguments(parser)
@@ -92,8 +97,10 @@ def cmd_fit(args) -> int:
     y = data.y if args.task == "classify" else _as_numbers(data.y, args.label_column)
     estimator = Estimator(
         args.backbone, strategy=args.strategy, max_epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-        image_size=args.image_size if data.modality == "image" else None, random_state=args.seed,
-        verbose=0 if args.quiet else 1,
+        image_size=args.image_size if data.modality == "image" else None, head_epochs=args.head_epochs,
+        lora_rank=args.lora_rank, random_state=args.seed, verbose=0 if args.quiet else 1,
+        # Only when asked for: the estimator then refuses it for images with a message.
+        **({"long_text": args.long_text} if args.long_text else {}),
     )
     estimator.fit(data.X, y)
     estimator.save_pretrained(args.out, overwrite=args.force)

@@ -75,6 +75,19 @@ def test_text_table_cross_validation_and_regression(text_table, tmp_path):
     assert "R2" in scores and "MAE" in scores and "Pearson r" in scores
 
 
+def test_lora_long_text_and_head_epochs_flags_reach_the_model(text_table, tmp_path):
+    from sktransfer import load
+
+    model = tmp_path / "lora-model"
+    run("fit", text_table, "--backbone", "all-MiniLM-L6-v2", "--strategy", "lora", "--lora-rank", "2",
+        "--long-text", "chunk", "--head-epochs", "1", "--epochs", "1", "--out", model, "--quiet")
+    params = load(model).get_params()
+    assert (params["strategy"], params["lora_rank"], params["long_text"], params["head_epochs"]) == ("lora", 2, "chunk", 1)
+    refused = run("fit", text_table, "--backbone", "all-MiniLM-L6-v2", "--lora-rank", "0", "--out",
+                  tmp_path / "bad", check=False)
+    assert refused.returncode == 2 and "lora_rank" in refused.stderr and not (tmp_path / "bad").exists()
+
+
 def test_bad_input_exits_2_with_one_line_and_never_overwrites(text_table, tmp_path):
     model = tmp_path / "m"
     model.mkdir()
