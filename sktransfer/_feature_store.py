@@ -22,12 +22,23 @@ class FeatureStore(Protocol):
     names stale features and a store needs no invalidation. A row is a 1-D float32
     array, the features of one sample.
 
-    Contract
-    --------
+    Methods
+    -------
+    get_many(keys)
+        ``keys`` is a list of ``bytes``; returns a dict ``{key: row}`` of those found.
+    put_many(rows)
+        ``rows`` is a dict ``{key: row}``; stores them, returns None.
+
+    Notes
+    -----
+    What sktransfer expects of a store:
+
     - ``get_many`` returns the rows it has, and leaves out the keys it hasn't; it may
       forget rows at any time (a bounded store evicts them). A row it returns must be
-      the one put under that key: a 1-D floating array of the same length, or the fit
-      raises a :class:`ValueError` naming the store.
+      the one put under that key: a 1-D floating array of the same length. Where the
+      rows can't be features of that backbone (another dtype or shape, lengths that
+      differ, or differ from the classifier's head) the fit or prediction raises a
+      :class:`ValueError` naming the store.
     - ``put_many`` may be called by many threads, processes or machines at once, with the
       same keys: the rows of one key are equal, so any of them may win.
     - ``sklearn.base.clone`` deep-copies the parameter, and parallel searches pickle it
@@ -35,12 +46,21 @@ class FeatureStore(Protocol):
       ``joblib.Memory`` keeps its location), else the candidates of a search share
       nothing.
 
-    Methods
-    -------
-    get_many(keys)
-        ``keys`` is a list of ``bytes``; returns a dict ``{key: row}`` of those found.
-    put_many(rows)
-        ``rows`` is a dict ``{key: row}``; stores them, returns None.
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer import FeatureStore
+    >>> class DictStore:
+    ...     def __init__(self):
+    ...         self.rows = {}
+    ...     def get_many(self, keys):
+    ...         return {k: self.rows[k] for k in keys if k in self.rows}
+    ...     def put_many(self, rows):
+    ...         self.rows.update(rows)
+    ...     def __deepcopy__(self, memo):
+    ...         return self  # clone's copy shares the rows
+    >>> isinstance(DictStore(), FeatureStore)
+    True
     """
 
     def get_many(self, keys: list[bytes]) -> dict[bytes, np.ndarray]: ...

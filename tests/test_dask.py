@@ -159,7 +159,9 @@ def test_a_shared_fsspec_store_lets_every_worker_reuse_the_others_rows(client, t
     client.run(_rows_seen, True)
     with joblib.parallel_config(backend="dask"):
         search = GridSearchCV(clf, {"lr": [1e-3, 1e-2, 1e-1]}, cv=2, n_jobs=-1).fit(X, y)
-    assert sum(client.run(_rows_seen, True).values()) >= len(X)  # the workers ran the backbone, not this process
+    per_worker = client.run(_rows_seen, True)
+    assert sum(per_worker.values()) >= len(X)  # the workers ran the backbone, not this process
+    assert min(per_worker.values()) >= DRY_RUN_ROWS  # both fitted candidates: both read and wrote the directory
     assert len(store) == len(X)  # the workers' rows all landed in the one directory
     # Every row is in the store now: workers compute none of them again, whichever
     # process wrote them, and only the 2-sample dry run of each fit runs the backbone.

@@ -260,3 +260,14 @@ def test_an_unwritable_fsspec_directory_is_a_feature_cache_error(images, tmp_pat
 def test_import_sktransfer_imports_neither_dask_nor_fsspec():
     code = "import sktransfer, sys; bad = {'dask', 'distributed', 'fsspec'} & set(sys.modules); assert not bad, bad"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_the_embedder_reads_the_rows_a_classifier_put_in_a_store_object(images, tmp_path):
+    X, y = images
+    store = FsspecFeatureStore(tmp_path)
+    head_clf(store).fit(X, y)
+    CountingCNN.rows_seen = 0
+    embedded = TransferEmbedder(CountingCNN(), image_size=16, feature_cache=copy.deepcopy(store)).fit_transform(X)
+    assert CountingCNN.rows_seen == DRY_RUN_ROWS  # its output-size check; every row came from the store
+    fresh = TransferEmbedder(CountingCNN(), image_size=16, feature_cache=None).fit_transform(X)
+    np.testing.assert_allclose(embedded, fresh, rtol=1e-5, atol=1e-6)
