@@ -149,10 +149,8 @@ def test_frozen_minilm_search_on_dask(client, sentences):
     assert remote.best_score_ >= 0.9
 
 
-def test_a_shared_fsspec_store_lets_every_worker_reuse_the_others_rows(client, tmp_path):
-    rng = np.random.RandomState(0)
-    X = rng.randint(0, 255, size=(40, 12, 12, 3)).astype(np.uint8)
-    y = np.arange(40) % 2
+def test_a_shared_fsspec_store_lets_every_worker_reuse_the_others_rows(client, tmp_path, noise_images):
+    X, y = noise_images
     store = FsspecFeatureStore(f"file://{tmp_path}")
     clf = TransferClassifier(CountingCNN(), strategy="head", image_size=16, max_epochs=1, batch_size=16,
                              random_state=0, feature_cache=store)

@@ -12,7 +12,6 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -35,19 +34,13 @@ WIDTH = 8  # CountingCNN's features
 
 
 @pytest.fixture(autouse=True)
-def empty_cache():
-    memory_store().clear()
-    CountingCNN.rows_seen = 0
-    yield
-    memory_store().clear()
+def _fresh(fresh_feature_cache):
+    pass
 
 
-@pytest.fixture(scope="module")
-def images():
-    rng = np.random.RandomState(0)
-    X = rng.randint(0, 255, size=(40, 12, 12, 3)).astype(np.uint8)
-    y = (X[:, :6].mean(axis=(1, 2, 3)) > X[:, 6:].mean(axis=(1, 2, 3))).astype(int)
-    return X, y
+@pytest.fixture
+def images(noise_images):
+    return noise_images
 
 
 def head_clf(store, **kw):
@@ -103,7 +96,7 @@ def test_a_copy_of_a_store_is_a_handle_on_the_same_rows(kind, tmp_path):
 def test_grid_search_candidates_share_rows_through_a_store_object(kind, images, tmp_path):
     X, y = images
     store = STORES[kind](tmp_path)
-    search = GridSearchCV(head_clf(store), {"lr": [1e-3, 1e-2], "max_epochs": [1, 2]}, cv=2).fit(X, y)
+    GridSearchCV(head_clf(store), {"lr": [1e-3, 1e-2], "max_epochs": [1, 2]}, cv=2).fit(X, y)
     n_fits = 4 * 2 + 1
     # Every row ran through the backbone once, whichever candidate, fold or refit asked first.
     assert CountingCNN.rows_seen == len(X) + DRY_RUN_ROWS * n_fits
