@@ -264,3 +264,9 @@ def test_the_embedder_reads_the_rows_a_classifier_put_in_a_store_object(images, 
     assert CountingCNN.rows_seen == DRY_RUN_ROWS  # its output-size check; every row came from the store
     fresh = TransferEmbedder(CountingCNN(), image_size=16, feature_cache=None).fit_transform(X)
     np.testing.assert_allclose(embedded, fresh, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("max_bytes", [-1, 1.5, "2GB", True])
+def test_a_memory_store_s_bound_must_be_a_whole_number_of_bytes(max_bytes):
+    with pytest.raises(ValueError, match="max_bytes must be an int >= 0"):
+        MemoryFeatureStore(max_bytes)
