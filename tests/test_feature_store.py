@@ -270,3 +270,12 @@ def test_the_embedder_reads_the_rows_a_classifier_put_in_a_store_object(images, 
 def test_a_memory_store_s_bound_must_be_a_whole_number_of_bytes(max_bytes):
     with pytest.raises(ValueError, match="max_bytes must be an int >= 0"):
         MemoryFeatureStore(max_bytes)
+
+
+def test_save_pretrained_refuses_a_store_object_and_says_what_to_do(tmp_path):
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(30, 5)), np.arange(30) % 2
+    clf = TransferClassifier("mlp", max_epochs=1, random_state=0, feature_cache=MemoryFeatureStore()).fit(X, y)
+    with pytest.raises(ValueError, match=r"can't store feature_cache=MemoryFeatureStore.*set_params\(feature_cache="):
+        clf.save_pretrained(tmp_path / "model")
+    clf.set_params(feature_cache="memory").save_pretrained(tmp_path / "model")  # the fix it names works
