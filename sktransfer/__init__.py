@@ -6,6 +6,9 @@ here; every other module of the package is private (``sktransfer._*``).
 
 from ._classes import TransferClassifier, TransferRegressor
 from ._embedder import TransferEmbedder
+from ._feature_cache import DiskFeatureStore, MemoryFeatureStore
+from ._feature_store import FeatureStore
+from ._fsspec_store import FsspecFeatureStore
 from ._fusion import Branch
 from ._lora import lora_targets_attention, lora_targets_linear_and_conv
 from ._model_files import load
@@ -28,9 +31,13 @@ __all__ = sorted(
     [
         "BackboneSpec",
         "Branch",
+        "DiskFeatureStore",
+        "FeatureStore",
+        "FsspecFeatureStore",
         "IMAGENET_MEAN",
         "IMAGENET_STD",
         "ImagePreprocessing",
+        "MemoryFeatureStore",
         "TextPreprocessing",
         "TransferClassifier",
         "TransferEmbedder",

@@ -134,7 +134,7 @@ class _TransferBase(FusionMixin, BaseEstimator):
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
-        "feature_cache": [StrOptions({"memory"}), str, os.PathLike, None],
+        "feature_cache": [StrOptions({"memory"}), str, os.PathLike, HasMethods(["get_many", "put_many"]), None],
         "precision": [StrOptions(set(PRECISIONS))],
         "compile": ["boolean"],
         "net_params": [dict, None],

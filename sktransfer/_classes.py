@@ -159,11 +159,14 @@ _SHARED_PARAMETERS = """
         left as it was.
     verbose : int, default=0
         ``1`` or more prints a line per epoch and a progress bar over batches.
-    feature_cache : "memory", path or None, default="memory"
+    feature_cache : "memory", path, FeatureStore or None, default="memory"
         Where frozen-backbone features (``strategy="head"``, no augmentation) are
         shared across fits: a process-wide in-memory store bounded by
         ``SKTRANSFER_FEATURE_CACHE_BYTES`` (2 GiB by default), a directory (an SQLite
-        file shared by processes, for ``n_jobs > 1``), or ``None`` to recompute.
+        file shared by the processes of one machine, for ``n_jobs > 1``; keep it off
+        network file systems), a store object with ``get_many`` and ``put_many``
+        (:class:`FeatureStore`; :class:`FsspecFeatureStore` shares rows between
+        the machines of a Dask cluster), or ``None`` to recompute.
         Keys cover the backbone's weights, preprocessing and each sample's content.
     precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
         ``"auto"`` is bf16 autocast on CUDA devices that support it, fp16 with a

@@ -96,9 +96,12 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
         ``"auto"`` picks CUDA when available, else the CPU.
     precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
         Autocast for the backbone pass; ``"auto"`` is bf16 (or fp16) on CUDA, fp32 on the CPU.
-    feature_cache : "memory", path or None, default="memory"
+    feature_cache : "memory", path, FeatureStore or None, default="memory"
         Where features are shared: the process-wide in-memory store, a directory
-        (shared by processes), or ``None`` to recompute on every ``transform``. Tabular
+        (an SQLite file shared by the processes of one machine; keep it off network
+        file systems), a store object with ``get_many`` and ``put_many``
+        (:class:`FeatureStore`; :class:`FsspecFeatureStore` shares rows between
+        machines), or ``None`` to recompute on every ``transform``. Tabular
         input is never cached (it is standardised with each fit's statistics).
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation of backbones without pretrained weights
@@ -163,7 +166,7 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],
         "precision": [StrOptions(set(PRECISIONS))],
-        "feature_cache": [StrOptions({"memory"}), str, os.PathLike, None],
+        "feature_cache": [StrOptions({"memory"}), str, os.PathLike, HasMethods(["get_many", "put_many"]), None],
         "random_state": ["random_state"],
     }
 

@@ -18,7 +18,9 @@ import os
 import sqlite3
 import threading
 import time
+import uuid
 import warnings
+import weakref
 from collections import OrderedDict
 
 import numpy as np
@@ -74,11 +76,53 @@ def backbone_fingerprint(spec, weights: bytes, *parts) -> bytes:
     return digest(description.encode(), weights)
 
 
-class MemoryFeatureStore:
-    """A process-wide LRU store of feature rows, bounded in bytes."""
+# Every MemoryFeatureStore of this process by its token, so that a copy (clone's deepcopy)
+# or an unpickled one (a worker's) is the same store, not an empty stranger.
+_MEMORY_STORES: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_MEMORY_STORES_LOCK = threading.RLock()
+# Those unpickled here without their original (in a worker process) live as long as the
+# process, like feature_cache="memory": the worker's next candidate gets the same rows.
+_ADOPTED_MEMORY_STORES: dict = {}
 
-    def __init__(self, max_bytes: int = DEFAULT_MEMORY_BYTES):
-        self.max_bytes = max_bytes
+
+def _memory_store_for(token: str, max_bytes: int) -> MemoryFeatureStore:
+    with _MEMORY_STORES_LOCK:
+        store = _MEMORY_STORES.get(token)
+        if store is None:
+            store = _ADOPTED_MEMORY_STORES[token] = MemoryFeatureStore(max_bytes, _token=token)
+        return store
+
+
+class MemoryFeatureStore:
+    """Feature rows in this process's memory, least recently used evicted first.
+
+    ``feature_cache="memory"`` is one such store shared by the whole process. Pass
+    your own to bound it differently or to keep a search's rows apart.
+
+    Parameters
+    ----------
+    max_bytes : int, default=2 GiB
+        The most bytes of rows it holds (``SKTRANSFER_FEATURE_CACHE_BYTES`` sets the
+        default).
+
+    Notes
+    -----
+    Rows never leave the process. A copy (``sklearn.base.clone`` deep-copies
+    parameters) is the same store; so is an unpickled copy in the process that
+    pickled it, while that one lives. In another process (a ``n_jobs > 1`` or Dask
+    worker) it is that process's own store of the same identity, empty at first,
+    shared by the candidates that process fits and kept for the life of the process
+    (as ``"memory"`` is). To share rows between processes use
+    :class:`DiskFeatureStore`, between machines :class:`FsspecFeatureStore`.
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_MEMORY_BYTES, *, _token: str | None = None):
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)) or max_bytes < 0:
+            raise ValueError(f"MemoryFeatureStore(max_bytes={max_bytes!r}): max_bytes must be an int >= 0.")
+        self.max_bytes = int(max_bytes)
+        self._token = _token or uuid.uuid4().hex
+        with _MEMORY_STORES_LOCK:
+            _MEMORY_STORES.setdefault(self._token, self)
         self._rows: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -121,6 +165,15 @@ class MemoryFeatureStore:
     def __len__(self):
         return len(self._rows)
 
+    def __reduce__(self):
+        return _memory_store_for, (self._token, self.max_bytes)
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __repr__(self):
+        return f"MemoryFeatureStore(max_bytes={self.max_bytes})"
+
 
 FEATURES_FILE = "features.sqlite"
 _COLUMNS = ["key", "dtype", "value"]
@@ -152,7 +205,25 @@ def _inode(file: str):
 
 
 class DiskFeatureStore:
-    """Feature rows in an SQLite file under ``path``, shared by processes (``n_jobs > 1``).
+    """Feature rows in an SQLite file under ``path``, shared by the processes of one machine.
+
+    ``feature_cache="/some/dir"`` is ``DiskFeatureStore("/some/dir")``: ``n_jobs > 1``
+    searches, or Dask workers on one machine, share its rows. A copy or an unpickled
+    one is a handle on the same file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A directory, created if missing; the rows go in its ``features.sqlite``.
+
+    Notes
+    -----
+    Keep ``path`` on a local disk. SQLite's documentation warns that file locking on
+    network file systems (NFS, SMB/CIFS) is often broken, and that two machines
+    writing one database file there can corrupt it
+    (https://www.sqlite.org/faq.html#q5, https://www.sqlite.org/howtocorrupt.html).
+    For workers on several machines use :class:`FsspecFeatureStore`, whose writes
+    need no locks.
 
     A ``features.sqlite`` that isn't a sound feature database (garbage bytes, truncated,
     another table layout) is moved aside to ``features.sqlite.corrupt-<time>-<pid>[-<n>]`` and
@@ -269,6 +340,9 @@ class DiskFeatureStore:
     def clear(self) -> None:
         self._run(lambda db: db.execute("DELETE FROM rows"))
 
+    def __repr__(self):
+        return f"DiskFeatureStore({self.path!r})"
+
 
 _MEMORY_STORE = MemoryFeatureStore()
 
@@ -284,4 +358,6 @@ def get_store(feature_cache):
         return None
     if isinstance(feature_cache, str) and feature_cache == "memory":
         return _MEMORY_STORE
-    return DiskFeatureStore(feature_cache)
+    if isinstance(feature_cache, (str, os.PathLike)):
+        return DiskFeatureStore(feature_cache)
+    return feature_cache  # a store object (FeatureStore); _parameter_constraints checked its methods

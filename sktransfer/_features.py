@@ -8,6 +8,7 @@ from skorch.utils import to_device
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from ._feature_cache import digest
+from ._feature_store import check_found_rows, check_row_widths
 
 
 class FeatureDataset(Dataset):
@@ -106,7 +107,10 @@ def cached_features(module, adapter, samples, batch_size: int, device, store, fi
     computed = [None] if module.stages is None else list(all_stages or module.stages)
     sample_keys = adapter.sample_keys(fingerprint, samples)
     keys = {stage: [_stage_key(k, stage) for k in sample_keys] for stage in wanted}
-    found = store.get_many(list(dict.fromkeys(k for stage in wanted for k in keys[stage])))  # each key once
+    asked = list(dict.fromkeys(k for stage in wanted for k in keys[stage]))  # each key once
+    found = store.get_many(asked)
+    check_found_rows(store, found, asked)  # a user's store object may return anything
+    found = dict(found)  # never add to the store's own dict
     # A sample repeated in X (the same text twice) runs the backbone once.
     first = {}
     for i, key in enumerate(sample_keys):
@@ -126,6 +130,9 @@ def cached_features(module, adapter, samples, batch_size: int, device, store, fi
         }
         store.put_many(new_rows)
         found.update(new_rows)
+    head = getattr(module, "head", None)
+    check_row_widths(store, {stage: [found[k] for k in keys[stage]] for stage in wanted},
+                     getattr(head, "in_features", None))
     rows = [np.concatenate([found[keys[stage][i]] for stage in wanted]) for i in range(len(sample_keys))]
     return torch.from_numpy(np.stack(rows).astype(np.float32, copy=False))
 

@@ -69,6 +69,12 @@ def _encode(value, name: str):
 
     if isinstance(value, Branch):  # its parameters, never the object
         return {"branch": {k: _encode(v, f"{name}.{k}") for k, v in value.get_params(deep=False).items()}}
+    if name == "feature_cache":  # a store object (FeatureStore): where rows live is the loading machine's choice
+        raise ValueError(
+            f"save_pretrained can't store feature_cache={value!r}: a store object is not a JSON value, and model "
+            "files never hold pickled objects. Save with estimator.set_params(feature_cache='memory') (or a "
+            "directory path), and give the loaded model its store with set_params(feature_cache=...)."
+        )
     raise ValueError(
         f"save_pretrained can't store the parameter {name}={value!r} ({type(value).__name__}) as JSON, and "
         f"model files never hold pickled objects: {_ENCODE_HINT}."

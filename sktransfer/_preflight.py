@@ -38,7 +38,16 @@ _NO_TOKENIZER_LIMIT = 10**9
 
 # ------------------------------------------------------------------ device
 def resolve_device(device) -> str:
-    """``"auto"`` means CUDA when available, else the CPU."""
+    """``"auto"`` means CUDA when available, else the CPU.
+
+    ``"cuda"`` without an index is torch's *current* CUDA device, among those
+    ``CUDA_VISIBLE_DEVICES`` shows this process: a worker that
+    ``dask_cuda.LocalCUDACluster`` started sees its own GPU first (index 0, current
+    by default), and a thread that called ``torch.cuda.set_device`` gets that one. No
+    index is pinned on purpose: a fitted estimator keeps ``device_ == "cuda"`` and,
+    unpickled in another process, lands on that process's current GPU, which
+    ``"cuda:3"`` would not do on a machine with fewer GPUs.
+    """
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return str(device)

@@ -40,7 +40,8 @@ class NonFiniteOutputError(SktransferError, ValueError):
 
 class FeatureCacheError(SktransferError, ValueError):
     """``feature_cache`` names a path that can't hold the cache (a file, a directory that
-    can't be created or written), or its SQLite file failed in a way a rebuild can't fix."""
+    can't be created or written), its SQLite file failed in a way a rebuild can't fix, or
+    an :class:`~sktransfer.FsspecFeatureStore` could not read or write its URL."""
 
 
 class ModelFileError(SktransferError, ValueError):
@@ -49,4 +50,5 @@ class ModelFileError(SktransferError, ValueError):
 
 
 class FeatureCacheWarning(UserWarning):
-    """The on-disk feature cache was unreadable and was rebuilt empty (features are recomputed)."""
+    """The on-disk feature cache was unreadable and was rebuilt empty, or a row file of an
+    :class:`~sktransfer.FsspecFeatureStore` was unreadable (its features are recomputed)."""

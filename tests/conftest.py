@@ -53,3 +53,24 @@ def frame(sentences, digits):
     rng = np.random.RandomState(0)
     X = pd.DataFrame({"photo": list(images[:24]), "caption": texts, "price": rng.normal(size=24)})
     return X, labels
+
+
+@pytest.fixture(scope="module")
+def noise_images():
+    """40 random 12x12 RGB uint8 images; the label says which half is brighter."""
+    rng = np.random.RandomState(0)
+    X = rng.randint(0, 255, size=(40, 12, 12, 3)).astype(np.uint8)
+    y = (X[:, :6].mean(axis=(1, 2, 3)) > X[:, 6:].mean(axis=(1, 2, 3))).astype(int)
+    return X, y
+
+
+@pytest.fixture
+def fresh_feature_cache():
+    """The process-wide feature store empty and CountingCNN's count at zero, before and after."""
+    from _tiny_backbones import CountingCNN
+    from sktransfer._feature_cache import memory_store
+
+    memory_store().clear()
+    CountingCNN.rows_seen = 0
+    yield memory_store()
+    memory_store().clear()

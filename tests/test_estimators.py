@@ -163,6 +163,21 @@ def test_device_auto_picks_cuda_only_when_available(monkeypatch):
     assert resolve_device("cpu") == "cpu"
 
 
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_device_auto_trains_on_the_current_cuda_device(digits):
+    # As in a dask_cuda worker (whose own GPU is its current device) or a thread that chose one.
+    from _tiny_backbones import CountingCNN
+
+    X, y = digits
+    previous = torch.cuda.current_device()
+    torch.cuda.set_device(1)
+    try:
+        clf = TransferClassifier(CountingCNN(), image_size=16, max_epochs=1, random_state=0).fit(X, y)
+    finally:
+        torch.cuda.set_device(previous)
+    assert {p.device for p in clf.net_.module_.parameters()} == {torch.device("cuda", 1)}
+
+
 class TinyCNN(nn.Module):
     def __init__(self):
         super().__init__()
