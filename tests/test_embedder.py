@@ -29,12 +29,7 @@ DRY_RUN_ROWS = 2  # every fit checks the backbone's output size on two samples
 
 
 
-@pytest.fixture(autouse=True)
-def empty_cache():
-    memory_store().clear()
-    CountingCNN.rows_seen = 0
-    yield
-    memory_store().clear()
+pytestmark = pytest.mark.usefixtures("fresh_feature_cache")
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,7 @@ from sktransfer.exceptions import FeatureCacheError, FeatureCacheWarning
 
 
 
-@pytest.fixture(autouse=True)
-def empty_cache():
-    memory_store().clear()
-    CountingCNN.rows_seen = 0
-    yield
-    memory_store().clear()
+pytestmark = pytest.mark.usefixtures("fresh_feature_cache")
 
 
 @pytest.fixture(scope="module")

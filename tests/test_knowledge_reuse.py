@@ -15,7 +15,6 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
 from sktransfer import TransferClassifier, TransferRegressor
-from sktransfer._feature_cache import memory_store
 
 
 def tiny_cnn(seed=0):
@@ -30,11 +29,7 @@ def tiny_cnn(seed=0):
     )
 
 
-@pytest.fixture(autouse=True)
-def empty_cache():
-    memory_store().clear()
-    yield
-    memory_store().clear()
+pytestmark = pytest.mark.usefixtures("fresh_feature_cache")
 
 
 @pytest.fixture(scope="module")

@@ -27,12 +27,8 @@ def params_as_text(estimator):
     return repr(sorted(estimator.get_params(deep=False).items(), key=lambda item: item[0]))
 
 
-@pytest.fixture(autouse=True)
-def empty_cache():
-    # A loaded model must compute its features, not find the saved model's in the cache.
-    memory_store().clear()
-    yield
-    memory_store().clear()
+# A loaded model must compute its features, not find the saved model's in the cache.
+pytestmark = pytest.mark.usefixtures("fresh_feature_cache")
 
 
 @pytest.fixture(scope="module")
