@@ -1,5 +1,6 @@
-"""Tiny user-module backbones shared by several test files."""
+"""Tiny user-module backbones, and the noise images they learn from, shared by several test files."""
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -29,3 +30,11 @@ class Tiny(nn.Module):
 
     def forward(self, x):
         return self.linear(x)
+
+
+def brightness_images(n: int):
+    """``n`` random 12x12 RGB uint8 images (seed 0); the label says whether the top half is brighter."""
+    rng = np.random.RandomState(0)
+    X = rng.randint(0, 255, size=(n, 12, 12, 3)).astype(np.uint8)
+    y = (X[:, :6].mean(axis=(1, 2, 3)) > X[:, 6:].mean(axis=(1, 2, 3))).astype(int)
+    return X, y

@@ -58,10 +58,9 @@ def frame(sentences, digits):
 @pytest.fixture(scope="module")
 def noise_images():
     """40 random 12x12 RGB uint8 images; the label says which half is brighter."""
-    rng = np.random.RandomState(0)
-    X = rng.randint(0, 255, size=(40, 12, 12, 3)).astype(np.uint8)
-    y = (X[:, :6].mean(axis=(1, 2, 3)) > X[:, 6:].mean(axis=(1, 2, 3))).astype(int)
-    return X, y
+    from _tiny_backbones import brightness_images
+
+    return brightness_images(40)
 
 
 @pytest.fixture

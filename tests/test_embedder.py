@@ -18,7 +18,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
-from _tiny_backbones import CountingCNN  # tests/ is on sys.path (pytest rootdir import)
+from _tiny_backbones import CountingCNN, brightness_images  # tests/ is on sys.path (pytest rootdir import)
 from sktransfer import TransferClassifier, TransferEmbedder
 from sktransfer._feature_cache import memory_store
 from sktransfer.exceptions import InputModalityError
@@ -34,10 +34,7 @@ pytestmark = pytest.mark.usefixtures("fresh_feature_cache")
 
 @pytest.fixture(scope="module")
 def images():
-    rng = np.random.RandomState(0)
-    X = rng.randint(0, 255, size=(30, 12, 12, 3)).astype(np.uint8)
-    y = (X[:, :6].mean(axis=(1, 2, 3)) > X[:, 6:].mean(axis=(1, 2, 3))).astype(int)
-    return X, y
+    return brightness_images(30)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sklearn.model_selection import GridSearchCV, cross_val_score
 
-from _tiny_backbones import CountingCNN  # tests/ is on sys.path (pytest rootdir import)
+from _tiny_backbones import CountingCNN, brightness_images  # tests/ is on sys.path (pytest rootdir import)
 from sktransfer import TransferClassifier
 from sktransfer._feature_cache import DiskFeatureStore, MemoryFeatureStore, memory_store
 from sktransfer.exceptions import FeatureCacheError, FeatureCacheWarning
@@ -24,10 +24,7 @@ pytestmark = pytest.mark.usefixtures("fresh_feature_cache")
 
 @pytest.fixture(scope="module")
 def images():
-    rng = np.random.RandomState(0)
-    X = rng.randint(0, 255, size=(60, 12, 12, 3)).astype(np.uint8)
-    y = (X[:, :6].mean(axis=(1, 2, 3)) > X[:, 6:].mean(axis=(1, 2, 3))).astype(int)
-    return X, y
+    return brightness_images(60)
 
 
 DRY_RUN_ROWS = 2  # every fit checks the backbone's output size on two samples
