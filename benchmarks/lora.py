@@ -1,12 +1,13 @@
 """strategy="head", "full" and "lora" side by side: quality, trainable parameters, epoch time, peak memory.
 
     python benchmarks/lora.py --set tweets [--n 2000] [--epochs 3]    # VADER tweets, all-MiniLM-L6-v2
+    python benchmarks/lora.py --set amazon                             # or nyt: the other VADER sets
     python benchmarks/lora.py --set fashion [--n 2000] [--epochs 3]   # Fashion-MNIST, efficientnet_lite0
 
 Each strategy is fitted in a fresh subprocess (one at a time) on the same training
 rows and scored on the same held-out rows:
 
-* ``tweets``: ``TransferRegressor("all-MiniLM-L6-v2")`` on the VADER tweets ground
+* ``tweets`` (or ``amazon``, ``nyt``): ``TransferRegressor("all-MiniLM-L6-v2")`` on that VADER ground
   truth (``../shared/data/vader``, as ``benchmarks/vader.py``), 80/20 split of the
   ``--n`` first rows after a seeded shuffle; Pearson r of the held-out predictions.
 * ``fashion``: ``TransferClassifier("efficientnet_lite0")`` on ``--n`` Fashion-MNIST
@@ -36,21 +37,22 @@ from _common import RESULTS, save_result
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STRATEGIES = ("head", "full", "lora")
-BACKBONES = {"tweets": "all-MiniLM-L6-v2", "fashion": "efficientnet_lite0"}
+VADER_SETS = ("tweets", "amazon", "nyt")
+BACKBONES = {**dict.fromkeys(VADER_SETS, "all-MiniLM-L6-v2"), "fashion": "efficientnet_lite0"}
 # Learning rates per strategy: the head alone on frozen features takes a larger step;
 # "full" uses the library's default (the backbone at lr/10 for text encoders); LoRA's
 # adapters train at lr (backbone_lr=None).
-LR = {"tweets": {"head": 1e-2, "full": 1e-3, "lora": 1e-3}, "fashion": {"head": 1e-2, "full": 1e-3, "lora": 1e-3}}
+LR = dict.fromkeys(BACKBONES, {"head": 1e-2, "full": 1e-3, "lora": 1e-3})
 
 
 # ------------------------------------------------------------------ data
 def load_data(args):
     """``(X_train, y_train, X_test, y_test)`` for ``args.set``."""
     rng = np.random.RandomState(0)
-    if args.set == "tweets":
+    if args.set in VADER_SETS:
         from vader import load_named_set
 
-        texts, y = load_named_set(args.data_dir or os.path.join("..", "shared", "data", "vader"), "tweets")
+        texts, y = load_named_set(args.data_dir or os.path.join("..", "shared", "data", "vader"), args.set)
         order = rng.permutation(len(texts))[: args.n]
         cut = int(round(0.8 * len(order)))
         train, test = order[:cut], order[cut:]
@@ -97,7 +99,7 @@ def run_strategy(args) -> dict:
     if args.set == "fashion":
         model = TransferClassifier(BACKBONES["fashion"], image_size=args.image_size, **params)
     else:
-        model = TransferRegressor(BACKBONES["tweets"], **params)
+        model = TransferRegressor(BACKBONES[args.set], **params)
     start = time.perf_counter()
     model.fit(X, y)
     fit_s = time.perf_counter() - start
@@ -131,7 +133,7 @@ def run_strategy(args) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--set", choices=list(BACKBONES), default="tweets")
-    parser.add_argument("--n", type=int, default=2000, help="training rows (tweets: rows before the 80/20 split)")
+    parser.add_argument("--n", type=int, default=2000, help="training rows (VADER sets: rows before the 80/20 split)")
     parser.add_argument("--n-test", type=int, default=2000, help="fashion: test images scored")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
