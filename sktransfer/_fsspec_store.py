@@ -118,9 +118,9 @@ class FsspecFeatureStore:
         found = {}
         for path, blob in blobs.items():
             key = by_name.get(path.rsplit("/", 1)[-1])
-            row = _decode(blob)
             if key is None:
                 continue
+            row = _decode(blob)
             if row is None:
                 warnings.warn(
                     f"The feature cache {self.url!r} has an unreadable row file {path!r}; it is recomputed and "

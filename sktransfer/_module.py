@@ -93,11 +93,10 @@ class TransferModule(nn.Module):
 
     def _unpickled_device(self, fitted_on: str) -> str:
         """Where the rest of the module landed (torch.load's map_location), so the backbone joins it."""
-        for tensor in self.head.state_dict().values():
-            if tensor.device.type == torch.device(fitted_on).type:
-                return fitted_on
-            return str(tensor.device)
-        return fitted_on if fitted_on == "cpu" or torch.cuda.is_available() else "cpu"
+        tensor = next(iter(self.head.state_dict().values()), None)
+        if tensor is None:  # a headless module (the embedder's): where it was, if that is here
+            return fitted_on if fitted_on == "cpu" or torch.cuda.is_available() else "cpu"
+        return fitted_on if tensor.device.type == torch.device(fitted_on).type else str(tensor.device)
 
     def __deepcopy__(self, memo):
         # A deep copy is a module of its own, backbone included (a copy to train, a
