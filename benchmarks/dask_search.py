@@ -28,8 +28,9 @@ from _common import Timer, digits_images, save_result
 
 
 def _warm_up():
-    import sktransfer  # noqa: F401  (imports torch, skorch, the plugins)
     import torch
+
+    import sktransfer  # noqa: F401  (imports torch, skorch, the plugins)
 
     return torch.get_num_threads()
 

@@ -43,7 +43,7 @@ def embedder_ridge_oof(texts, y, folds):
     from sklearn.pipeline import make_pipeline
 
     from sktransfer import TransferEmbedder
-    from sktransfer._feature_cache import memory_store
+    from sktransfer._features.stores import memory_store
 
     memory_store().clear()
     model = make_pipeline(TransferEmbedder("all-MiniLM-L6-v2"), RidgeCV(alphas=RIDGE_ALPHAS))

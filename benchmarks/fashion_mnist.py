@@ -55,13 +55,13 @@ def load_split(directory: str, kind: str):
 
 def frozen_features(X, image_size: int, batch_size: int = 64):
     """Pooled EfficientNet-Lite0 features, computed by sktransfer's own frozen path."""
-    from sktransfer._base import resolve_device
-    from sktransfer._backbone_cache import build_backbone
-    from sktransfer._features import extract_features
-    from sktransfer._adapters import make_adapter
-    from sktransfer._module import TransferModule
-    from sktransfer._net import fast_path
     from sktransfer import get_spec
+    from sktransfer._estimators.base import resolve_device
+    from sktransfer._features.extraction import extract_features
+    from sktransfer._inputs import make_adapter
+    from sktransfer._nn.backbone_cache import build_backbone
+    from sktransfer._nn.module import TransferModule
+    from sktransfer._training.net import fast_path
 
     spec = get_spec("efficientnet_lite0")
     device = resolve_device("auto")

@@ -85,8 +85,8 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
 
-    from sktransfer._base import resolve_device
     from sktransfer import get_spec
+    from sktransfer._estimators.base import resolve_device
 
     X, y = digits_images(args.n)
     spec = get_spec(args.backbone)

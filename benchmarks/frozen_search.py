@@ -28,14 +28,13 @@ def main():
     import torch
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
-    from sktransfer import TransferClassifier
-    from sktransfer._base import resolve_device
-    from sktransfer._backbone_cache import build_backbone
-    from sktransfer._feature_cache import memory_store
-    from sktransfer._features import extract_features
-    from sktransfer._adapters import make_adapter
-    from sktransfer._net import fast_path
-    from sktransfer import get_spec
+    from sktransfer import TransferClassifier, get_spec
+    from sktransfer._estimators.base import resolve_device
+    from sktransfer._features.extraction import extract_features
+    from sktransfer._features.stores import memory_store
+    from sktransfer._inputs import make_adapter
+    from sktransfer._nn.backbone_cache import build_backbone
+    from sktransfer._training.net import fast_path
 
     X, y = digits_images(args.n)
     spec = get_spec(args.backbone)
@@ -46,7 +45,7 @@ def main():
 
     # One embedding pass: the pretrained backbone over every image, batch by batch
     # (the same preprocessing, batch size and DataLoader an estimator uses).
-    from sktransfer._module import TransferModule
+    from sktransfer._nn.module import TransferModule
 
     module = TransferModule(build_backbone(spec, True)[0], spec.get_feature_dim(), 1).to(device)
     warm_up = torch.utils.data.Subset(adapter.dataset(source), range(32))

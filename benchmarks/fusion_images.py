@@ -52,7 +52,7 @@ def main():
     from sklearn.model_selection import train_test_split
 
     from sktransfer import Branch, TransferClassifier
-    from sktransfer._feature_cache import memory_store
+    from sktransfer._features.stores import memory_store
 
     ensure_data(args.data_dir)
     X_all, y_all = load_split(args.data_dir, "train")

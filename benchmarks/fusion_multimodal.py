@@ -114,7 +114,7 @@ def main():
     import torch
 
     from sktransfer import Branch, TransferClassifier
-    from sktransfer._feature_cache import memory_store
+    from sktransfer._features.stores import memory_store
 
     frames = build(args)
     X_train, a_train, b_train = frames["train"]

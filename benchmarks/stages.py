@@ -44,12 +44,12 @@ def one_pass_seconds(X, backbone: str, image_size: int) -> float:
     import torch
 
     from sktransfer import get_spec
-    from sktransfer._adapters import make_adapter
-    from sktransfer._backbone_cache import build_backbone
-    from sktransfer._base import resolve_device
-    from sktransfer._features import extract_features
-    from sktransfer._module import TransferModule
-    from sktransfer._net import fast_path
+    from sktransfer._estimators.base import resolve_device
+    from sktransfer._features.extraction import extract_features
+    from sktransfer._inputs import make_adapter
+    from sktransfer._nn.backbone_cache import build_backbone
+    from sktransfer._nn.module import TransferModule
+    from sktransfer._training.net import fast_path
 
     spec = get_spec(backbone)
     device = resolve_device("auto")
@@ -80,7 +80,7 @@ def main():
 
     import sktransfer
     from sktransfer import TransferClassifier
-    from sktransfer._feature_cache import memory_store
+    from sktransfer._features.stores import memory_store
 
     torch.set_num_threads(args.threads)
     name = "stages-ratio" if args.skip_accuracy else "stages"

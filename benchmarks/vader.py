@@ -70,12 +70,12 @@ def frozen_ridge_oof(texts, y, folds):
     """Out-of-fold predictions of RidgeCV on frozen, mean-pooled all-MiniLM-L6-v2 embeddings."""
     from sklearn.linear_model import RidgeCV
 
-    from sktransfer._base import resolve_device
-    from sktransfer._backbone_cache import build_backbone
-    from sktransfer._features import extract_features
-    from sktransfer._adapters import make_adapter
-    from sktransfer._module import TransferModule
     from sktransfer import get_spec
+    from sktransfer._estimators.base import resolve_device
+    from sktransfer._features.extraction import extract_features
+    from sktransfer._inputs import make_adapter
+    from sktransfer._nn.backbone_cache import build_backbone
+    from sktransfer._nn.module import TransferModule
 
     spec = get_spec("all-MiniLM-L6-v2")
     adapter = make_adapter(spec)

@@ -4,15 +4,16 @@ Estimators, the backbone registry and the types a plugin author needs are public
 here; every other module of the package is private (``sktransfer._*``).
 """
 
-from ._classes import TransferClassifier, TransferRegressor
-from ._embedder import TransferEmbedder
-from ._feature_cache import DiskFeatureStore, MemoryFeatureStore
-from ._feature_store import FeatureStore
-from ._fsspec_store import FsspecFeatureStore
-from ._fusion import Branch
-from ._lora import lora_targets_attention, lora_targets_linear_and_conv
-from ._model_files import load
-from ._registry import (
+from sktransfer import _legacy_paths
+from sktransfer._estimators.classes import TransferClassifier, TransferRegressor
+from sktransfer._estimators.embedder import TransferEmbedder
+from sktransfer._estimators.fusion import Branch
+from sktransfer._features.fsspec_store import FsspecFeatureStore
+from sktransfer._features.protocol import FeatureStore
+from sktransfer._features.stores import DiskFeatureStore, MemoryFeatureStore
+from sktransfer._nn.lora import lora_targets_attention, lora_targets_linear_and_conv
+from sktransfer._persistence.model_files import load
+from sktransfer._spec.registry import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     BackboneSpec,
@@ -23,9 +24,10 @@ from ._registry import (
     list_backbones,
     list_stages,
 )
-from .hookspecs import hookimpl
+from sktransfer._version import __version__
 
-__version__ = "0.1.0"
+_legacy_paths.install()  # pickles written before the layered package name the old module paths
+from sktransfer.hookspecs import hookimpl
 
 __all__ = sorted(
     [

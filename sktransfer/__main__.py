@@ -25,7 +25,7 @@ def _feature_size(spec) -> str:
 
 
 def _cmd_backbones(args) -> int:
-    from ._registry import get_spec, list_backbones
+    from sktransfer._spec.registry import get_spec, list_backbones
 
     if args.details is not None:
         return _print_details(get_spec(args.details))
@@ -44,7 +44,7 @@ def _cmd_backbones(args) -> int:
 
 def _print_details(spec) -> int:
     """Everything the spec says, building no model."""
-    from ._registry import ImagePreprocessing, TextPreprocessing
+    from sktransfer._spec.registry import ImagePreprocessing, TextPreprocessing
 
     prep = spec.preprocessing
     if isinstance(prep, ImagePreprocessing):
@@ -86,7 +86,7 @@ def _print_details(spec) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from ._demo import run_demo
+    from sktransfer._cli.demo import run_demo
 
     return run_demo(args)
 
@@ -103,12 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="show one backbone's spec: modality, plugin, feature size, preprocessing, blocks, stages, weights",
     )
     p.set_defaults(func=_cmd_backbones)
-    from ._demo import add_demo_arguments
+    from sktransfer._cli.demo import add_demo_arguments
 
     d = sub.add_parser("demo", help="baseline vs frozen vs fine-tuned on bundled digits or your own data")
     add_demo_arguments(d)
     d.set_defaults(func=_cmd_demo)
-    from . import _cli_commands as commands
+    from sktransfer._cli import commands as commands
 
     f = sub.add_parser("fit", help="fit a model on a folder of images or a table, and save it to --out")
     commands.add_fit_arguments(f)

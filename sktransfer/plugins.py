@@ -14,7 +14,7 @@ import warnings
 
 import pluggy
 
-from . import hookspecs
+from sktransfer import hookspecs
 
 DISABLE_AUTOLOAD_ENV = "SKTRANSFER_DISABLE_PLUGIN_AUTOLOAD"
 

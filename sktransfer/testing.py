@@ -21,8 +21,8 @@ from __future__ import annotations
 import pickle
 from typing import Any, Callable, Iterable
 
-from ._adapters import adapter_class
-from ._registry import BackboneSpec, get_spec
+from sktransfer._inputs import adapter_class
+from sktransfer._spec.registry import BackboneSpec, get_spec
 
 __all__ = ["check_backbone_spec", "check_plugin"]
 
@@ -91,7 +91,7 @@ def _sample_input(spec: BackboneSpec, batch_size: int, image_size: int | None, n
 def _check_forward(spec, backbone, dim: int, batch_size: int, image_size, n_features: int):
     import torch
 
-    from ._module import TransferModule
+    from sktransfer._nn.module import TransferModule
 
     pooling = "mean" if adapter_class(spec.modality).pooling_applies else None
     module = TransferModule(backbone, dim or 1, 2, pooling)  # only .features runs: the head's width is moot
@@ -170,8 +170,8 @@ def _check_lora(spec: BackboneSpec, backbone, batch_size: int, image_size, n_fea
 
     import torch
 
-    from ._lora import add_adapters, is_lora_name
-    from ._module import TransferModule
+    from sktransfer._nn.lora import add_adapters, is_lora_name
+    from sktransfer._nn.module import TransferModule
 
     if not spec.lora_targets or importlib.util.find_spec("peft") is None:
         return
@@ -204,7 +204,7 @@ def _check_stages(spec: BackboneSpec, backbone, batch_size: int, image_size, n_f
     """Declared stages are unique and each one comes out of ``stage_outputs``, alone and together."""
     import torch
 
-    from ._stages import fx_stage_outputs
+    from sktransfer._nn.stage_outputs import fx_stage_outputs
 
     try:
         stages = spec.get_stages()

@@ -67,7 +67,8 @@ def noise_images():
 def fresh_feature_cache():
     """The process-wide feature store empty and CountingCNN's count at zero, before and after."""
     from _tiny_backbones import CountingCNN
-    from sktransfer._feature_cache import memory_store
+
+    from sktransfer._features.stores import memory_store
 
     memory_store().clear()
     CountingCNN.rows_seen = 0

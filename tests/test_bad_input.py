@@ -5,7 +5,11 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from sktransfer import TransferClassifier, TransferRegressor
-from sktransfer.exceptions import InputModalityError, InvalidInputError, UnknownBackboneError
+from sktransfer.exceptions import (
+    InputModalityError,
+    InvalidInputError,
+    UnknownBackboneError,
+)
 
 X_TAB = np.random.RandomState(0).normal(size=(20, 3))
 Y_CLS = np.array([0, 1] * 10)

@@ -103,7 +103,7 @@ def test_bad_input_exits_2_with_one_line_and_never_overwrites(text_table, tmp_pa
 
 def test_long_predictions_in_chunks_match_one_pass(monkeypatch, capsys):
     from sktransfer import TransferClassifier, TransferRegressor
-    from sktransfer import _cli_commands as commands
+    from sktransfer._cli import commands as commands
 
     X = np.random.RandomState(0).normal(size=(50, 3))
     y = np.array(["a", "b"] * 25)
@@ -124,7 +124,7 @@ def test_a_parquet_table(tmp_path, sentences):
 
     import pandas as pd
 
-    from sktransfer._cli_data import load_data
+    from sktransfer._cli.data import load_data
 
     texts, labels = sentences
     path = tmp_path / "reviews.parquet"

@@ -52,7 +52,7 @@ def test_frozen_predictions_sharing_the_feature_cache_from_threads(digits):
     # Rows not cached yet: threads compute and store them at the same time.
     chunks = [X[24 + i :: 3] for i in range(3)] + [X[:24]]
     sequential = [clf.predict_proba(chunk) for chunk in chunks]
-    from sktransfer._feature_cache import memory_store
+    from sktransfer._features.stores import memory_store
 
     memory_store().clear()
     with ThreadPoolExecutor(N_THREADS) as pool:

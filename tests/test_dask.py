@@ -13,10 +13,10 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 import joblib  # noqa: E402
+from _tiny_backbones import CountingCNN  # noqa: E402  (tests/ is on sys.path: pytest rootdir import)
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_validate  # noqa: E402
 
 import sktransfer  # noqa: E402
-from _tiny_backbones import CountingCNN  # noqa: E402  (tests/ is on sys.path: pytest rootdir import)
 from sktransfer import FsspecFeatureStore, TransferClassifier  # noqa: E402
 
 TESTS = os.path.dirname(os.path.abspath(__file__))

@@ -7,6 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _tiny_backbones import (  # tests/ is on sys.path (pytest rootdir import)
+    CountingCNN,
+    brightness_images,
+)
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import make_classification
 from sklearn.ensemble import StackingClassifier
@@ -18,9 +22,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
-from _tiny_backbones import CountingCNN, brightness_images  # tests/ is on sys.path (pytest rootdir import)
 from sktransfer import TransferClassifier, TransferEmbedder
-from sktransfer._feature_cache import memory_store
+from sktransfer._features.stores import memory_store
 from sktransfer.exceptions import InputModalityError
 
 MINILM = "all-MiniLM-L6-v2"

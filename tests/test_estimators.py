@@ -7,7 +7,7 @@ import torch.nn as nn
 from sklearn.datasets import make_classification, make_regression
 
 from sktransfer import TransferClassifier, TransferRegressor
-from sktransfer._base import resolve_device
+from sktransfer._estimators.base import resolve_device
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sktransfer import TransferClassifier, TransferRegressor
-from sktransfer._net import fast_path, release_accelerator_memory
+from sktransfer._training.net import fast_path, release_accelerator_memory
 
 
 def test_cuda_with_bf16_uses_bf16_channels_last_workers_and_pinned_memory():

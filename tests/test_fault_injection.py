@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from skorch.callbacks import Callback
 from sklearn.base import clone
+from skorch.callbacks import Callback
 
 from sktransfer import TransferClassifier, TransferRegressor
 from sktransfer.exceptions import NonFiniteOutputError, TrainingDivergedError

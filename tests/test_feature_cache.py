@@ -9,15 +9,19 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from _tiny_backbones import (  # tests/ is on sys.path (pytest rootdir import)
+    CountingCNN,
+    brightness_images,
+)
 from sklearn.model_selection import GridSearchCV, cross_val_score
 
-from _tiny_backbones import CountingCNN, brightness_images  # tests/ is on sys.path (pytest rootdir import)
 from sktransfer import TransferClassifier
-from sktransfer._feature_cache import DiskFeatureStore, MemoryFeatureStore, memory_store
+from sktransfer._features.stores import (
+    DiskFeatureStore,
+    MemoryFeatureStore,
+    memory_store,
+)
 from sktransfer.exceptions import FeatureCacheError, FeatureCacheWarning
-
-
-
 
 pytestmark = pytest.mark.usefixtures("fresh_feature_cache")
 

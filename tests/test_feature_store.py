@@ -12,10 +12,10 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from _tiny_backbones import CountingCNN  # tests/ is on sys.path (pytest rootdir import)
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils._param_validation import InvalidParameterError
 
-from _tiny_backbones import CountingCNN  # tests/ is on sys.path (pytest rootdir import)
 from sktransfer import (
     DiskFeatureStore,
     FeatureStore,
@@ -24,7 +24,7 @@ from sktransfer import (
     TransferClassifier,
     TransferEmbedder,
 )
-from sktransfer._feature_cache import memory_store
+from sktransfer._features.stores import memory_store
 from sktransfer.exceptions import FeatureCacheError, FeatureCacheWarning
 
 fsspec = pytest.importorskip("fsspec")

@@ -7,9 +7,9 @@ import signal
 import numpy as np
 import pytest
 import torch
-from skorch.callbacks import Callback
 from sklearn.exceptions import FitFailedWarning
 from sklearn.model_selection import GridSearchCV
+from skorch.callbacks import Callback
 
 from sktransfer import TransferClassifier, TransferRegressor
 from sktransfer.exceptions import NonFiniteOutputError, TrainingDivergedError

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from skorch.callbacks import Callback
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
+from skorch.callbacks import Callback
 
 from sktransfer import Branch, TransferClassifier, TransferRegressor
-from sktransfer._feature_cache import memory_store
+from sktransfer._features.stores import memory_store
 from sktransfer.exceptions import InvalidInputError
 
 IMAGE = dict(pretrained=False, image_size=16)

@@ -16,9 +16,9 @@ from PIL import Image
 from torch import nn
 
 from sktransfer import TransferClassifier
-from sktransfer._adapters.image import ImageAdapter
-from sktransfer._adapters.pixels import to_uint8_chw
-from sktransfer._registry import ImagePreprocessing
+from sktransfer._inputs.image import ImageAdapter
+from sktransfer._inputs.pixels import to_uint8_chw
+from sktransfer._spec.registry import ImagePreprocessing
 from sktransfer.exceptions import InputModalityError, InvalidInputError
 
 ADAPTER = ImageAdapter("tiny", ImagePreprocessing(input_size=16))

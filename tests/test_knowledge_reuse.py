@@ -262,7 +262,7 @@ def test_efficientnet_lite0_stages_feed_the_head(images):
 
 
 def test_text_stages_are_cached_per_stage_so_a_search_over_layers_embeds_once(sentences, monkeypatch):
-    import sktransfer._features as features
+    import sktransfer._features.extraction as features
 
     texts, labels = sentences
     computed = []
@@ -297,7 +297,7 @@ def test_partial_strategy_counts_blocks_from_the_deepest_chosen_stage(images):
     assert module.blocks[-1] == "blocks.2"  # conv_head and the blocks above never see a gradient
     trainable = {n.split(".")[0] + "." + n.split(".")[1] for n, p in module.backbone.named_parameters() if p.requires_grad}
     assert trainable == {"blocks.2"}
-    from sktransfer._stages import blocks_feeding
+    from sktransfer._spec.stages import blocks_feeding
 
     assert blocks_feeding(["model.embeddings", "model.encoder.layer.0", "model.encoder.layer.1"], "layer.0") == [
         "model.embeddings", "model.encoder.layer.0"]

@@ -9,10 +9,10 @@ import torch
 from sklearn.utils._param_validation import InvalidParameterError
 
 from sktransfer import TransferClassifier, TransferEmbedder, TransferRegressor, load
-from sktransfer._adapters.text import MAX_WINDOWS, window_stride, windows_batch
-from sktransfer._feature_cache import MemoryFeatureStore
-from sktransfer._model_files import _config_checksum
-from sktransfer._stages import WINDOW_MASK, pool_windows, split_windows
+from sktransfer._features.stores import MemoryFeatureStore
+from sktransfer._inputs.text import MAX_WINDOWS, window_stride, windows_batch
+from sktransfer._nn.pooling import WINDOW_MASK, pool_windows, split_windows
+from sktransfer._persistence.model_files import _config_checksum
 
 MINILM = "all-MiniLM-L6-v2"
 MAX_LENGTH = 16  # 14 text tokens per window: the texts below span several
@@ -139,7 +139,7 @@ def long_texts():
 def test_frozen_fit_and_predict_cache_chunked_features(long_texts, monkeypatch, tiny):
     X, y = long_texts
     store = MemoryFeatureStore()
-    monkeypatch.setattr("sktransfer._base.get_store", lambda feature_cache: None if feature_cache is None else store)
+    monkeypatch.setattr("sktransfer._estimators.base.get_store", lambda feature_cache: None if feature_cache is None else store)
     clf = TransferClassifier(tiny, strategy="head", max_length=MAX_LENGTH, long_text="chunk",
                              chunk_pooling="max", max_epochs=3, batch_size=4, random_state=0).fit(X, y)
     assert len(store) == len(X)  # one feature row per text, not per window

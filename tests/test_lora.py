@@ -14,8 +14,8 @@ pytest.importorskip("peft")
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 
 from sktransfer import TransferClassifier, TransferRegressor, get_spec, load  # noqa: E402
-from sktransfer._backbone_cache import build_backbone  # noqa: E402
-from sktransfer._lora import base_state, is_lora_name  # noqa: E402
+from sktransfer._nn.backbone_cache import build_backbone
+from sktransfer._nn.lora import base_state, is_lora_name
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +149,7 @@ def test_model_file_refuses_other_adapters(text_lora, tmp_path):
     path = text_lora.save_pretrained(tmp_path / "lora")
     config = json.loads((path / "config.json").read_text())
     config["params"]["lora_rank"] = 2  # adapters of another shape
-    from sktransfer._model_files import _config_checksum
+    from sktransfer._persistence.model_files import _config_checksum
 
     config["checksum"] = _config_checksum(config)
     (path / "config.json").write_text(json.dumps(config))

@@ -5,11 +5,11 @@ import pickle
 
 import numpy as np
 import pytest
+from _tiny_backbones import Tiny  # tests/ is on sys.path (pytest rootdir import)
 
 import sktransfer
-from _tiny_backbones import Tiny  # tests/ is on sys.path (pytest rootdir import)
 from sktransfer import TransferClassifier, TransferRegressor, load
-from sktransfer._model_files import _config_checksum
+from sktransfer._persistence.model_files import _config_checksum
 from sktransfer.exceptions import ModelFileError
 
 

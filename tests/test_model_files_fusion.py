@@ -5,14 +5,13 @@ import json
 
 import numpy as np
 import pytest
-from safetensors import safe_open
-
 from _tiny_backbones import Tiny  # tests/ is on sys.path (pytest rootdir import)
-from sktransfer import Branch, TransferClassifier, TransferEmbedder, load
-from sktransfer._feature_cache import memory_store
-from sktransfer.exceptions import ModelFileError
-
+from safetensors import safe_open
 from test_model_files import rehash_weights, rewrite_config
+
+from sktransfer import Branch, TransferClassifier, TransferEmbedder, load
+from sktransfer._features.stores import memory_store
+from sktransfer.exceptions import ModelFileError
 
 MINILM = "all-MiniLM-L6-v2"
 
@@ -238,7 +237,7 @@ def test_tampered_embedder_is_refused(table, tmp_path):
 
 
 def test_cli_refuses_an_embedder_to_predict_with(table, tmp_path):
-    from sktransfer._cli_commands import load_predictor
+    from sktransfer._cli.commands import load_predictor
 
     path = TransferEmbedder("mlp", random_state=0).fit(table[0]).save_pretrained(tmp_path / "emb")
     with pytest.raises(ValueError, match="holds a TransferEmbedder.*predicts nothing"):

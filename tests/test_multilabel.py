@@ -13,9 +13,9 @@ from sklearn.preprocessing import MultiLabelBinarizer
 
 import sktransfer
 from sktransfer import TransferClassifier
-from sktransfer._adapters import BatchMix
-from sktransfer._classes import balanced_label_weights
-from sktransfer._losses import WeightedLoss
+from sktransfer._estimators.classes import balanced_label_weights
+from sktransfer._inputs import BatchMix
+from sktransfer._nn.losses import WeightedLoss
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +259,7 @@ def test_fused_backbones(separable):
 
 
 def test_report_and_cli_refuse_multilabel_models(fitted, separable, tmp_path):
-    from sktransfer import _cli_commands
+    from sktransfer._cli import commands as _cli_commands
     from sktransfer.report import most_confused
 
     X, y = separable

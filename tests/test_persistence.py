@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sktransfer import TransferClassifier, TransferRegressor
-from sktransfer._net import fast_path
+from sktransfer._training.net import fast_path
 
 
 def roundtrip(est, how, tmp_path):

@@ -6,9 +6,13 @@ import warnings
 import pytest
 
 import sktransfer
-from sktransfer.exceptions import BackboneConflictError, UnknownBackboneError
-from sktransfer.plugins import DISABLE_AUTOLOAD_ENV, get_plugin_manager, reset_plugin_manager
 from sktransfer import get_spec
+from sktransfer.exceptions import BackboneConflictError, UnknownBackboneError
+from sktransfer.plugins import (
+    DISABLE_AUTOLOAD_ENV,
+    get_plugin_manager,
+    reset_plugin_manager,
+)
 
 BUILTINS = {"resnet18", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0",
             "convnext_tiny", "vit_b_16", "all-MiniLM-L6-v2", "mlp"}

@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 
 import sktransfer
-from sktransfer import TransferClassifier
+from sktransfer import TransferClassifier, get_spec
 from sktransfer.exceptions import UnknownBackboneError
 from sktransfer.plugins import DISABLE_AUTOLOAD_ENV, reset_plugin_manager
-from sktransfer import get_spec
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +29,7 @@ def test_timm_backbones_are_discovered():
         assert spec.plugin == "timm" and spec.distribution == "sktransfer-timm"
     assert get_spec("resnet18").distribution == "sktransfer"
     assert get_spec("efficientnet_lite0").available_offline()
-    from sktransfer._registry import _all_specs
+    from sktransfer._spec.registry import _all_specs
 
     # Only efficientnet_lite0 is registered eagerly; timm/... are resolved when looked up.
     assert sorted(n for n, s in _all_specs().items() if s.plugin == "timm") == ["efficientnet_lite0"]

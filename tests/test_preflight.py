@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from sktransfer import TransferClassifier, TransferRegressor
-from sktransfer._preflight import n_validation
+from sktransfer._training.preflight import n_validation
 from sktransfer.exceptions import InputModalityError, InvalidInputError
 
 X_TAB = np.random.RandomState(0).normal(size=(20, 3))
@@ -135,7 +135,7 @@ def test_max_length_beyond_the_positions_of_a_reused_backbone(fitted_text):
 def test_max_length_limit_counts_the_padding_offset():
     from types import SimpleNamespace
 
-    from sktransfer._preflight import text_model_limit
+    from sktransfer._inputs.checks import text_model_limit
 
     roberta = SimpleNamespace(max_position_embeddings=514, model_type="roberta", pad_token_id=1)
     assert text_model_limit(None, roberta) == (512, "max_position_embeddings - 2 (padding offset)")

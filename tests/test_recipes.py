@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from sktransfer import TransferClassifier, TransferRegressor
-from sktransfer._adapters import BatchMix
-from sktransfer._callbacks import make_schedule
+from sktransfer._inputs import BatchMix
+from sktransfer._training.callbacks import make_schedule
 
 
 def _lrs(optimizer_lr=1.0, kind="cosine", total=100, warmup=0.1):

@@ -8,7 +8,8 @@ import torch
 
 import sktransfer
 from sktransfer import BackboneSpec, get_spec, list_backbones, list_stages
-from sktransfer._stages import fx_stage_outputs, pool_stage, pool_tokens
+from sktransfer._nn.pooling import pool_stage, pool_tokens
+from sktransfer._nn.stage_outputs import fx_stage_outputs
 from sktransfer.exceptions import BackboneConflictError, UnknownBackboneError
 from sktransfer.plugins import get_plugin_manager
 
@@ -288,7 +289,7 @@ def test_list_backbones_rejects_bad_arguments(kwargs, error, match):
 def test_looking_up_a_name_does_not_list_timm(monkeypatch):
     import sktransfer_timm.plugin as plugin
 
-    from sktransfer import _registry
+    from sktransfer._spec import registry as _registry
 
     def fail(*args, **kwargs):
         raise AssertionError("a lookup must not list or build every timm spec")
@@ -343,8 +344,8 @@ def test_cli_details_unknown_name(capsys):
 
 
 def test_cli_pattern_builds_only_printed_specs(capsys, monkeypatch):
-    from sktransfer import _registry
     from sktransfer.__main__ import main
+    from sktransfer._spec import registry as _registry
 
     built = []
     real = _registry.get_spec

@@ -31,8 +31,8 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 import sktransfer
 from sktransfer import BackboneSpec, ImagePreprocessing, TransferClassifier
-from sktransfer._feature_cache import memory_store
-from sktransfer._registry import Weights
+from sktransfer._features.stores import memory_store
+from sktransfer._spec.registry import Weights
 from sktransfer.plugins import get_plugin_manager
 
 TESTS = os.path.dirname(os.path.abspath(__file__))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from sktransfer import TransferClassifier, TransferEmbedder
-from sktransfer import _backbone_cache
+from sktransfer._nn import backbone_cache as _backbone_cache
 from sktransfer.exceptions import WeightsUnavailableError
 
 EFFICIENTNET_BYTES = 13_000_000  # efficientnet_lite0's weights pickled, at least

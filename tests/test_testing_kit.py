@@ -156,7 +156,7 @@ def test_default_fx_stage_outputs_follow_eval_mode():
 
 
 def test_fails_when_freezing_does_not_hold(monkeypatch):
-    from sktransfer._module import TransferModule
+    from sktransfer._nn.module import TransferModule
 
     def leaky_freeze(self, strategy, blocks, trainable_blocks):
         self.backbone.requires_grad_(True)  # freezes nothing

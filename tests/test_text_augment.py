@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sktransfer import TransferClassifier, TransferRegressor
-from sktransfer._adapters.text_augment import SpanDeletion, WordDropout
+from sktransfer._inputs.text_augment import SpanDeletion, WordDropout
 
 TEXT = "the quick brown fox jumps over the lazy dog today"
 

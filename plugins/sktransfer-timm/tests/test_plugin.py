@@ -6,11 +6,11 @@ import time
 
 import numpy as np
 import pytest
+import sktransfer_timm.plugin as plugin
 import torch
 
-import sktransfer_timm.plugin as plugin
-from sktransfer.exceptions import WeightsUnavailableError
 from sktransfer import get_spec
+from sktransfer.exceptions import WeightsUnavailableError
 from sktransfer.testing import check_backbone_spec, check_plugin
 
 BUILDING_CLASSES = {698: "palace", 497: "church", 663: "monastery", 442: "bell cote"}
@@ -47,7 +47,6 @@ def test_lite0_spec():
 def test_lite0_predicts_a_building_on_china_jpg():
     """The offline weights are mapped right: china.jpg's top-5 holds a building class."""
     from sklearn.datasets import load_sample_image
-
     from sktransfer_timm._lite0_weights import load_lite0_state_dict
 
     spec = get_spec("efficientnet_lite0")

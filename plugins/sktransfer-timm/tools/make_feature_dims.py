@@ -13,7 +13,6 @@ import time
 import warnings
 
 import timm
-
 from sktransfer_timm.plugin import _TABLE_FILE, meta_feature_dim
 
 warnings.filterwarnings("ignore")

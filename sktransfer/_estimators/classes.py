@@ -1,0 +1,630 @@
+"""The public estimators: TransferClassifier and TransferRegressor."""
+
+from __future__ import annotations
+
+from numbers import Real
+
+import numpy as np
+from scipy import sparse
+from scipy.special import expit, log_expit, log_softmax, softmax
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, column_or_1d
+
+from sktransfer._build.sources import unwrap_frozen
+from sktransfer._estimators.base import _TransferBase
+from sktransfer._estimators.targets import (
+    check_indicator_targets,
+    check_uniform_labels,
+    warn_constant_labels,
+)
+from sktransfer._inputs.scaling import fit_scaler, statistics, transform
+
+_SHARED_PARAMETERS = """
+    backbone : str, torch.nn.Module, fitted TransferClassifier / TransferRegressor, list or dict
+        A registered backbone name (see :func:`sktransfer.list_backbones`), a Hugging Face
+        model directory, ``"hf:<hub id>"`` (local cache only), a module returning
+        ``(N, D)`` features (it is copied, never trained in place), or a fitted
+        estimator of this library (in :class:`sklearn.frozen.FrozenEstimator` inside a
+        search): its fine-tuned backbone, preprocessing, pooling and ``layers`` are the
+        starting point, its head is dropped, and it is never modified.
+        Several backbones are fused: a list runs each on the same ``X``; a dict maps
+        DataFrame columns to backbones (``"passthrough"`` for numeric columns), and
+        ``X`` is then a DataFrame or a dict of columns. Each entry may be a
+        :class:`sktransfer.Branch` with its own ``strategy``, ``lr``, ``layers``,
+        ``trainable_blocks`` or ``pretrained``, also settable as
+        ``branch__<name>__<param>`` (``<name>``: the column, or the backbone name in a list).
+    pretrained : bool, default=True
+        Load the backbone's pretrained weights (never downloaded: they must be on this
+        machine). ``False`` initialises randomly.
+    strategy : {"full", "partial", "gradual", "head", "lora"}, default="full"
+        ``"head"`` freezes the backbone (BatchNorm statistics included) and, without
+        augmentation, computes its features once per fit; ``"partial"`` trains the last
+        ``trainable_blocks`` blocks; ``"gradual"`` trains the head in the first epoch and
+        unfreezes one more block from the top in each following epoch; ``"full"`` trains
+        everything. ``"lora"`` freezes the backbone (BatchNorm statistics included) and
+        trains low-rank adapters (peft's LoRA, ``pip install 'sktransfer[lora]'``) added
+        to the modules the backbone's spec names (``BackboneSpec.lora_targets``: the
+        attention projections of text encoders, the linear layers and ungrouped
+        convolutions of image backbones; every linear layer and ungrouped convolution of
+        a module given as ``backbone``), with the head; backbones that declare no
+        targets raise a ``ValueError``. The adapters start at zero (the first step
+        sees the pretrained features) and have no dropout.
+    trainable_blocks : int, default=1
+        Blocks trained by ``strategy="partial"``, counted from the output. Ignored by
+        the other strategies.
+    lora_rank : int, default=8
+        Rank of the LoRA adapters (``strategy="lora"``): each adapted layer of weight
+        ``(out, in)`` trains ``rank * (in + out)`` parameters. Ignored by the other
+        strategies, as scikit-learn ignores parameters that don't apply.
+    lora_alpha : float, default=None
+        LoRA's scale numerator: the adapters' update is multiplied by
+        ``lora_alpha / lora_rank``. ``None`` means ``2 * lora_rank`` (16 at the default
+        rank), so that changing the rank in a search keeps the update's scale.
+        Ignored by the other strategies.
+    layers : str, int or list of them, default=None
+        The stages of the backbone that feed the head (the knowledge base): stage
+        names (see :func:`sktransfer.list_stages`) or negative integers counted from
+        the top (``[-2, -1]``). Each is pooled (global average pooling for feature
+        maps, the ``pooling`` rule for token states) and concatenated. ``None`` uses
+        the backbone's own final features (a fitted source's ``layers``).
+    init : fitted estimator, default=None
+        A fitted model on the same ``X`` (a TransferClassifier, or a Pipeline such as
+        TF-IDF + LogisticRegression) whose output this model corrects: classifiers add
+        the head's logits to its log-probabilities (``predict_log_proba``, else
+        ``decision_function``; its ``classes_`` must match), regressors add the head's
+        output to its ``predict``. The correction starts at zero, so before training
+        the model predicts exactly what ``init`` predicts. It runs once per fit and
+        once per prediction. Wrap it in :class:`sklearn.frozen.FrozenEstimator` inside
+        a search.
+    init_cv : int, cross-validation generator, iterable or None, default=None
+        Where the training rows' ``init`` outputs come from. ``None``: the fitted
+        ``init`` itself. Otherwise, as in scikit-learn's stacking, out-of-fold
+        predictions of clones of ``init`` refitted on this ``y`` with this splitting
+        (``5`` is 5-fold): use it when ``init`` was fitted on these same rows, so the
+        correction learns residuals like those it meets on new data. Predictions always
+        use the fitted ``init``.
+    lr : float, default=1e-3
+        Learning rate of the head.
+    backbone_lr : float, default=None
+        Learning rate of the backbone (of the LoRA adapters with ``strategy="lora"``);
+        ``None`` means ``lr / 10`` for pretrained text encoders fine-tuned by the other
+        strategies, and ``lr`` for everything else (LoRA adapters included).
+    layer_decay : float in (0, 1], default=None
+        Layer-wise learning-rate decay: the top block trains at ``backbone_lr``, the one
+        below at ``backbone_lr * layer_decay``, and so on down.
+    head_epochs : int, default=0
+        Epochs of training the head alone on the frozen backbone's features before the
+        backbone is fine-tuned (linear probing, then fine-tuning). A random head's first
+        gradients wear down pretrained features that already fit the task; a trained
+        head keeps them where they fit. The probe reads its features from the feature
+        cache, so it costs about one backbone pass. Ignored by ``strategy="head"`` and
+        fused models.
+    lr_schedule : {"cosine", "onecycle", "constant"}, default="cosine"
+        Per-step schedule: linear warmup then cosine decay to zero, or warmup then
+        constant (transformers' schedules); or torch's ``OneCycleLR``. Its length is
+        read from the training iterator, ``net_params`` included.
+    warmup_fraction : float in [0, 1), default=0.1
+        Share of all training steps spent warming up (``"cosine"``, ``"constant"``).
+    max_epochs : int, default=10
+    batch_size : int, default=32
+    optimizer : {"adamw", "adam", "sgd"} or torch.optim.Optimizer subclass, default="adamw"
+    weight_decay : float, default=0.01
+    validation_fraction : float in (0, 1), default=None
+        Held-out share of the training data, reported as ``valid_loss`` in
+        ``net_.history``. ``None`` means no split, or 0.1 when ``patience`` is set.
+    patience : int, default=None
+        Stop after this many epochs without a better validation loss and restore the
+        best epoch's weights.
+    augment : {"default", "mixup", "cutmix", "word_dropout", "span_deletion"}, callable or None, default=None
+        Training-time augmentation. Images: ``"default"`` is RandomResizedCrop,
+        horizontal flips and TrivialAugmentWide; ``"mixup"`` and ``"cutmix"`` add
+        torchvision's batch-level MixUp or CutMix to it (classifiers); a callable is
+        applied to each resized uint8 image tensor ``(3, H, W)``, a copy that it may
+        modify in place (it never shares memory with ``X``). Texts: ``"word_dropout"``
+        (also ``"default"``) deletes each word with probability 0.1, ``"span_deletion"``
+        one span of up to 20 % of the words, both seeded by ``random_state``; a callable
+        maps each training text (a str) to a str. Tabular backbones take no augmentation.
+    image_size : int, default=None
+        Input size for image backbones; ``None`` uses the pretrained configuration.
+    max_length : int, default=None
+        Token limit for text backbones (longer texts are truncated, or split into
+        windows of this size with ``long_text="chunk"``); ``None`` uses the backbone's
+        default.
+    pooling : {"auto", "mean", "cls"}, default="auto"
+        Token pooling for text backbones; ``"auto"`` is mean pooling.
+    long_text : {"truncate", "chunk"}, default="truncate"
+        What text backbones do with texts longer than ``max_length`` tokens.
+        ``"truncate"`` keeps the first ``max_length``. ``"chunk"`` splits them into
+        overlapping windows of ``max_length`` tokens (neighbours share a quarter
+        window, transformers' ``stride``), runs each window through the backbone,
+        pools each window's tokens by ``pooling`` and then the windows of a text by
+        ``chunk_pooling``, for fitting, fine-tuning and prediction alike. A text keeps
+        at most 16 windows (about ``12 * max_length`` tokens); each window costs one
+        backbone pass, so a batch of long texts takes up to 16 times the time and
+        activation memory of a truncated one. Texts that fit in one window give the
+        same features either way. A fitted source (``backbone=`` an estimator) does not
+        pass its own setting on. Other backbones raise a ``ValueError`` unless it is
+        ``"truncate"``.
+    chunk_pooling : {"mean", "max"}, default="mean"
+        With ``long_text="chunk"``: how a text's window features become one row, their
+        mean or their elementwise maximum. Ignored with ``"truncate"``.
+    device : str or torch.device, default="auto"
+        ``"auto"`` picks CUDA when available, else the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, shuffling and the validation split; seeded CPU fits are
+        reproducible whatever ran before in the process, for a given number of torch
+        threads (search workers with ``n_jobs > 1`` get fewer, and CPU backward passes
+        add up in another order with another thread count). Frozen features reused from
+        the cache may differ from fresh ones in float32 rounding. The global torch RNG is
+        left as it was.
+    verbose : int, default=0
+        ``1`` or more prints a line per epoch and a progress bar over batches.
+    feature_cache : "memory", path, FeatureStore or None, default="memory"
+        Where frozen-backbone features (``strategy="head"``, no augmentation) are
+        shared across fits: a process-wide in-memory store bounded by
+        ``SKTRANSFER_FEATURE_CACHE_BYTES`` (2 GiB by default), a directory (an SQLite
+        file shared by the processes of one machine, for ``n_jobs > 1``; keep it off
+        network file systems), a store object with ``get_many`` and ``put_many``
+        (:class:`FeatureStore`; :class:`FsspecFeatureStore` shares rows between
+        the machines of a Dask cluster), or ``None`` to recompute.
+        Keys cover the backbone's weights, preprocessing and each sample's content.
+    precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
+        ``"auto"`` is bf16 autocast on CUDA devices that support it, fp16 with a
+        GradScaler on other CUDA devices, and fp32 on the CPU.
+    compile : bool, default=False
+        Compile the module with ``torch.compile`` (skorch's ``compile``).
+    net_params : dict, default=None
+        Further skorch settings, merged last, e.g. ``{"iterator_train__num_workers": 2}``.
+        Its ``callbacks`` are added to the estimator's own (a ``(name, callback)`` named
+        like one of ours replaces it).
+    fusion : {"concat", "gated"}, default="concat"
+        With several backbones: concatenate their features, or first scale each
+        branch's features by a learned gate in (0, 1) computed from them.
+    remainder : {"error", "drop"}, default="error"
+        With a column mapping: columns of ``X`` that are not mapped raise an error, or
+        are dropped (as in :class:`sklearn.compose.ColumnTransformer`).
+    accelerator : accelerate.Accelerator or None, default=None
+        Train data-parallel with Hugging Face Accelerate (skorch's
+        :class:`~skorch.hf.AccelerateMixin`), e.g. on several GPUs under
+        ``accelerate launch``: every process runs the same script and calls ``fit``;
+        each trains on its shard of every batch and the gradients are averaged. The
+        Accelerator places the model (leave ``device="auto"``) and owns mixed
+        precision (leave ``precision="auto"``; pass ``Accelerator(mixed_precision="bf16")``).
+        ``net_.history`` holds the losses merged over processes, the same in every
+        process. After the fit the model is unwrapped: ``device_`` is where this
+        process's copy of the weights is, and ``predict`` runs in the process that
+        calls it (no collective call; every process holds the same model).
+        By default each process takes ``batch_size`` samples per step; with
+        ``Accelerator(dataloader_config=DataLoaderConfiguration(split_batches=True))``
+        ``batch_size`` is the global batch, split between the processes. Not with
+        ``strategy="gradual"``. Clones (:func:`~sklearn.base.clone`, searches)
+        share the Accelerator; pickles and :meth:`save_pretrained` leave it out.
+"""
+
+_SHARED_ATTRIBUTES = """
+    net_ : skorch.NeuralNet
+        The trained network; ``net_.module_`` is the :class:`~sktransfer._nn.module.TransferModule`
+        and ``net_.history`` its learning curves.
+    spec_ : BackboneSpec
+        The backbone's spec.
+    layers_ : list of str or None
+        The stages that feed the head, by name; ``None`` for the final features.
+    init_ : estimator or None
+        The fitted model whose output is corrected.
+    adapter_ : object
+        Validates and feeds inputs (image transforms, tokenizer or scaler).
+    n_outputs_ : int
+    n_features_in_ : int
+        Only for tabular backbones.
+"""
+
+
+class TransferClassifier(ClassifierMixin, _TransferBase):
+    __doc__ = f"""Classifier that fine-tunes a pretrained backbone with a new linear head.
+
+    Parameters
+    ----------
+    {_SHARED_PARAMETERS.strip()}
+    class_weight : "balanced", dict or None, default=None
+        Per-class weights multiplied into ``sample_weight``. With a multi-label ``y``,
+        ``"balanced"`` balances each label column as its own binary problem, as
+        scikit-learn's ``"balanced"`` would: in that label's loss, positives weigh
+        ``n_samples / (2 * n_positive)`` and negatives ``n_samples / (2 * n_negative)``
+        (a column with one value only gets 1); a dict is refused (its keys would be
+        class labels, and there each label is a column that is present or absent).
+    label_smoothing : float in [0, 1), default=0.0
+        Mixes the one-hot target with the uniform distribution; with a multi-label
+        ``y``, pulls each 0/1 target towards 1/2 by this much.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels; for a multi-label ``y``, the column indices
+        ``np.arange(n_labels)``, as :class:`~sklearn.neural_network.MLPClassifier`.
+    {_SHARED_ATTRIBUTES.strip()}
+
+    Notes
+    -----
+    Multi-label classification: a 2-D 0/1 indicator ``y`` (see :meth:`fit`) trains
+    one sigmoid output per label with binary cross-entropy instead of a softmax.
+    ``predict`` returns the indicator matrix, ``predict_proba`` each label's
+    probability and ``score`` the subset accuracy. The validation split
+    (``validation_fraction``, ``patience``) is then a plain shuffle, as stratifying is
+    defined for one label per sample. ``augment="mixup"``/``"cutmix"`` mix the
+    indicator rows in the images' proportions; ``init=`` is refused.
+
+    Examples
+    --------
+    >>> from sktransfer import TransferClassifier
+    >>> clf = TransferClassifier("all-MiniLM-L6-v2", strategy="head")  # doctest: +SKIP
+    >>> clf.fit(["good", "bad", "great", "awful"], [1, 0, 1, 0]).predict(["fine"])  # doctest: +SKIP
+    """
+
+    _parameter_constraints = {
+        **_TransferBase._parameter_constraints,
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+    }
+    _loss_kind = "cross_entropy"
+
+    def __init__(
+        self,
+        backbone,
+        *,
+        pretrained=True,
+        strategy="full",
+        trainable_blocks=1,
+        lora_rank=8,
+        lora_alpha=None,
+        layers=None,
+        init=None,
+        init_cv=None,
+        lr=1e-3,
+        backbone_lr=None,
+        layer_decay=None,
+        head_epochs=0,
+        lr_schedule="cosine",
+        warmup_fraction=0.1,
+        max_epochs=10,
+        batch_size=32,
+        optimizer="adamw",
+        weight_decay=0.01,
+        validation_fraction=None,
+        patience=None,
+        augment=None,
+        image_size=None,
+        max_length=None,
+        pooling="auto",
+        long_text="truncate",
+        chunk_pooling="mean",
+        device="auto",
+        random_state=None,
+        verbose=0,
+        feature_cache="memory",
+        precision="auto",
+        compile=False,
+        net_params=None,
+        fusion="concat",
+        remainder="error",
+        accelerator=None,
+        class_weight=None,
+        label_smoothing=0.0,
+    ):
+        super().__init__(
+            backbone,
+            pretrained=pretrained,
+            strategy=strategy,
+            trainable_blocks=trainable_blocks,
+            lora_rank=lora_rank,
+            lora_alpha=lora_alpha,
+            layers=layers,
+            init=init,
+            init_cv=init_cv,
+            lr=lr,
+            backbone_lr=backbone_lr,
+            layer_decay=layer_decay,
+            head_epochs=head_epochs,
+            lr_schedule=lr_schedule,
+            warmup_fraction=warmup_fraction,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+            validation_fraction=validation_fraction,
+            patience=patience,
+            augment=augment,
+            image_size=image_size,
+            max_length=max_length,
+            pooling=pooling,
+            long_text=long_text,
+            chunk_pooling=chunk_pooling,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+            feature_cache=feature_cache,
+            precision=precision,
+            compile=compile,
+            net_params=net_params,
+            fusion=fusion,
+            remainder=remainder,
+            accelerator=accelerator,
+        )
+        self.class_weight = class_weight
+        self.label_smoothing = label_smoothing
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the head (and the backbone, depending on ``strategy``) to ``X`` and ``y``.
+
+        Parameters
+        ----------
+        X : array-like, list of PIL images or file paths, or list of str
+            Samples in the backbone's modality.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels; or, for multi-label classification, a 0/1 (or boolean)
+            indicator matrix with one column per label, such as
+            :class:`~sklearn.preprocessing.MultiLabelBinarizer` gives. Sparse
+            indicator matrices are densified. A label column that is 0 (or 1) for
+            every sample draws a warning; a 2-D ``y`` with other values (several
+            multi-class outputs) is refused.
+        sample_weight : array-like of shape (n_samples,), optional
+            Per-sample weights on the loss (with a multi-label ``y``, on each sample's
+            mean binary cross-entropy over its labels).
+
+        Returns
+        -------
+        self
+        """
+        return super().fit(X, y, sample_weight)
+
+    def _encode_targets(self, y):
+        check_uniform_labels(y)
+        y = _label_array(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if y.ndim == 2:
+            return self._encode_indicator(y)
+        if y.ndim != 1:
+            raise ValueError(
+                f"y must be 1-D (one label per sample) or a 2-D 0/1 indicator matrix (multi-label), got shape "
+                f"{y.shape}."
+            )
+        check_classification_targets(y)
+        encoder = LabelEncoder().fit(y)
+        if len(encoder.classes_) < 2:
+            raise ValueError(
+                f"y has only 1 class ({str(encoder.classes_[0])!r}); a classifier needs at least 2 classes "
+                "in the training data."
+            )
+        encoded = encoder.transform(y).astype(np.int64)
+        class_weight = 1.0 if self.class_weight is None else compute_sample_weight(self.class_weight, y)
+        fitted = {"classes_": encoder.classes_, "n_outputs_": len(encoder.classes_), "_multilabel": False}
+        return encoded, fitted, encoded, class_weight
+
+    def _encode_indicator(self, y):
+        """Multi-label targets: one sigmoid output per column of the 0/1 matrix ``y``,
+        ``classes_`` the column indices (as MLPClassifier's), no stratified split."""
+        check_indicator_targets(y)
+        warn_constant_labels(y)
+        if isinstance(self.class_weight, dict):
+            raise ValueError(
+                "class_weight as a dict maps class labels to weights, but y is a multi-label indicator matrix, "
+                "whose labels are its columns, each present or absent. Use class_weight='balanced' (each label "
+                "column balanced as a binary problem), or pass per-sample weights as sample_weight."
+            )
+        targets = y.astype(np.float32)
+        fitted = {
+            "classes_": np.arange(y.shape[1]),
+            "n_outputs_": y.shape[1],
+            "_multilabel": True,
+            "_indicator_dtype": y.dtype,  # predict returns the training y's dtype (bool stays bool)
+            "_label_weights": None if self.class_weight is None else balanced_label_weights(targets),
+        }
+        return targets, fitted, None, 1.0
+
+    def _is_multilabel(self) -> bool:
+        return getattr(self, "_multilabel", False)  # models fitted before multi-label support lack it
+
+    def _criterion_params(self, fitted):
+        params = {**super()._criterion_params(fitted), "criterion__label_smoothing": self.label_smoothing}
+        if fitted.get("_multilabel"):
+            # Independent sigmoids: a label's presence says nothing about the others'.
+            params.update(criterion__kind="binary_cross_entropy", criterion__label_weights=fitted.get("_label_weights"))
+        return params
+
+    def _stratified(self, fitted):
+        # Stratification is defined by one label per sample: multi-label splits are plain shuffles.
+        return not fitted.get("_multilabel")
+
+    def _train_collate(self, collate, module, fitted):
+        if self.augment in ("mixup", "cutmix"):
+            from sktransfer._inputs import BatchMix
+
+            return BatchMix(collate, self.augment, module.head.out_features, multilabel=fitted.get("_multilabel"))
+        return collate
+
+    def _source_outputs(self, init, answers, fitted) -> np.ndarray:
+        """``init``'s log-probabilities (or decision function), columns in our class order."""
+        if fitted.get("_multilabel"):
+            raise ValueError(
+                f"init={type(unwrap_frozen(init)).__name__}(...) with a multi-label y is not supported: the "
+                "correction is defined on one class per sample. Drop init, or fit on a 1-D y."
+            )
+        classes = getattr(init, "classes_", None)
+        if classes is None or not np.array_equal(np.asarray(classes), fitted["classes_"]):
+            raise ValueError(
+                f"init={type(unwrap_frozen(init)).__name__}(...) predicts the classes "
+                f"{None if classes is None else np.asarray(classes).tolist()}, but y holds the classes "
+                f"{fitted['classes_'].tolist()}. "
+                "init must be a classifier fitted on the same set of labels."
+            )
+        if hasattr(init, "predict_log_proba"):
+            # log(0) = -inf would make the loss infinite; the float32 floor changes no argmax.
+            return np.maximum(answers("predict_log_proba"), np.log(np.finfo(np.float32).tiny))
+        if hasattr(init, "decision_function"):
+            scores = np.asarray(answers("decision_function"), dtype=np.float64)
+            # Binary decision functions score the second class: softmax([0, s]) = sigmoid(s).
+            return np.column_stack([np.zeros(len(scores)), scores]) if scores.ndim == 1 else scores
+        raise TypeError(
+            f"init={type(unwrap_frozen(init)).__name__}(...) has neither predict_log_proba nor decision_function; "
+            "a classifier's init must give class scores."
+        )
+
+    def _fitted_outputs(self) -> dict:
+        return {"n_outputs_": self.n_outputs_, "classes_": self.classes_}
+
+    def predict_proba(self, X):
+        """Class probabilities, columns in the order of ``classes_``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Each row sums to 1. Multi-label models (fitted on a 2-D indicator ``y``)
+            give each label's own probability of being present, independent sigmoids
+            that need not sum to 1 (as :class:`~sklearn.neural_network.MLPClassifier`).
+        """
+        logits = self._forward(X).astype(np.float64)  # checks fitted first
+        return expit(logits) if self._is_multilabel() else softmax(logits, axis=1)
+
+    def predict_log_proba(self, X):
+        """Log of the class probabilities, columns in the order of ``classes_``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Per-label log-probabilities for multi-label models (see :meth:`predict_proba`).
+        """
+        logits = self._forward(X).astype(np.float64)
+        return log_expit(logits) if self._is_multilabel() else log_softmax(logits, axis=1)
+
+    def predict(self, X):
+        """The most probable class for each sample, as the original labels.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_labels)
+            Multi-label models give the indicator matrix, a label present where its
+            probability is above 0.5, in the dtype of the training ``y``.
+        """
+        logits = self._forward(X)  # checks fitted first
+        if self._is_multilabel():
+            return (logits > 0).astype(self._indicator_dtype)  # sigmoid(logit) > 0.5
+        return self.classes_[np.argmax(logits, axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        tags.target_tags.multi_output = True
+        return tags
+
+
+def _label_array(y) -> np.ndarray:
+    """``y`` as a numpy array: pandas objects unwrapped, sparse indicator matrices
+    (MultiLabelBinarizer(sparse_output=True)) densified, as scikit-learn's MLPClassifier
+    does: one byte or word per sample and label is small next to the samples."""
+    if sparse.issparse(y):
+        return y.toarray()
+    if hasattr(y, "to_numpy"):
+        return y.to_numpy()
+    try:
+        return np.asarray(y)
+    except ValueError:  # numpy refuses ragged sequences
+        raise ValueError(
+            "y holds sequences of different lengths, like lists of labels per sample. Turn them into a 0/1 "
+            "indicator matrix, one column per label: sklearn.preprocessing.MultiLabelBinarizer().fit_transform(y)."
+        ) from None
+
+
+def balanced_label_weights(y: np.ndarray) -> np.ndarray:
+    """``(positive, negative)`` weights per label column of the 0/1 matrix ``y``:
+    scikit-learn's ``class_weight="balanced"`` for each column as a binary problem,
+    ``n / (2 * count)``; a column with one value only gets 1 for both."""
+    n = len(y)
+    n_positive = y.sum(axis=0, dtype=np.float64)
+    n_negative = n - n_positive
+    constant = (n_positive == 0) | (n_negative == 0)
+    positive = np.where(constant, 1.0, n / (2 * np.maximum(n_positive, 1)))
+    negative = np.where(constant, 1.0, n / (2 * np.maximum(n_negative, 1)))
+    return np.stack([positive, negative])
+
+
+class TransferRegressor(RegressorMixin, _TransferBase):
+    __doc__ = f"""Regressor that fine-tunes a pretrained backbone with a new linear head.
+
+    Targets are standardised for training and mapped back on predict; 1-D and
+    multi-output ``y`` are supported.
+
+    Parameters
+    ----------
+    {_SHARED_PARAMETERS.strip()}
+
+    Attributes
+    ----------
+    target_mean_, target_scale_ : ndarray of shape (n_outputs,)
+    {_SHARED_ATTRIBUTES.strip()}
+    """
+
+    _loss_kind = "mse"
+
+    def _encode_targets(self, y):
+        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        if y.ndim not in (1, 2):
+            raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}.")
+        y2 = y.reshape(len(y), -1)
+        scaler, exponent = fit_scaler(y2)
+        mean, scale, constant = statistics(scaler, exponent)
+        standardised = transform(scaler, exponent, y2)
+        # Constant columns (to float64 rounding: StandardScaler gives them scale 1) train
+        # on exactly 0 and predict exactly their value: their multiplier is 0.
+        exactly = (y2 == y2[:1]).all(axis=0)
+        constant |= exactly
+        mean = np.where(exactly, y2[0], mean)
+        standardised[:, constant] = 0.0
+        targets = standardised.astype(np.float32)
+        if not np.isfinite(targets).all():
+            raise ValueError(
+                "y can't be standardised into float32 for training (the values overflow); rescale y, e.g. "
+                "fit on y / 1e300 and multiply the predictions back."
+            )
+        fitted = {
+            "target_mean_": mean,
+            "target_scale_": scale,  # StandardScaler's: the standard deviation, 1 for constant columns
+            "_target_multiplier": np.where(constant, 0.0, scale),
+            "n_outputs_": y2.shape[1],
+            "_y_ndim": y.ndim,
+        }
+        return targets, fitted, None, 1.0
+
+    def _source_outputs(self, init, answers, fitted) -> np.ndarray:
+        """``init.predict(X)`` in this model's standardised target units."""
+        predicted = np.asarray(answers("predict"), dtype=np.float64)
+        predicted = predicted.reshape(len(predicted), -1)
+        if predicted.shape[1] != fitted["n_outputs_"]:
+            raise ValueError(
+                f"init={type(unwrap_frozen(init)).__name__}(...) predicts {predicted.shape[1]} output(s) per sample, "
+                f"but y has {fitted['n_outputs_']}. init must be a regressor fitted on targets like y."
+            )
+        return (predicted - fitted["target_mean_"]) / fitted["target_scale_"]
+
+    def _fitted_outputs(self) -> dict:
+        return {"n_outputs_": self.n_outputs_, "target_mean_": self.target_mean_, "target_scale_": self.target_scale_}
+
+    def predict(self, X):
+        """Predicted targets, in the original units.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        """
+        out = self._forward(X).astype(np.float64)  # checks fitted first
+        # Models fitted before constant columns had a multiplier used target_scale_.
+        out = out * getattr(self, "_target_multiplier", self.target_scale_) + self.target_mean_
+        return out.ravel() if self._y_ndim == 1 else out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

@@ -1,0 +1,485 @@
+"""TransferEmbedder: a backbone's frozen features as a scikit-learn transformer.
+
+``fit`` resolves the backbone (a name, a module or a fitted TransferClassifier /
+TransferRegressor), builds it frozen, and learns the feature size from a dry run on
+two samples: it trains nothing and doesn't run the backbone over ``X``. ``transform``
+returns the features from the shared feature cache, keyed exactly as the estimators'
+frozen features (``strategy="head"``), so an embedder and a frozen estimator on the
+same backbone and rows compute each row once between them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from numbers import Integral
+
+import numpy as np
+import torch
+import torch.nn as nn
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
+
+from sktransfer._build.sources import (
+    fitted_transfer_source,
+    modality_of,
+    source_module,
+    source_spec,
+)
+from sktransfer._estimators.base import module_spec, resolve_device
+from sktransfer._estimators.fusion import REMAINDERS, branch_table, is_fused
+from sktransfer._features.extraction import cached_features, extract_features
+from sktransfer._features.stores import backbone_fingerprint, get_store
+from sktransfer._hashing import fingerprint_module
+from sktransfer._inputs import adapter_class, guess_modality
+from sktransfer._inputs.checks import check_samples
+from sktransfer._inputs.fused import check_columns, select
+from sktransfer._inputs.text import CHUNK_POOLING, LONG_TEXT
+from sktransfer._nn.backbone_cache import build_backbone
+from sktransfer._nn.calls import call_args
+from sktransfer._nn.module import TransferModule
+from sktransfer._spec.registry import get_spec
+from sktransfer._spec.stages import resolve_layers
+from sktransfer._training.devices import check_device
+from sktransfer._training.net import PRECISIONS, fast_path
+
+_DRY_RUN = 2
+
+
+def feature_prefix(name: str) -> str:
+    """An identifier-safe prefix for feature names: ``"all-MiniLM-L6-v2"`` -> ``"all_minilm_l6_v2"``."""
+    prefix = re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_") or "feature"
+    return prefix if prefix[0].isalpha() else f"f_{prefix}"
+
+
+class TransferEmbedder(TransformerMixin, BaseEstimator):
+    """The frozen features of a pretrained backbone, as a scikit-learn transformer.
+
+    ``transform`` returns one row of backbone features per sample: the backbone's own
+    final features, or its chosen stages (``layers``), each pooled and concatenated,
+    exactly what ``TransferClassifier(backbone, strategy="head")`` trains its head on.
+    They come from the shared feature cache, so the rows of a cross-validation fold, a
+    search candidate or a frozen estimator on the same backbone are computed once.
+    ``fit`` downloads and trains nothing: it builds the frozen backbone and checks its
+    output size on two samples.
+
+    Parameters
+    ----------
+    backbone : str, torch.nn.Module, fitted TransferClassifier / TransferRegressor, list or dict
+        A registered backbone name (see :func:`sktransfer.list_backbones`), a module
+        returning ``(N, D)`` features (copied, never changed), or a fitted estimator of
+        this library (in :class:`sklearn.frozen.FrozenEstimator` inside a search): its
+        fine-tuned backbone, preprocessing, pooling and ``layers``. A list embeds ``X``
+        with each backbone; a dict maps DataFrame columns to backbones (``"passthrough"``
+        for numeric columns), as the estimators' fusion does. Their features are
+        concatenated, branch by branch. Entries may be :class:`sktransfer.Branch` objects,
+        whose ``layers`` and ``pretrained`` apply.
+    pretrained : bool, default=True
+        Load the backbone's pretrained weights (never downloaded). ``False`` gives a
+        random initialisation, seeded by ``random_state``.
+    layers : str, int or list of them, default=None
+        Stages whose pooled outputs are concatenated (stage names or negative integers
+        from the top, see :func:`sktransfer.list_stages`). ``None``: the backbone's final
+        features (a fitted source's own ``layers``).
+    image_size : int, default=None
+        Input size for image backbones; ``None`` uses the pretrained configuration.
+    max_length : int, default=None
+        Token limit for text backbones; ``None`` uses the backbone's default.
+    pooling : {"auto", "mean", "cls"}, default="auto"
+        Token pooling for text backbones; ``"auto"`` is mean pooling (a fitted source's
+        pooling).
+    long_text : {"truncate", "chunk"}, default="truncate"
+        Text backbones: texts longer than ``max_length`` tokens are truncated, or split
+        into overlapping windows (a quarter window shared, at most 16 per text) whose
+        features are pooled by ``chunk_pooling``, as in :class:`TransferClassifier`.
+    chunk_pooling : {"mean", "max"}, default="mean"
+        With ``long_text="chunk"``: a text's row is the mean or the elementwise maximum
+        of its windows' features. Ignored with ``"truncate"``.
+    batch_size : int, default=32
+        Samples per backbone batch in ``transform``.
+    device : str or torch.device, default="auto"
+        ``"auto"`` picks CUDA when available, else the CPU.
+    precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
+        Autocast for the backbone pass; ``"auto"`` is bf16 (or fp16) on CUDA, fp32 on the CPU.
+    feature_cache : "memory", path, FeatureStore or None, default="memory"
+        Where features are shared: the process-wide in-memory store, a directory
+        (an SQLite file shared by the processes of one machine; keep it off network
+        file systems), a store object with ``get_many`` and ``put_many``
+        (:class:`FeatureStore`; :class:`FsspecFeatureStore` shares rows between
+        machines), or ``None`` to recompute on every ``transform``. Tabular
+        input is never cached (it is standardised with each fit's statistics).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation of backbones without pretrained weights
+        (``pretrained=False``, ``"mlp"``) and of a module's lazy layers; pretrained
+        weights don't depend on it.
+    remainder : {"error", "drop"}, default="error"
+        With a column mapping: columns of ``X`` that are not mapped raise an error, or
+        are dropped (as in :class:`sklearn.compose.ColumnTransformer`).
+
+    Attributes
+    ----------
+    spec_ : BackboneSpec
+        The backbone's spec.
+    adapter_ : object
+        Validates and feeds inputs (image transforms, tokenizer or scaler).
+    module_ : torch.nn.Module
+        The frozen feature extractor, in eval mode: ``module_.features(...)`` is one
+        row per sample. A pretrained backbone is shared, read-only, with the frozen
+        fits of this process.
+    layers_ : list of str or None
+        The stages, by name, or ``None`` for the final features.
+    n_features_out_ : int
+        Features per sample (all stages together).
+    device_ : str
+        The device the backbone runs on.
+    n_features_in_, feature_names_in_ :
+        For tabular backbones and column mappings, as in scikit-learn.
+    branches_ : list of (name, column, TransferEmbedder)
+        With several backbones: one fitted embedder per branch (``column`` is ``None``
+        for a list); the attributes above then describe the branches, not this object.
+
+    Notes
+    -----
+    Feature names (:meth:`get_feature_names_out`) are ``f"{prefix}_{i}"``, where the
+    prefix is the backbone's name lowercased with every run of other characters than
+    letters and digits turned into ``_`` (``"all_minilm_l6_v2_0"``, ...;
+    a module's class name, a fitted source's backbone name), and, with ``layers``,
+    ``f"{prefix}_{stage}_{i}"`` with ``i`` counted within each stage
+    (``"efficientnet_lite0_blocks_4_0"``, ...). With several backbones each branch's
+    names are prefixed by the branch name, as a ColumnTransformer does:
+    ``"caption__all_minilm_l6_v2_0"``.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sktransfer import TransferEmbedder
+    >>> model = make_pipeline(TransferEmbedder("all-MiniLM-L6-v2"), LogisticRegression())  # doctest: +SKIP
+    >>> model.fit(["good", "bad", "great", "awful"], [1, 0, 1, 0]).predict(["fine"])  # doctest: +SKIP
+    """
+
+    _parameter_constraints: dict = {
+        "backbone": [str, nn.Module, HasMethods(["fit", "predict"]), list, tuple, dict],
+        "remainder": [StrOptions(set(REMAINDERS))],
+        "pretrained": ["boolean"],
+        "layers": [str, Integral, list, tuple, None],
+        "image_size": [Interval(Integral, 8, None, closed="left"), None],
+        "max_length": [Interval(Integral, 1, None, closed="left"), None],
+        "pooling": [StrOptions({"auto", "mean", "cls"})],
+        "long_text": [StrOptions(set(LONG_TEXT))],
+        "chunk_pooling": [StrOptions(set(CHUNK_POOLING))],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, torch.device],
+        "precision": [StrOptions(set(PRECISIONS))],
+        "feature_cache": [StrOptions({"memory"}), str, os.PathLike, HasMethods(["get_many", "put_many"]), None],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        backbone,
+        *,
+        pretrained=True,
+        layers=None,
+        image_size=None,
+        max_length=None,
+        pooling="auto",
+        long_text="truncate",
+        chunk_pooling="mean",
+        batch_size=32,
+        device="auto",
+        precision="auto",
+        feature_cache="memory",
+        random_state=None,
+        remainder="error",
+    ):
+        self.backbone = backbone
+        self.pretrained = pretrained
+        self.layers = layers
+        self.image_size = image_size
+        self.max_length = max_length
+        self.pooling = pooling
+        self.long_text = long_text
+        self.chunk_pooling = chunk_pooling
+        self.batch_size = batch_size
+        self.device = device
+        self.precision = precision
+        self.feature_cache = feature_cache
+        self.random_state = random_state
+        self.remainder = remainder
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y=None):
+        """Build the frozen backbone for ``X``'s modality; nothing is trained.
+
+        Only two samples of ``X`` run through the backbone (to learn the feature size);
+        tabular ``X`` also fits the standardisation.
+
+        Parameters
+        ----------
+        X : array-like, list of PIL images or file paths, or list or Series of str
+            Samples in the backbone's modality.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self
+        """
+        previous = dict(self.__dict__)
+        try:
+            return self._fit(X)
+        except BaseException:
+            # A failed fit leaves the embedder as it was.
+            self.__dict__.clear()
+            self.__dict__.update(previous)
+            raise
+
+    def _fit(self, X):
+        self._validate_params()
+        check_device(self.device)
+        check_samples(X)
+        for attr in ("n_features_in_", "feature_names_in_", "branches_", "module_"):
+            self.__dict__.pop(attr, None)
+        if is_fused(self.backbone):
+            return self._fit_branches(X)
+        spec, source = self._resolve_backbone(X)
+        adapter = self._build_adapter(spec, source)
+        X_checked = adapter.check(X, estimator=self, reset=True)
+        if source is None:
+            adapter.fit(X_checked)
+        stages = self._layers(spec, source)
+
+        device = resolve_device(self.device)
+        fast = fast_path(device, self.precision, spec.modality)
+        seed = None if self.random_state is None else check_random_state(self.random_state).randint(
+            np.iinfo(np.int32).max
+        )
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            backbone, weights = self._build_backbone(spec, source, device)
+            module = self._headless_module(backbone, adapter, stages, spec)
+            widths = self._dry_run(module, spec, adapter, X_checked)
+        self._place_module(module, device, fast)  # after the dry run: lazy layers have weights now
+        declared = spec.get_feature_dim()
+        if stages is None and declared and declared != widths[0]:
+            raise ValueError(
+                f"Backbone {spec.name!r} (plugin {spec.plugin or '?'}) returned features of size {widths[0]}, "
+                f"but its spec declares feature_dim={declared}. Fix the plugin's BackboneSpec."
+            )
+        prefix = feature_prefix(source.spec_.name if source is not None else spec.name)
+        self._set_fitted(spec, adapter, module, stages, device, fast, weights, widths, prefix)
+        return self
+
+    # The fit steps below are shared with model-file loading (sktransfer.load).
+    def _build_adapter(self, spec, source):
+        params = {"augment": None, "image_size": self.image_size, "max_length": self.max_length,
+                  "pooling": self.pooling, "long_text": self.long_text, "chunk_pooling": self.chunk_pooling}
+        adapter_class(spec.modality).check_params(spec, params)
+        if source is not None:
+            return source.adapter_.inherit(params)
+        return adapter_class(spec.modality).from_params(spec, params)
+
+    def _layers(self, spec, source):
+        if self.layers is None and source is not None:
+            return source_module(source).stages  # the source's own knowledge base
+        return resolve_layers(self.layers, spec.get_stages(), spec.name)
+
+    def _is_pretrained(self, spec) -> bool:
+        return bool(self.pretrained) and spec.weights is not None
+
+    def _build_backbone(self, spec, source, device):
+        """``(backbone, weights fingerprint)``: a copy of a module or a source's backbone
+        (the caller's is never changed), or the registry's, shared frozen on ``device``."""
+        if source is not None or isinstance(self.backbone, nn.Module):
+            backbone = spec.build(pretrained=True)
+            return backbone, fingerprint_module(backbone) if source is not None else None
+        return build_backbone(spec, self._is_pretrained(spec), frozen_on=device)
+
+    @staticmethod
+    def _headless_module(backbone, adapter, stages, spec) -> TransferModule:
+        module = TransferModule(backbone, 1, 1, adapter.pooling, stages, spec.stage_outputs,
+                                chunk_pooling=adapter.chunk_pooling)
+        module.head = nn.Identity()  # no head: module_(...) and module_.features(...) give the rows
+        module.eval()
+        return module
+
+    @staticmethod
+    def _place_module(module, device, fast) -> None:
+        """Freeze ``module`` (once its lazy layers have weights) and put it on ``device``."""
+        module.freeze("head", [], 1)
+        module.to(device)
+        module.channels_last = fast.channels_last
+        if fast.channels_last:
+            module.to(memory_format=torch.channels_last)
+
+    def _set_fitted(self, spec, adapter, module, stages, device, fast, weights, widths, prefix) -> None:
+        """Every fitted attribute of a one-backbone embedder, set in one place."""
+        self.spec_ = spec
+        self.adapter_ = adapter
+        self.module_ = module
+        self.layers_ = stages
+        self.device_ = device
+        self.fast_path_ = fast
+        # The frozen estimators' cache key for these features (weights as loaded, the
+        # preprocessing, the pooling), taken once the dry run materialised lazy layers.
+        self.feature_fingerprint_ = backbone_fingerprint(
+            spec, weights or fingerprint_module(module.backbone), *adapter.fingerprint_parts()
+        )
+        self.n_features_out_ = int(sum(widths))
+        self._stage_widths = list(widths)
+        self._name_prefix = prefix
+
+    def save_pretrained(self, path, *, overwrite=False):
+        """Write the fitted embedder to the directory ``path`` (``config.json`` and
+        ``model.safetensors``), loadable with :func:`sktransfer.load` without unpickling.
+        Pretrained backbones are stored as a reference plus a hash, not again.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        overwrite : bool, default=False
+            Replace the files of a directory that holds some.
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        from sktransfer._persistence.model_files import save_pretrained
+
+        return save_pretrained(self, path, overwrite=overwrite)
+
+    def _fit_branches(self, X):
+        """One embedder per branch, each fitted on its column (or on all of ``X``)."""
+        table = branch_table(self.backbone)
+        if isinstance(self.backbone, Mapping):
+            columns = check_columns(X, [column for _, column, _ in table], self.remainder)
+            self.feature_names_in_ = np.asarray(columns, dtype=object)
+            self.n_features_in_ = len(columns)
+        branches = []
+        for name, column, branch in table:
+            branch._validate_params()
+            child = self._branch_child(branch)
+            modality = modality_of(branch.backbone)
+            if modality is not None and not adapter_class(modality).long_text_applies:
+                child.set_params(long_text="truncate")  # long_text is the text branches' setting
+            try:
+                child.fit(select(X, column, modality or "image"))
+            except (ValueError, TypeError) as exc:
+                where = f"column {column!r}" if column is not None else f"branch {name!r}"
+                raise type(exc)(f"{where}: {exc}") from exc
+            branches.append((name, column, child))
+        self.branches_ = branches
+        self.n_features_out_ = sum(child.n_features_out_ for _, _, child in branches)
+        return self
+
+    def _branch_child(self, branch):
+        """An unfitted embedder of one branch: this one's settings, the branch's backbone,
+        ``layers`` and ``pretrained``."""
+        child = clone(self).set_params(backbone=branch.backbone)
+        for param in ("layers", "pretrained"):
+            if getattr(branch, param) is not None:
+                child.set_params(**{param: getattr(branch, param)})
+        return child
+
+    def _resolve_backbone(self, X):
+        if isinstance(self.backbone, str):
+            return get_spec(self.backbone), None
+        if isinstance(self.backbone, nn.Module):
+            return module_spec(self.backbone, guess_modality(X)), None
+        source = fitted_transfer_source(self.backbone)
+        return source_spec(source), source
+
+    @staticmethod
+    def _dry_run(module, spec, adapter, X_checked) -> list[int]:
+        """The width of each stage's pooled output (or of the final features), from two
+        samples; it also materialises a module's lazy layers."""
+        dataset = adapter.dataset(X_checked)
+        X_dry, _ = adapter.collate_fn([dataset[i] for i in range(min(_DRY_RUN, len(X_checked)))])
+        args, kwargs = call_args(X_dry)
+        try:
+            with torch.no_grad():
+                if module.stages is None:
+                    return [int(module.features(*args, **kwargs).shape[1])]
+                return [int(out.shape[1]) for out in module.pooled_stages(*args, names=module.stages, **kwargs)]
+        except Exception as exc:
+            if module.stages is None:
+                raise
+            raise ValueError(
+                f"Backbone {spec.name!r} could not return its stages {module.stages}: {exc!r}. Use layers=None, "
+                "or other stages."
+            ) from exc
+
+    # ------------------------------------------------------------------ transform
+    def transform(self, X):
+        """The backbone's features for ``X``: rows seen before come from the cache.
+
+        Parameters
+        ----------
+        X : array-like, list of PIL images or file paths, or list or Series of str
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features_out_), float32
+        """
+        check_is_fitted(self)
+        check_samples(X)
+        if hasattr(self, "branches_"):
+            if hasattr(self, "feature_names_in_"):
+                check_columns(X, [column for _, column, _ in self.branches_], self.remainder)
+            parts = [child.transform(select(X, column, child.spec_.modality)) for _, column, child in self.branches_]
+            return np.concatenate(parts, axis=1)
+        X_checked = self.adapter_.check(X, estimator=self, reset=False)
+        store = get_store(self.feature_cache) if self.adapter_.shares_features else None
+        if store is None:
+            features = extract_features(self.module_, self.adapter_.dataset(X_checked), self.adapter_.collate_fn,
+                                        self.batch_size, self.device_, self.fast_path_)
+        else:
+            all_stages = self.spec_.get_stages() if self.layers_ is not None else None
+            features = cached_features(self.module_, self.adapter_, X_checked, self.batch_size, self.device_, store,
+                                       self.feature_fingerprint_, self.fast_path_, all_stages)
+        return features.numpy().astype(np.float32, copy=False)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output features (see the class's Notes).
+
+        Parameters
+        ----------
+        input_features : array-like of str or None
+            Checked against ``feature_names_in_`` for tabular input; the names out
+            don't depend on it.
+
+        Returns
+        -------
+        ndarray of str objects
+        """
+        check_is_fitted(self)
+        _check_feature_names_in(self, input_features, generate_names=False)
+        if hasattr(self, "branches_"):
+            return np.asarray(
+                [f"{name}__{feature}" for name, _, child in self.branches_ for feature in child.get_feature_names_out()],
+                dtype=object,
+            )
+        if self.layers_ is None:
+            names = [f"{self._name_prefix}_{i}" for i in range(self.n_features_out_)]
+        else:
+            names = [
+                f"{self._name_prefix}_{feature_prefix(stage)}_{i}"
+                for stage, width in zip(self.layers_, self._stage_widths)
+                for i in range(width)
+            ]
+        return np.asarray(names, dtype=object)
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "module_") or hasattr(self, "branches_")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Features are float32 whatever the input: float32 in, float32 out.
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        modality = modality_of(self.backbone)
+        return tags if modality is None else adapter_class(modality).update_tags(tags)

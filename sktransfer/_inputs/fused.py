@@ -1,0 +1,169 @@
+"""The input side of a fused model: a DataFrame (or dict of columns) split into each
+branch's input, checked by that branch's adapter, and the datasets and batches that
+feed the FusionModule."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from torch.utils.data import Dataset, default_collate
+
+from sktransfer._features.extraction import (
+    FeatureDataset,
+    cached_features,
+    extract_features,
+)
+from sktransfer._features.stores import backbone_fingerprint, get_store
+from sktransfer._hashing import fingerprint_module
+from sktransfer.exceptions import InvalidInputError
+
+
+class BranchColumns(BaseEstimator):
+    """Holds ``n_features_in_`` / ``feature_names_in_`` of one tabular branch for
+    scikit-learn's ``validate_data`` (the estimator's own describe the whole frame)."""
+
+
+@dataclass
+class FittedBranch:
+    """One branch after fit: its input, its adapter and how its features are fed."""
+
+    name: str
+    key: str  # the branch's submodule name in the FusionModule
+    column: object
+    spec: object
+    adapter: object
+    columns: BranchColumns
+    frozen: bool  # its features are computed once, before training (strategy="head", no augmentation)
+    fingerprint: bytes | None  # where the shared cache keys them; None: computed, not cached
+
+
+def _frame_columns(X) -> list:
+    if hasattr(X, "columns"):
+        return list(X.columns)
+    if isinstance(X, Mapping):
+        return list(X.keys())
+    raise TypeError(
+        f"X is a {type(X).__name__}, but backbone maps columns to backbones: pass a pandas DataFrame (or a dict of "
+        "columns) with those columns."
+    )
+
+
+def check_columns(X, mapped: list[str], remainder: str) -> list:
+    """The columns of ``X``, checked against the mapping."""
+    columns = _frame_columns(X)
+    missing = [c for c in mapped if c not in columns]
+    extra = [c for c in columns if c not in mapped]
+    if missing or (extra and remainder == "error"):
+        problem = f"columns {missing} are mapped to backbones but missing from X" if missing else (
+            f"X has columns {extra} that are not mapped to a backbone"
+        )
+        fix = "Rename or add them, or change the mapping." if missing else (
+            "Map them to a backbone (or 'passthrough' for numbers), drop them from X, or pass remainder='drop'."
+        )
+        raise InvalidInputError(f"{problem}. X has {columns}; backbone maps {mapped}. {fix}")
+    if isinstance(X, Mapping):
+        lengths = {c: len(X[c]) for c in mapped}
+        if len(set(lengths.values())) > 1:
+            raise InvalidInputError(f"The columns of X have different lengths {lengths}; each needs one value per sample.")
+    return columns
+
+
+def select(X, column, modality: str):
+    """One branch's input: the whole X, or its column (2-D for tabular branches)."""
+    if column is None:
+        return X
+    if hasattr(X, "columns"):
+        return X[[column]] if modality == "tabular" else X[column]
+    values = X[column]
+    if modality == "tabular":
+        values = np.asarray(values)
+        return values.reshape(-1, 1) if values.ndim == 1 else values
+    return values
+
+
+class FusedInput:
+    """The input side of a fused model: ``X`` split into each branch's input, checked by
+    that branch's adapter, and the datasets that feed the FusionModule."""
+
+    shares_features = False  # per branch instead
+
+    def __init__(self, branches: list[FittedBranch], mapped: bool, remainder: str):
+        self.branches = branches
+        self.mapped = mapped
+        self.remainder = remainder
+        self.collate_fn = FusedCollate([(b.key, b.adapter.collate_fn, b.frozen) for b in branches])
+
+    def check(self, X, *, estimator=None, reset: bool = False) -> dict:
+        if self.mapped:
+            check_columns(X, [b.column for b in self.branches], self.remainder)
+        checked = {}
+        for b in self.branches:
+            checked[b.key] = b.adapter.check(select(X, b.column, b.spec.modality), estimator=b.columns, reset=reset)
+        return checked
+
+    def branch_features(self, b: FittedBranch, module, X_checked, batch_size, device, fast, store):
+        """A frozen branch's features ``(N, D)``: from the shared cache where it can hold them."""
+        if b.fingerprint is not None and store is not None:
+            all_stages = b.spec.get_stages() if module.stages is not None else None
+            return cached_features(module, b.adapter, X_checked, batch_size, device, store, b.fingerprint, fast,
+                                   all_stages)
+        return extract_features(module, b.adapter.dataset(X_checked), b.adapter.collate_fn, batch_size, device, fast)
+
+    def dataset(self, checked: dict, module, targets=None, *, train=False, batch_size=32, device="cpu", fast=None,
+                feature_cache="memory"):
+        """Concatenated features when every branch is frozen; else each branch's own input,
+        cached features in place of a frozen branch's."""
+        store = get_store(feature_cache)
+        frozen = {b.key: self.branch_features(b, module.branches[b.key], checked[b.key], batch_size, device, fast,
+                                               store)
+                  for b in self.branches if b.frozen}
+        if len(frozen) == len(self.branches):
+            return FeatureDataset(torch.cat([frozen[b.key] for b in self.branches], dim=1), targets)
+        parts = {
+            b.key: frozen[b.key] if b.key in frozen else b.adapter.dataset(checked[b.key], None, train=train)
+            for b in self.branches
+        }
+        return FusedDataset(parts, targets)
+
+
+class FusedDataset(Dataset):
+    """Sample ``i`` of every branch (a raw input, or a frozen branch's feature row)."""
+
+    def __init__(self, parts: dict, targets: dict | None):
+        self.parts = parts
+        self.targets = targets
+        self.n = len(next(iter(parts.values())))
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        X = {key: part[i] if isinstance(part, torch.Tensor) else part[i][0] for key, part in self.parts.items()}
+        target = 0.0 if self.targets is None else {k: v[i] for k, v in self.targets.items()}
+        return X, target
+
+
+class FusedCollate:
+    """Each branch's samples collated by its own adapter; feature rows are stacked."""
+
+    def __init__(self, parts: list):
+        self.parts = parts
+
+    def __call__(self, batch):
+        Xs, targets = zip(*batch)
+        X = {}
+        for key, collate, frozen in self.parts:
+            items = [x[key] for x in Xs]
+            # A frozen branch's rows are its features; the others go through their adapter.
+            X[key] = torch.stack(items) if frozen else collate([(item, 0.0) for item in items])[0]
+        return X, default_collate(list(targets))
+
+
+def branch_fingerprint(spec, weights, module, adapter) -> bytes:
+    """The cache fingerprint of a frozen branch, as a single-backbone fit keys it: a fused
+    model and single models on the same backbone share their cached rows."""
+    return backbone_fingerprint(spec, weights or fingerprint_module(module.backbone), *adapter.fingerprint_parts())

@@ -1,0 +1,201 @@
+"""The skorch net our estimators compose, with the GPU fast path.
+
+``TransferNet`` is a small :class:`skorch.NeuralNet` subclass, used internally (the
+estimators are not NeuralNets: they hold one as ``net_``).  It adds what skorch
+leaves to the user: mixed precision (bf16, or fp16 with a GradScaler) and
+``torch.inference_mode`` for prediction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import signal
+import threading
+from dataclasses import dataclass
+
+import torch
+from skorch import NeuralNet
+
+from sktransfer._inputs import adapter_class
+from sktransfer._nn.backbone_cache import shared_reference
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class FastPath:
+    """Device-dependent training settings, decided once per fit."""
+
+    amp_dtype: torch.dtype | None
+    grad_scaler: bool
+    channels_last: bool
+    num_workers: int
+    pin_memory: bool
+
+
+def fast_path(device: str, precision: str, modality: str, bf16_supported: bool | None = None) -> FastPath:
+    """Choose the fast-path settings for ``device``.
+
+    On CUDA ``precision="auto"`` means bf16 where the GPU supports it and otherwise fp16
+    with a GradScaler; convolutional image inputs go channels_last, and batches are
+    prepared by DataLoader workers into pinned memory.  On the CPU, ``"auto"`` is fp32.
+    """
+    cuda = str(device).startswith("cuda")
+    if bf16_supported is None:
+        bf16_supported = cuda and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if precision == "auto":
+        precision = ("bf16" if bf16_supported else "fp16") if cuda else "fp32"
+    amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    pixels = adapter_class(modality).pixel_batches  # image batches: decoding is worth workers
+    workers = min(8, os.cpu_count() or 1) if cuda and pixels else 0
+    return FastPath(
+        amp_dtype=amp_dtype,
+        grad_scaler=precision == "fp16",
+        channels_last=cuda and pixels,
+        num_workers=workers,
+        pin_memory=cuda,
+    )
+
+
+def release_accelerator_memory(device) -> None:
+    """Free cached GPU memory left by earlier fits (a search fits many candidates)."""
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        gc.collect()
+        torch.cuda.empty_cache()
+
+
+class FitInterrupted(BaseException):
+    """Ctrl-C during training, carried past skorch (which would swallow a KeyboardInterrupt).
+
+    Not a KeyboardInterrupt subclass on purpose: skorch's ``partial_fit`` catches those
+    and returns a half-trained net as if training had finished.
+    """
+
+    def __init__(self, epochs_done: int, max_epochs: int):
+        super().__init__(epochs_done, max_epochs)
+        self.epochs_done, self.max_epochs = epochs_done, max_epochs
+
+
+class _SigintRecorder:
+    """Notes whether Ctrl-C (SIGINT) arrived, then interrupts as before.
+
+    skorch callbacks stop training by raising KeyboardInterrupt themselves (EarlyStopping
+    does); only a KeyboardInterrupt that follows a real SIGINT is the user's Ctrl-C.
+    Signal handlers can only be set from the main thread, which is also the only
+    thread Python delivers signals to; elsewhere this records nothing.
+    """
+
+    def __init__(self):
+        self.fired = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        self.fired = True
+        if callable(self._previous):
+            self._previous(signum, frame)
+        elif self._previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+def completed_epochs(history) -> int:
+    """Epochs that ran to their end (skorch records ``dur`` last, in ``on_epoch_end``)."""
+    return sum("dur" in row for row in history)
+
+
+class TransferNet(NeuralNet):
+    """skorch NeuralNet with autocast, an optional GradScaler, inference_mode, and a
+    Ctrl-C that stops the fit instead of ending it early as if it had succeeded."""
+
+    def __init__(self, *args, amp_dtype=None, grad_scaler=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.amp_dtype = amp_dtype
+        self.grad_scaler = grad_scaler
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=torch.device(self.device).type, dtype=self.amp_dtype)
+
+    def initialize(self):
+        super().initialize()
+        device_type = torch.device(self.device).type
+        self.scaler_ = torch.amp.GradScaler(device_type) if self.grad_scaler else None
+        return self
+
+    # The module given at construction is module_ itself (our estimators build it), and
+    # skorch pickles module_ in a buffer of its own: pickling ``module`` as well stored
+    # every weight twice. It is restored from module_ on unpickling.
+    def __getstate__(self):
+        shared = self.__dict__.get("module") is self.__dict__.get("module_")
+        state = super().__getstate__()
+        if shared:
+            state["module"] = None
+        return state
+
+    def __setstate__(self, state):
+        shared = state.get("module") is None
+        super().__setstate__(state)
+        if shared and hasattr(self, "module_"):
+            self.module = self.module_
+
+    def get_all_learnable_params(self):
+        # A shared frozen pretrained backbone never trains. Left out of the optimizer, it
+        # also stays out of the optimizer's pickle, which would otherwise carry all its
+        # weights (the module's own pickle only names it).
+        shared = {
+            id(parameter)
+            for module in self.module_.modules()
+            if shared_reference(module) is not None
+            for parameter in module.parameters()
+        }
+        for name, parameter in super().get_all_learnable_params():
+            if id(parameter) not in shared:
+                yield name, parameter
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        with _SigintRecorder() as sigint:
+            try:
+                return super().fit_loop(X, y, epochs, **fit_params)
+            except KeyboardInterrupt as exc:
+                if sigint.fired:
+                    raise FitInterrupted(completed_epochs(self.history), self.max_epochs) from exc
+                raise  # a callback's request to stop (EarlyStopping): skorch ends the fit normally
+
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        Xi, yi = batch
+        with self._autocast():
+            y_pred = self.infer(Xi, **fit_params)
+            loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        (self.scaler_.scale(loss) if self.scaler_ is not None else loss).backward()
+        return {"loss": loss, "y_pred": y_pred}
+
+    def _step_optimizer(self, step_fn):
+        if self.scaler_ is None:
+            return super()._step_optimizer(step_fn)
+        step_fn()  # forward and scaled backward
+        for name in self._optimizers:
+            self.scaler_.step(getattr(self, name + "_"))
+        self.scaler_.update()
+
+    def evaluation_step(self, batch, training=False):
+        self.check_is_fitted()
+        Xi, _ = batch
+        # inference_mode for prediction: no autograd bookkeeping at all.
+        grad_context = torch.enable_grad() if training else torch.inference_mode()
+        with grad_context, self._autocast():
+            self._set_training(training)
+            return self.infer(Xi).float()
