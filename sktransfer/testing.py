@@ -138,7 +138,8 @@ def _check_partial(spec, module, trainable_blocks: int) -> None:
     def in_trainable(name: str) -> bool:
         return any(name == t or name.startswith(t + ".") for t in trainable)
 
-    module.freeze("partial", blocks, k)
+    module.blocks = list(blocks)
+    module.train_last_blocks(k)
     module.train()
     wrong_frozen = [n for n, p in backbone.named_parameters() if in_trainable(n) and not p.requires_grad]
     wrong_trained = [n for n, p in backbone.named_parameters() if not in_trainable(n) and p.requires_grad]

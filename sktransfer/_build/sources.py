@@ -43,10 +43,10 @@ def check_fitted_source(estimator, parameter: str):
 
 def fitted_transfer_source(backbone):
     """The fitted TransferClassifier/TransferRegressor behind ``backbone=``."""
-    from sktransfer._estimators.base import _TransferBase
-
     source = unwrap_frozen(backbone)
-    if not isinstance(source, _TransferBase):
+    # TransferClassifier and TransferRegressor say so with a class attribute: this layer
+    # sits below the estimators and can't import them.
+    if not getattr(type(source), "reusable_as_backbone", False):
         raise TypeError(
             f"backbone must be a backbone name, a torch.nn.Module, or a fitted TransferClassifier / "
             f"TransferRegressor (optionally in sklearn.frozen.FrozenEstimator); got {type(source).__name__}. "

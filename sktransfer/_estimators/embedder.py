@@ -23,27 +23,18 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
+from sktransfer._build.branch import build_branch, make_adapter, resolve_backbone
+from sktransfer._build.settings import BranchSettings
 from sktransfer._build.sources import (
-    fitted_transfer_source,
     modality_of,
-    source_module,
-    source_spec,
 )
-from sktransfer._estimators.base import module_spec, resolve_device
 from sktransfer._estimators.fusion import REMAINDERS, branch_table, is_fused
-from sktransfer._features.extraction import cached_features, extract_features
-from sktransfer._features.stores import backbone_fingerprint, get_store
-from sktransfer._hashing import fingerprint_module
-from sktransfer._inputs import adapter_class, guess_modality
+from sktransfer._features.extraction import frozen_features
+from sktransfer._inputs import adapter_class
 from sktransfer._inputs.checks import check_samples
 from sktransfer._inputs.fused import check_columns, select
 from sktransfer._inputs.text import CHUNK_POOLING, LONG_TEXT
-from sktransfer._nn.backbone_cache import build_backbone
-from sktransfer._nn.calls import call_args
-from sktransfer._nn.module import TransferModule
-from sktransfer._spec.registry import get_spec
-from sktransfer._spec.stages import resolve_layers
-from sktransfer._training.devices import check_device
+from sktransfer._training.devices import check_device, resolve_device
 from sktransfer._training.net import PRECISIONS, fast_path
 
 _DRY_RUN = 2
@@ -246,13 +237,13 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
             self.__dict__.pop(attr, None)
         if is_fused(self.backbone):
             return self._fit_branches(X)
-        spec, source = self._resolve_backbone(X)
-        adapter = self._build_adapter(spec, source)
+        # An embedder's backbone is frozen: the build path's "head" branch, without a head.
+        settings = BranchSettings.from_params({**self.get_params(deep=False), "strategy": "head"})
+        spec, source = resolve_backbone(self.backbone, X)
+        adapter = make_adapter(spec, source, settings)
         X_checked = adapter.check(X, estimator=self, reset=True)
         if source is None:
             adapter.fit(X_checked)
-        stages = self._layers(spec, source)
-
         device = resolve_device(self.device)
         fast = fast_path(device, self.precision, spec.modality)
         seed = None if self.random_state is None else check_random_state(self.random_state).randint(
@@ -261,78 +252,54 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.manual_seed(seed)
-            backbone, weights = self._build_backbone(spec, source, device)
-            module = self._headless_module(backbone, adapter, stages, spec)
-            widths = self._dry_run(module, spec, adapter, X_checked)
-        self._place_module(module, device, fast)  # after the dry run: lazy layers have weights now
-        declared = spec.get_feature_dim()
-        if stages is None and declared and declared != widths[0]:
-            raise ValueError(
-                f"Backbone {spec.name!r} (plugin {spec.plugin or '?'}) returned features of size {widths[0]}, "
-                f"but its spec declares feature_dim={declared}. Fix the plugin's BackboneSpec."
-            )
+            built = build_branch(settings, spec, source, adapter, device=device, fast=fast,
+                                 feature_cache=self.feature_cache, X_checked=X_checked)
         prefix = feature_prefix(source.spec_.name if source is not None else spec.name)
-        self._set_fitted(spec, adapter, module, stages, device, fast, weights, widths, prefix)
+        self._set_fitted(built, device, fast, prefix)
         return self
 
-    # The fit steps below are shared with model-file loading (sktransfer.load).
-    def _build_adapter(self, spec, source):
-        params = {"augment": None, "image_size": self.image_size, "max_length": self.max_length,
-                  "pooling": self.pooling, "long_text": self.long_text, "chunk_pooling": self.chunk_pooling}
-        adapter_class(spec.modality).check_params(spec, params)
-        if source is not None:
-            return source.adapter_.inherit(params)
-        return adapter_class(spec.modality).from_params(spec, params)
-
-    def _layers(self, spec, source):
-        if self.layers is None and source is not None:
-            return source_module(source).stages  # the source's own knowledge base
-        return resolve_layers(self.layers, spec.get_stages(), spec.name)
-
-    def _is_pretrained(self, spec) -> bool:
-        return bool(self.pretrained) and spec.weights is not None
-
-    def _build_backbone(self, spec, source, device):
-        """``(backbone, weights fingerprint)``: a copy of a module or a source's backbone
-        (the caller's is never changed), or the registry's, shared frozen on ``device``."""
-        if source is not None or isinstance(self.backbone, nn.Module):
-            backbone = spec.build(pretrained=True)
-            return backbone, fingerprint_module(backbone) if source is not None else None
-        return build_backbone(spec, self._is_pretrained(spec), frozen_on=device)
-
-    @staticmethod
-    def _headless_module(backbone, adapter, stages, spec) -> TransferModule:
-        module = TransferModule(backbone, 1, 1, adapter.pooling, stages, spec.stage_outputs,
-                                chunk_pooling=adapter.chunk_pooling)
-        module.head = nn.Identity()  # no head: module_(...) and module_.features(...) give the rows
-        module.eval()
-        return module
-
-    @staticmethod
-    def _place_module(module, device, fast) -> None:
-        """Freeze ``module`` (once its lazy layers have weights) and put it on ``device``."""
-        module.freeze("head", [], 1)
-        module.to(device)
-        module.channels_last = fast.channels_last
-        if fast.channels_last:
-            module.to(memory_format=torch.channels_last)
-
-    def _set_fitted(self, spec, adapter, module, stages, device, fast, weights, widths, prefix) -> None:
+    def _set_fitted(self, built, device, fast, prefix) -> None:
         """Every fitted attribute of a one-backbone embedder, set in one place."""
-        self.spec_ = spec
-        self.adapter_ = adapter
-        self.module_ = module
-        self.layers_ = stages
+        built.module.eval()
+        self.spec_ = built.spec
+        self.adapter_ = built.adapter
+        self.module_ = built.module
+        self.layers_ = built.module.stages
         self.device_ = device
         self.fast_path_ = fast
-        # The frozen estimators' cache key for these features (weights as loaded, the
-        # preprocessing, the pooling), taken once the dry run materialised lazy layers.
-        self.feature_fingerprint_ = backbone_fingerprint(
-            spec, weights or fingerprint_module(module.backbone), *adapter.fingerprint_parts()
-        )
-        self.n_features_out_ = int(sum(widths))
-        self._stage_widths = list(widths)
+        # The frozen estimators' cache key for these features: an embedder and a frozen
+        # estimator on the same backbone and rows compute each row once between them.
+        self.feature_fingerprint_ = built.fingerprint
+        self.n_features_out_ = built.feature_dim
+        self._stage_widths = list(built.widths)
         self._name_prefix = prefix
+
+    # ------------------------------------------------------------------ model files
+    # The persistence protocol (see _TransferBase.__sktransfer_state__).
+    def __sktransfer_state__(self) -> dict:
+        """What a model file stores: each branch's module, adapter, widths and feature names."""
+        check_is_fitted(self)
+        children = self.branches_ if hasattr(self, "branches_") else [(None, None, self)]
+        branches = [dict(name=name, column=column, spec=child.spec_, adapter=child.adapter_, inputs=child,
+                         module=child.module_, width=child.n_features_out_, widths=list(child._stage_widths),
+                         name_prefix=child._name_prefix) for name, column, child in children]
+        return {"branches": branches, "fused": hasattr(self, "branches_")}
+
+    def __sktransfer_restore__(self, built_branches: list, device: str, fast_paths: list, prefixes: list):
+        """Become the fitted embedder of branches the build path rebuilt (``sktransfer.load``)."""
+        self._validate_params()
+        if not is_fused(self.backbone):
+            self._set_fitted(built_branches[0], device, fast_paths[0], prefixes[0])
+            return self
+        children = []
+        for (name, column, branch), built, fast, prefix in zip(branch_table(self.backbone), built_branches,
+                                                               fast_paths, prefixes):
+            child = self._branch_child(branch)
+            child._set_fitted(built, device, fast, prefix)
+            children.append((name, column, child))
+        self.branches_ = children
+        self.n_features_out_ = sum(child.n_features_out_ for _, _, child in children)
+        return self
 
     def save_pretrained(self, path, *, overwrite=False):
         """Write the fitted embedder to the directory ``path`` (``config.json`` and
@@ -386,34 +353,6 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
                 child.set_params(**{param: getattr(branch, param)})
         return child
 
-    def _resolve_backbone(self, X):
-        if isinstance(self.backbone, str):
-            return get_spec(self.backbone), None
-        if isinstance(self.backbone, nn.Module):
-            return module_spec(self.backbone, guess_modality(X)), None
-        source = fitted_transfer_source(self.backbone)
-        return source_spec(source), source
-
-    @staticmethod
-    def _dry_run(module, spec, adapter, X_checked) -> list[int]:
-        """The width of each stage's pooled output (or of the final features), from two
-        samples; it also materialises a module's lazy layers."""
-        dataset = adapter.dataset(X_checked)
-        X_dry, _ = adapter.collate_fn([dataset[i] for i in range(min(_DRY_RUN, len(X_checked)))])
-        args, kwargs = call_args(X_dry)
-        try:
-            with torch.no_grad():
-                if module.stages is None:
-                    return [int(module.features(*args, **kwargs).shape[1])]
-                return [int(out.shape[1]) for out in module.pooled_stages(*args, names=module.stages, **kwargs)]
-        except Exception as exc:
-            if module.stages is None:
-                raise
-            raise ValueError(
-                f"Backbone {spec.name!r} could not return its stages {module.stages}: {exc!r}. Use layers=None, "
-                "or other stages."
-            ) from exc
-
     # ------------------------------------------------------------------ transform
     def transform(self, X):
         """The backbone's features for ``X``: rows seen before come from the cache.
@@ -434,14 +373,10 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
             parts = [child.transform(select(X, column, child.spec_.modality)) for _, column, child in self.branches_]
             return np.concatenate(parts, axis=1)
         X_checked = self.adapter_.check(X, estimator=self, reset=False)
-        store = get_store(self.feature_cache) if self.adapter_.shares_features else None
-        if store is None:
-            features = extract_features(self.module_, self.adapter_.dataset(X_checked), self.adapter_.collate_fn,
-                                        self.batch_size, self.device_, self.fast_path_)
-        else:
-            all_stages = self.spec_.get_stages() if self.layers_ is not None else None
-            features = cached_features(self.module_, self.adapter_, X_checked, self.batch_size, self.device_, store,
-                                       self.feature_fingerprint_, self.fast_path_, all_stages)
+        fingerprint = self.feature_fingerprint_ if self.adapter_.shares_features else None
+        features = frozen_features(self.module_, self.spec_, self.adapter_, X_checked, fingerprint=fingerprint,
+                                   batch_size=self.batch_size, device=self.device_, fast=self.fast_path_,
+                                   feature_cache=self.feature_cache)
         return features.numpy().astype(np.float32, copy=False)
 
     def get_feature_names_out(self, input_features=None):

@@ -8,6 +8,7 @@ from skorch.utils import to_device
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from sktransfer._features.protocol import check_found_rows, check_row_widths
+from sktransfer._features.stores import get_store
 from sktransfer._hashing import digest
 from sktransfer._nn.calls import _PreCollated, call_args
 
@@ -150,3 +151,14 @@ class FeatureAwareCollate:
 def feature_dataset(features: torch.Tensor, targets: dict | None) -> FeatureDataset:
     """A dataset whose batches feed ``TransferModule.forward(features=...)``."""
     return FeatureDataset(features, targets)
+
+
+def frozen_features(module, spec, adapter, X_checked, *, fingerprint, batch_size: int, device, fast, feature_cache):
+    """A frozen backbone's features for ``X_checked``: from the shared store where the
+    branch is keyed there (rows seen before are reused, new ones computed and added),
+    else computed. ``module`` must already be on ``device``."""
+    store = get_store(feature_cache) if fingerprint is not None else None
+    if store is None:
+        return extract_features(module, adapter.dataset(X_checked), adapter.collate_fn, batch_size, device, fast)
+    all_stages = spec.get_stages() if module.stages is not None else None
+    return cached_features(module, adapter, X_checked, batch_size, device, store, fingerprint, fast, all_stages)

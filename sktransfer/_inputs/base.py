@@ -85,6 +85,19 @@ class InputAdapter:
     collate_fn = staticmethod(default_collate)
 
     # ------------------------------------------------------------ estimator side
+
+    def get_state(self) -> dict:
+        """This adapter's fitted state and settings as JSON data (model files)."""
+        raise NotImplementedError
+
+    def set_state(self, state: dict) -> "InputAdapter":
+        """Put back what :meth:`get_state` gave; returns the adapter."""
+        raise NotImplementedError
+
+    def _check_kind(self, state: dict) -> None:
+        if state["kind"] != self.modality:
+            raise ValueError(f"adapter state for {state['kind']!r}, but the backbone takes {self.modality}")
+
     @classmethod
     def check_params(cls, spec, params: dict) -> None:
         """Reject estimator parameters that mean nothing for this modality."""

@@ -12,13 +12,7 @@ import torch
 from sklearn.base import BaseEstimator
 from torch.utils.data import Dataset, default_collate
 
-from sktransfer._features.extraction import (
-    FeatureDataset,
-    cached_features,
-    extract_features,
-)
-from sktransfer._features.stores import backbone_fingerprint, get_store
-from sktransfer._hashing import fingerprint_module
+from sktransfer._features.extraction import FeatureDataset, frozen_features
 from sktransfer.exceptions import InvalidInputError
 
 
@@ -105,22 +99,15 @@ class FusedInput:
             checked[b.key] = b.adapter.check(select(X, b.column, b.spec.modality), estimator=b.columns, reset=reset)
         return checked
 
-    def branch_features(self, b: FittedBranch, module, X_checked, batch_size, device, fast, store):
-        """A frozen branch's features ``(N, D)``: from the shared cache where it can hold them."""
-        if b.fingerprint is not None and store is not None:
-            all_stages = b.spec.get_stages() if module.stages is not None else None
-            return cached_features(module, b.adapter, X_checked, batch_size, device, store, b.fingerprint, fast,
-                                   all_stages)
-        return extract_features(module, b.adapter.dataset(X_checked), b.adapter.collate_fn, batch_size, device, fast)
-
     def dataset(self, checked: dict, module, targets=None, *, train=False, batch_size=32, device="cpu", fast=None,
                 feature_cache="memory"):
         """Concatenated features when every branch is frozen; else each branch's own input,
         cached features in place of a frozen branch's."""
-        store = get_store(feature_cache)
-        frozen = {b.key: self.branch_features(b, module.branches[b.key], checked[b.key], batch_size, device, fast,
-                                               store)
-                  for b in self.branches if b.frozen}
+        frozen = {
+            b.key: frozen_features(module.branches[b.key], b.spec, b.adapter, checked[b.key], fingerprint=b.fingerprint,
+                                   batch_size=batch_size, device=device, fast=fast, feature_cache=feature_cache)
+            for b in self.branches if b.frozen
+        }
         if len(frozen) == len(self.branches):
             return FeatureDataset(torch.cat([frozen[b.key] for b in self.branches], dim=1), targets)
         parts = {
@@ -161,9 +148,3 @@ class FusedCollate:
             # A frozen branch's rows are its features; the others go through their adapter.
             X[key] = torch.stack(items) if frozen else collate([(item, 0.0) for item in items])[0]
         return X, default_collate(list(targets))
-
-
-def branch_fingerprint(spec, weights, module, adapter) -> bytes:
-    """The cache fingerprint of a frozen branch, as a single-backbone fit keys it: a fused
-    model and single models on the same backbone share their cached rows."""
-    return backbone_fingerprint(spec, weights or fingerprint_module(module.backbone), *adapter.fingerprint_parts())

@@ -119,6 +119,31 @@ class ImageAdapter(InputAdapter):
     modality = "image"
     pixel_batches = True
 
+
+    def get_state(self) -> dict:
+        """The preprocessing, as JSON data (model files)."""
+        prep = self.preprocessing
+        return {
+            "kind": "image",
+            "preprocessing": {
+                "input_size": int(prep.input_size),
+                "resize_size": None if prep.resize_size is None else int(prep.resize_size),
+                "mean": [float(v) for v in prep.mean],
+                "std": [float(v) for v in prep.std],
+                "interpolation": prep.interpolation,
+                "fixed_size": bool(prep.fixed_size),
+            },
+        }
+
+    def set_state(self, state: dict) -> "ImageAdapter":
+        from sktransfer._spec.registry import ImagePreprocessing
+
+        self._check_kind(state)
+        prep = dict(state["preprocessing"])
+        prep["mean"], prep["std"] = tuple(prep["mean"]), tuple(prep["std"])
+        self.preprocessing = ImagePreprocessing(**prep)
+        return self
+
     def __init__(self, name: str, preprocessing, augment=None):
         self.name = name
         self.preprocessing = preprocessing

@@ -29,6 +29,36 @@ class TabularAdapter(InputAdapter):
     # Standardised with each training set's statistics, and cheap anyway: not shared.
     shares_features = False
 
+
+    def get_state(self) -> dict:
+        """The fitted standardisation, as JSON data (model files)."""
+        scaler, exponent = self.scaler_, getattr(self, "exponent_", None)
+        return {
+            "kind": "tabular",
+            "mean": np.asarray(scaler.mean_, dtype=np.float64).tolist(),
+            "scale": np.asarray(scaler.scale_, dtype=np.float64).tolist(),
+            "var": np.asarray(scaler.var_, dtype=np.float64).tolist(),
+            "n_samples_seen": np.asarray(scaler.n_samples_seen_).tolist(),
+            "n_features_in": int(scaler.n_features_in_),
+            "exponent": None if exponent is None else np.asarray(exponent).tolist(),
+        }
+
+    def set_state(self, state: dict) -> "TabularAdapter":
+        from sklearn.preprocessing import StandardScaler
+
+        self._check_kind(state)
+        scaler = StandardScaler()
+        scaler.mean_ = np.asarray(state["mean"], dtype=np.float64)
+        scaler.scale_ = np.asarray(state["scale"], dtype=np.float64)
+        scaler.var_ = np.asarray(state["var"], dtype=np.float64)
+        scaler.n_samples_seen_ = np.asarray(state["n_samples_seen"])
+        if scaler.n_samples_seen_.ndim == 0:
+            scaler.n_samples_seen_ = scaler.n_samples_seen_.item()
+        scaler.n_features_in_ = int(state["n_features_in"])
+        self.scaler_ = scaler
+        self.exponent_ = None if state["exponent"] is None else np.asarray(state["exponent"], dtype=np.int32)
+        return self
+
     def __init__(self, name: str):
         self.name = name
 

@@ -112,6 +112,27 @@ class TextAdapter(InputAdapter):
     # Pretrained transformers get a 10x smaller backbone step: larger ones forget what they learned.
     pretrained_backbone_lr_factor = 0.1
 
+
+    def get_state(self) -> dict:
+        """The tokenisation and pooling settings, as JSON data (model files)."""
+        return {
+            "kind": "text",
+            "max_length": int(self.collate_fn.max_length),
+            "pooling": self.pooling,
+            "long_text": self.long_text,
+            "chunk_pooling": self.chunk_pooling,
+            "tokenizer": str(getattr(self.collate_fn.tokenizer, "name_or_path", "")),
+        }
+
+    def set_state(self, state: dict) -> "TextAdapter":
+        self._check_kind(state)
+        self.collate_fn.max_length = int(state["max_length"])
+        self.pooling = state["pooling"]
+        # Files written before long_text existed truncated.
+        self.collate_fn.long_text = state.get("long_text", "truncate")
+        self.chunk_pooling = state.get("chunk_pooling", "mean")
+        return self
+
     def __init__(self, name: str, tokenizer, max_length: int, pooling: str = "mean", long_text: str = "truncate",
                  chunk_pooling: str = "mean", augment=None):
         if long_text not in LONG_TEXT:

@@ -28,7 +28,7 @@ from skorch.callbacks import Callback
 _WHAT_TO_PASS = "accelerator must be None or an accelerate.Accelerator instance, e.g. accelerator=Accelerator()"
 
 
-def check_accelerator(accelerator, estimator) -> None:
+def check_accelerator(accelerator, estimator, strategy) -> None:
     """Refuse an accelerator that is not an ``accelerate.Accelerator``, and the estimator
     settings that Accelerate takes over (``device``, ``precision``) or that DDP can't
     follow (``strategy="gradual"``)."""
@@ -53,12 +53,7 @@ def check_accelerator(accelerator, estimator) -> None:
             f"precision={estimator.precision!r} with accelerator=: mixed precision is the Accelerator's. Leave "
             "precision='auto' and pass it there, e.g. Accelerator(mixed_precision='bf16')."
         )
-    if estimator.strategy == "gradual":
-        raise ValueError(
-            "strategy='gradual' with accelerator=: DistributedDataParallel only synchronises the parameters "
-            "that were trainable when it wrapped the model, so blocks unfrozen later would drift apart between "
-            "processes. Use strategy='partial' or 'full', or head_epochs= to train the head first."
-        )
+    strategy.check_accelerator()
 
 
 def shared_seed(accelerator, seed: int | None) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch.nn as nn
 
 
 def n_validation(fraction: float, n: int) -> int:
@@ -21,17 +20,24 @@ def _fraction_origin(fraction: float, patience, validation_fraction) -> str:
     return f"validation_fraction={fraction}"
 
 
-def check_validation_split(estimator, n: int, labels=None, classes=None) -> None:
+def validation_fraction(params: dict):
+    """The held-out fraction: early stopping (``patience``) needs one, 0.1 unless given."""
+    if params["validation_fraction"] is None and params["patience"] is not None:
+        return 0.1
+    return params["validation_fraction"]
+
+
+def check_validation_split(params: dict, n: int, labels=None, classes=None) -> None:
     """Raise when the validation split leaves a part empty, or a class without rows on either side.
 
     ``labels`` are the encoded classes (classifiers: skorch's split is then stratified).
     """
-    fraction = estimator._validation_fraction()
-    if fraction is None or "train_split" in (estimator.net_params or {}):
+    fraction = validation_fraction(params)
+    if fraction is None or "train_split" in (params["net_params"] or {}):
         return  # no split, or the user's own
     n_valid = n_validation(fraction, n)
     n_train = n - n_valid
-    origin = _fraction_origin(fraction, estimator.patience, estimator.validation_fraction)
+    origin = _fraction_origin(fraction, params["patience"], params["validation_fraction"])
     no_split = "or validation_fraction=None and patience=None (no validation split, no early stopping)"
     if n_train < 1:
         raise ValueError(
@@ -61,25 +67,7 @@ def check_validation_split(estimator, n: int, labels=None, classes=None) -> None
 
 
 # ------------------------------------------------------------------ BatchNorm and the last batch
-def trained_batchnorms(module, strategy: str, max_epochs: int) -> list[str]:
-    """Names of the backbone's BatchNorm layers that run in train mode at some epoch."""
-    if strategy in ("head", "lora"):
-        return []  # the frozen backbone (LoRA: its BatchNorm layers) stays in eval mode
-    norms = [
-        name for name, m in module.backbone.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-    ]
-    if strategy == "full":
-        return norms
-    if strategy == "gradual":
-        # GradualUnfreezing trains the head in epoch 0, then one more block per epoch from the top.
-        trained = module.blocks[len(module.blocks) - min(len(module.blocks), max_epochs - 1):]
-    else:  # "partial": frozen leaves are listed by name and kept in eval mode
-        frozen = set(module.frozen_modules)
-        return [name for name in norms if name not in frozen]
-    return [name for name in norms if any(name == t or name.startswith(t + ".") for t in trained)]
-
-
-def batchnorm_drop_last(estimator, module, n: int) -> dict:
+def batchnorm_drop_last(params: dict, strategy, module, n: int) -> dict:
     """skorch settings that keep a trained BatchNorm from seeing a training batch of one sample.
 
     A BatchNorm in train mode normalises by the batch's own statistics: with one sample
@@ -91,12 +79,12 @@ def batchnorm_drop_last(estimator, module, n: int) -> dict:
     this iterator, so it stays in sync. ``iterator_train__drop_last`` in ``net_params``
     wins; with a ``train_split`` of their own the training size is unknown: left alone.
     """
-    net_params = estimator.net_params or {}
-    n_train = planned_n_train(n, estimator._validation_fraction(), net_params)
-    batch_size = effective_batch_size(estimator.batch_size, net_params)
+    net_params = params["net_params"] or {}
+    n_train = planned_n_train(n, validation_fraction(params), net_params)
+    batch_size = effective_batch_size(params["batch_size"], net_params)
     if n_train is None or "iterator_train__drop_last" in net_params or n_train % batch_size != 1:
         return {}
-    norms = trained_batchnorms(module, estimator.strategy, estimator.max_epochs)
+    norms = strategy.trained_batchnorms(module, params["max_epochs"])
     if not norms:
         return {}
     if n_train == 1:

@@ -104,12 +104,12 @@ class Partial(Strategy):
     trainable_blocks: int = 1
 
     def freeze(self, module, blocks, spec_name) -> None:
-        _need_blocks(self.name, blocks, spec_name)
         if self.trainable_blocks > len(blocks):
             raise ValueError(
                 f"trainable_blocks={self.trainable_blocks} but backbone {spec_name!r} has {len(blocks)} blocks "
                 f"({', '.join(blocks)}). Use at most {len(blocks)}, or strategy='full'."
             )
+        _need_blocks(self.name, blocks, spec_name)
         module.blocks = list(blocks)
         module.train_last_blocks(self.trainable_blocks)
 

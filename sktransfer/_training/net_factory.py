@@ -1,0 +1,120 @@
+"""The skorch net of a fit (or of a loaded model), from the estimator's parameters.
+
+Everything here reads the estimator's public parameters (``get_params``) and what the
+build path and the targets give; the estimator passes its target-specific pieces (the
+loss settings, the stratification, the training collate) as values.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from sktransfer._features.extraction import FeatureAwareCollate
+from sktransfer._nn.losses import WeightedLoss
+from sktransfer._training.accelerate import accelerated_net_class, print_on_main
+from sktransfer._training.callbacks import FiniteLossGuard, WarmupLRScheduler
+from sktransfer._training.net import TransferNet
+from sktransfer._training.preflight import validation_fraction
+
+OPTIMIZERS = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD"}
+
+
+def optimizer_class(optimizer):
+    if isinstance(optimizer, str):
+        return getattr(torch.optim, OPTIMIZERS[optimizer])
+    if not issubclass(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be one of {sorted(OPTIMIZERS)} or a torch.optim.Optimizer subclass.")
+    return optimizer
+
+
+def make_callbacks(params: dict, strategy_callbacks: list) -> list:
+    """Ours (the loss guard, the schedule, the strategy's, early stopping, the progress
+    bar) merged with ``net_params["callbacks"]``."""
+    from skorch.callbacks import EarlyStopping, ProgressBar
+
+    callbacks = [
+        ("finite_loss", FiniteLossGuard()),
+        ("lr_schedule", WarmupLRScheduler(params["lr_schedule"], params["warmup_fraction"])),
+        *strategy_callbacks,
+    ]
+    if params["patience"] is not None:
+        callbacks.append(
+            ("early_stopping", EarlyStopping(monitor="valid_loss", patience=params["patience"], load_best=True))
+        )
+    accelerator = params.get("accelerator")
+    if params["verbose"] and (accelerator is None or accelerator.is_local_main_process):
+        callbacks.append(("progress_bar", ProgressBar()))  # one bar per machine, as the epoch lines
+    return merge_user_callbacks(callbacks, params["net_params"])
+
+
+def merge_user_callbacks(callbacks: list, net_params: dict | None) -> list:
+    """Ours plus ``net_params["callbacks"]``: the user's are added, not put in place
+    of the schedule and early stopping; a user callback named like one of ours
+    (``("lr_schedule", ...)``) replaces that one. The user's objects are copied, so
+    fitting never changes them (the fitted ones are in ``net_.callbacks_``)."""
+    user = (net_params or {}).get("callbacks") or []
+    if not isinstance(user, (list, tuple)):
+        raise TypeError(
+            f"net_params['callbacks'] must be a list of skorch callbacks or (name, callback) pairs, got "
+            f"{type(user).__name__}."
+        )
+    merged, unnamed = dict(callbacks), []
+    for item in copy.deepcopy(list(user)):
+        if isinstance(item, tuple):
+            name, callback = item
+            merged[name] = callback
+        else:
+            unnamed.append(item)  # skorch names it after its class
+    return [*merged.items(), *unnamed]
+
+
+def make_net(params: dict, module, collate_fn, *, param_groups, seed, device, on_features: bool, fast,
+             strategy_callbacks: list, criterion_params: dict, stratified: bool, train_collate=None):
+    """The skorch net that trains (or, loaded, runs) ``module``.
+
+    ``train_collate`` wraps the training batches' collate (MixUp, CutMix); the
+    validation batches use the plain one.
+    """
+    from skorch.dataset import ValidSplit
+
+    fraction = validation_fraction(params)
+    collate = FeatureAwareCollate(collate_fn)
+    kwargs = dict(
+        module=module,
+        criterion=WeightedLoss,
+        optimizer=optimizer_class(params["optimizer"]),
+        lr=params["lr"],
+        optimizer__weight_decay=params["weight_decay"],
+        max_epochs=params["max_epochs"],
+        batch_size=params["batch_size"],
+        train_split=None if fraction is None else ValidSplit(fraction, stratified=stratified, random_state=seed),
+        iterator_train__shuffle=True,
+        iterator_train__collate_fn=collate if train_collate is None else train_collate(collate),
+        iterator_valid__collate_fn=collate,
+        iterator_train__num_workers=0 if on_features else fast.num_workers,
+        iterator_valid__num_workers=0 if on_features else fast.num_workers,
+        iterator_train__pin_memory=fast.pin_memory,
+        iterator_valid__pin_memory=fast.pin_memory,
+        callbacks=make_callbacks(params, strategy_callbacks),
+        device=device,
+        verbose=int(params["verbose"]),
+        compile=bool(params["compile"]),
+        amp_dtype=fast.amp_dtype,
+        grad_scaler=fast.grad_scaler,
+    )
+    if param_groups is not None:
+        kwargs["optimizer__param_groups"] = param_groups
+    kwargs.update(criterion_params)
+    net_class = TransferNet
+    accelerator = params.get("accelerator")
+    if accelerator is not None:
+        # Accelerate places the module (device=None); the epoch lines come from each
+        # machine's main process only (skorch's PrintLog passes every line to a sink
+        # other than print, whatever the verbosity).
+        net_class = accelerated_net_class()
+        sink = print_on_main if params["verbose"] else print
+        kwargs.update(accelerator=accelerator, device=None, callbacks__print_log__sink=sink)
+    kwargs.update({key: value for key, value in (params["net_params"] or {}).items() if key != "callbacks"})
+    return net_class(**kwargs)
