@@ -29,7 +29,6 @@ LEGACY_MODULES: dict[str, tuple[str, ...]] = {
     "sktransfer._feature_cache": ("sktransfer._features.stores", "sktransfer._hashing"),
     "sktransfer._feature_store": ("sktransfer._features.protocol",),
     "sktransfer._fsspec_store": ("sktransfer._features.fsspec_store",),
-    "sktransfer._features": ("sktransfer._features.extraction", "sktransfer._nn.calls"),
     "sktransfer._adapters": ("sktransfer._inputs",),
     "sktransfer._adapters._base": ("sktransfer._inputs.base",),
     "sktransfer._adapters.image": ("sktransfer._inputs.image",),
