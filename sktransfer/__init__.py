@@ -5,14 +5,14 @@ here; every other module of the package is private (``sktransfer._*``).
 """
 
 from sktransfer import _legacy_paths
+from sktransfer._build.fusion import Branch
 from sktransfer._estimators.classes import TransferClassifier, TransferRegressor
 from sktransfer._estimators.embedder import TransferEmbedder
-from sktransfer._estimators.fusion import Branch
+from sktransfer._estimators.loading import load
 from sktransfer._features.fsspec_store import FsspecFeatureStore
 from sktransfer._features.protocol import FeatureStore
 from sktransfer._features.stores import DiskFeatureStore, MemoryFeatureStore
 from sktransfer._nn.lora import lora_targets_attention, lora_targets_linear_and_conv
-from sktransfer._persistence.model_files import load
 from sktransfer._spec.registry import (
     IMAGENET_MEAN,
     IMAGENET_STD,

@@ -47,7 +47,7 @@ LEGACY_MODULES: dict[str, tuple[str, ...]] = {
     "sktransfer._base": ("sktransfer._estimators.base", "sktransfer._build.user_module"),
     "sktransfer._classes": ("sktransfer._estimators.classes",),
     "sktransfer._embedder": ("sktransfer._estimators.embedder",),
-    "sktransfer._fusion": ("sktransfer._estimators.fusion",),
+    "sktransfer._fusion": ("sktransfer._build.fusion", "sktransfer._estimators.fusion"),
     "sktransfer._model_files": ("sktransfer._persistence.model_files",),
 }
 

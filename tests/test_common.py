@@ -1,6 +1,5 @@
 """scikit-learn's estimator checks on the tabular backbone (the estimators, and the embedder on a seeded random MLP)."""
 
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sktransfer import TransferClassifier, TransferEmbedder, TransferRegressor

@@ -23,6 +23,12 @@ from sklearn.utils.validation import (
 )
 
 from sktransfer._build.branch import make_adapter, resolve_backbone
+from sktransfer._build.fusion import (
+    branch_table,
+    check_fusion_params,
+    is_fused,
+    prepare_fused,
+)
 from sktransfer._build.model import (
     BuiltModel,
     PreparedBranch,
@@ -32,13 +38,7 @@ from sktransfer._build.model import (
 )
 from sktransfer._build.settings import BranchSettings
 from sktransfer._build.sources import modality_of
-from sktransfer._estimators.fusion import (
-    FusionMixin,
-    branch_table,
-    check_fusion_params,
-    is_fused,
-    prepare_fused,
-)
+from sktransfer._estimators.fusion import FusionMixin
 from sktransfer._estimators.init_offsets import (
     check_init,
     out_of_fold_answers,

@@ -24,11 +24,11 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from sktransfer._build.branch import build_branch, make_adapter, resolve_backbone
+from sktransfer._build.fusion import REMAINDERS, branch_table, is_fused
 from sktransfer._build.settings import BranchSettings
 from sktransfer._build.sources import (
     modality_of,
 )
-from sktransfer._estimators.fusion import REMAINDERS, branch_table, is_fused
 from sktransfer._features.extraction import frozen_features
 from sktransfer._inputs import adapter_class
 from sktransfer._inputs.checks import check_samples
@@ -152,6 +152,7 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
     >>> model.fit(["good", "bad", "great", "awful"], [1, 0, 1, 0]).predict(["fine"])  # doctest: +SKIP
     """
 
+    __sktransfer_kind__ = "embedder"  # model files: an embedder, not a classifier or regressor
     _parameter_constraints: dict = {
         "backbone": [str, nn.Module, HasMethods(["fit", "predict"]), list, tuple, dict],
         "remainder": [StrOptions(set(REMAINDERS))],

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
-from sktransfer._estimators.fusion import FUSIONS, REMAINDERS
+from sktransfer._build.fusion import FUSIONS, REMAINDERS
 from sktransfer._inputs.augment import AUGMENT_NAMES
 from sktransfer._inputs.text import CHUNK_POOLING, LONG_TEXT
 from sktransfer._training.callbacks import SCHEDULES

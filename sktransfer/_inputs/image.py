@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from sktransfer._inputs.augment import BATCH_MIXES, IMAGE_AUGMENTS
 from sktransfer._inputs.base import InputAdapter, SampleDataset, column, non_empty
 from sktransfer._inputs.pixels import (
     IMAGE_EXTENSIONS,
@@ -24,7 +25,6 @@ from sktransfer._inputs.pixels import (
     pixel_scale,
     to_uint8_chw,
 )
-from sktransfer._inputs.augment import BATCH_MIXES, IMAGE_AUGMENTS
 from sktransfer.exceptions import InputModalityError, InvalidInputError
 
 

@@ -12,6 +12,7 @@ from sktransfer._nn.lora import is_lora_name
 from sktransfer._nn.pooling import pool_stage, pool_tokens, pool_windows, split_windows
 from sktransfer._nn.stage_outputs import fx_stage_outputs
 
+
 class TransferModule(nn.Module):
     """A backbone with a new linear head.
 

@@ -34,11 +34,9 @@ from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
 
 from sktransfer._build.branch import is_pretrained, make_adapter
+from sktransfer._build.fusion import branch_table, check_fusion_params, is_fused
 from sktransfer._build.model import PreparedBranch, build_model, model_fast_path
 from sktransfer._build.settings import BranchSettings
-from sktransfer._estimators.classes import TransferClassifier, TransferRegressor
-from sktransfer._estimators.embedder import TransferEmbedder
-from sktransfer._estimators.fusion import branch_table, check_fusion_params, is_fused
 from sktransfer._inputs.fused import BranchColumns
 from sktransfer._persistence.records import (
     backbone_record,
@@ -65,7 +63,11 @@ from sktransfer.exceptions import ModelFileError
 #: backbone, a classifier or regressor) are still written as format 1; fused models and
 #: embedders are format 2, so that an older sktransfer says to upgrade.
 FORMAT_VERSION = 2
-ESTIMATORS = {cls.__name__: cls for cls in (TransferClassifier, TransferRegressor, TransferEmbedder)}
+
+
+def _is_embedder(cls) -> bool:
+    # An embedder declares itself (the estimators live in the layer above this one).
+    return getattr(cls, "__sktransfer_kind__", "estimator") == "embedder"
 
 
 def _sha256(path: Path) -> str:
@@ -238,7 +240,7 @@ def save_pretrained(estimator, path, *, overwrite: bool = False) -> Path:
     params = estimator.get_params(deep=False)
     encoded = {name: encode(value, name) for name, value in params.items() if name != "accelerator"}
     several = is_fused(estimator.backbone)
-    embedder = isinstance(estimator, TransferEmbedder)
+    embedder = _is_embedder(type(estimator))
     if embedder:
         fitted = {}
         part, tensors = _embedder_part(estimator, params)
@@ -313,11 +315,11 @@ def _validated(cls, params: dict):
     return cls(**params)
 
 
-def _decoded(config: dict, config_path: Path):
+def _decoded(config: dict, config_path: Path, classes: dict):
     """``(estimator, fitted attributes)`` from the config's class, parameters and fitted
     attributes, validated like ``fit`` validates them."""
     try:
-        cls = ESTIMATORS[config["estimator"]]
+        cls = classes[config["estimator"]]
         estimator = _validated(cls, {name: decode(value) for name, value in config["params"].items()})
         table = branch_table(estimator.backbone) if is_fused(estimator.backbone) else None
         for _, _, branch in table or []:
@@ -329,13 +331,13 @@ def _decoded(config: dict, config_path: Path):
         saved = [(b["name"], b["column"]) for b in config["branches"]] if "branches" in config else None
         if saved != (None if table is None else [(name, column) for name, column, _ in table]):
             raise ValueError("the branches differ from the backbone parameter")
-        fitted = {} if cls is TransferEmbedder else restore_fitted(config["fitted"])
+        fitted = {} if _is_embedder(cls) else restore_fitted(config["fitted"])
     except Exception as exc:  # a hand-made config that passed the checksum
         raise ModelFileError(f"{config_path} does not describe a model this sktransfer can rebuild: {exc!r}") from None
     return estimator, fitted
 
 
-def load(path, *, device="auto"):
+def load(path, *, device="auto", classes: dict):
     """Rebuild an estimator written by :meth:`save_pretrained` (never unpickles).
 
     Parameters
@@ -345,6 +347,8 @@ def load(path, *, device="auto"):
     device : str or torch.device, default="auto"
         Where the model predicts: ``"auto"`` picks CUDA when available. The
         estimator's ``device`` parameter stays as it was saved (it applies to refits).
+    classes : dict
+        The estimator classes by name (``sktransfer.load`` passes them).
 
     Returns
     -------
@@ -354,11 +358,11 @@ def load(path, *, device="auto"):
     path = Path(path)
     config = _read_config(path)
     tensors = _read_tensors(path, config)
-    estimator, fitted = _decoded(config, path / CONFIG)
+    estimator, fitted = _decoded(config, path / CONFIG, classes)
     check_device(device)
     device = resolve_device(device)
     try:
-        if isinstance(estimator, TransferEmbedder):
+        if _is_embedder(type(estimator)):
             return _load_embedder(estimator, config, tensors, device, path)
         return _load_estimator(estimator, config, tensors, fitted, device, path)
     except ModelFileError:

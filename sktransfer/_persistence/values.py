@@ -7,7 +7,7 @@ import os
 import numpy as np
 import torch
 
-from sktransfer._estimators.fusion import Branch
+from sktransfer._build.fusion import Branch
 
 ENCODE_HINT = "pickle or joblib the estimator instead, or pass a registered backbone name / a string augment"
 
