@@ -139,7 +139,11 @@ def long_texts():
 def test_frozen_fit_and_predict_cache_chunked_features(long_texts, monkeypatch, tiny):
     X, y = long_texts
     store = MemoryFeatureStore()
-    monkeypatch.setattr("sktransfer._estimators.base.get_store", lambda feature_cache: None if feature_cache is None else store)
+    def get_store(feature_cache):
+        return None if feature_cache is None else store
+
+    monkeypatch.setattr("sktransfer._build.branch.get_store", get_store)  # where fit keys the features
+    monkeypatch.setattr("sktransfer._features.extraction.get_store", get_store)  # where they are read
     clf = TransferClassifier(tiny, strategy="head", max_length=MAX_LENGTH, long_text="chunk",
                              chunk_pooling="max", max_epochs=3, batch_size=4, random_state=0).fit(X, y)
     assert len(store) == len(X)  # one feature row per text, not per window

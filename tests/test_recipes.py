@@ -143,14 +143,20 @@ def test_gradual_needs_blocks():
 
 def test_default_backbone_lr_depends_on_what_is_pretrained():
     from sktransfer import get_spec
+    from sktransfer._build.branch import backbone_lr
+    from sktransfer._build.settings import BranchSettings
+
+    def lr_of(estimator, name):
+        return backbone_lr(BranchSettings.from_params(estimator.get_params(deep=False)), get_spec(name))
 
     clf = TransferClassifier("unused", lr=0.01)
-    assert clf._backbone_lr(get_spec("all-MiniLM-L6-v2")) == pytest.approx(0.001)  # pretrained transformer
-    assert clf._backbone_lr(get_spec("resnet18")) == pytest.approx(0.01)  # CNN moving to a new domain
-    assert clf._backbone_lr(get_spec("mlp")) == pytest.approx(0.01)  # trained from scratch
+    assert lr_of(clf, "all-MiniLM-L6-v2") == pytest.approx(0.001)  # pretrained transformer
+    assert lr_of(clf, "resnet18") == pytest.approx(0.01)  # CNN moving to a new domain
+    assert lr_of(clf, "mlp") == pytest.approx(0.01)  # trained from scratch
     scratch = TransferClassifier("unused", lr=0.01, pretrained=False)
-    assert scratch._backbone_lr(get_spec("all-MiniLM-L6-v2")) == pytest.approx(0.01)
-    assert TransferClassifier("unused", backbone_lr=0.5)._backbone_lr(get_spec("resnet18")) == 0.5
+    assert lr_of(scratch, "all-MiniLM-L6-v2") == pytest.approx(0.01)
+    assert lr_of(TransferClassifier("unused", backbone_lr=0.5), "resnet18") == 0.5
+    assert lr_of(TransferClassifier("unused", lr=0.01, strategy="lora"), "all-MiniLM-L6-v2") == pytest.approx(0.01)
 
 
 def test_default_augmentation_applies_to_training_only(digits):

@@ -158,11 +158,11 @@ def test_default_fx_stage_outputs_follow_eval_mode():
 def test_fails_when_freezing_does_not_hold(monkeypatch):
     from sktransfer._nn.module import TransferModule
 
-    def leaky_freeze(self, strategy, blocks, trainable_blocks):
+    def leaky_freeze(self, n):
         self.backbone.requires_grad_(True)  # freezes nothing
         self.frozen_modules = []
 
-    monkeypatch.setattr(TransferModule, "freeze", leaky_freeze)
+    monkeypatch.setattr(TransferModule, "train_last_blocks", leaky_freeze)
     with pytest.raises(AssertionError, match="left .* trainable"):
         check_backbone_spec(_good_spec())
 

@@ -15,7 +15,6 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_consistent_length,
@@ -45,6 +44,7 @@ from sktransfer._estimators.init_offsets import (
     source_offsets,
 )
 from sktransfer._estimators.params import TRANSFER_PARAMETERS
+from sktransfer._estimators.pickling import ClonePickleMixin
 from sktransfer._estimators.targets import check_class_labels
 from sktransfer._features.extraction import feature_dataset, frozen_features
 from sktransfer._inputs import adapter_class
@@ -58,11 +58,7 @@ from sktransfer._training.accelerate import (
     weights_device,
 )
 from sktransfer._training.devices import check_device, resolve_device
-from sktransfer._training.net import (
-    FitInterrupted,
-    fast_path,
-    release_accelerator_memory,
-)
+from sktransfer._training.net import FitInterrupted, draw_seed, release_accelerator_memory
 from sktransfer._training.net_factory import make_net
 from sktransfer._training.preflight import batchnorm_drop_last, check_validation_split
 from sktransfer._training.strategies import make_strategy
@@ -87,7 +83,30 @@ def unwrapped(net):
     return getattr(net.module_, "_orig_mod", net.module_)
 
 
-class _TransferBase(FusionMixin, BaseEstimator):
+def normalised_weights(sample_weight, n: int, class_weight) -> np.ndarray:
+    """Per-sample weights times class weights, rescaled to mean 1."""
+    weight = _check_sample_weight(sample_weight, np.empty(n), dtype=np.float32, ensure_non_negative=True)
+    weight = weight * class_weight
+    total = weight.sum()
+    if not total > 0:
+        raise ValueError("sample_weight sums to zero: give at least one sample a positive weight.")
+    return (weight * (n / total)).astype(np.float32)  # mean 1: rescaling the weights changes nothing
+
+
+def check_batch_mixing(augment, loss_kind: str, init) -> None:
+    """MixUp and CutMix mix class labels and samples: classifiers only, and not with ``init=``."""
+    if not mixes_batches(augment):
+        return
+    if loss_kind != "cross_entropy":
+        raise ValueError(f"augment={augment!r} mixes class labels; it is for classifiers only.")
+    if init is not None:
+        raise ValueError(
+            f"augment={augment!r} mixes samples, but init= adds each sample's own source output. "
+            "Use augment='default' with init=, or drop init."
+        )
+
+
+class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
     """Shared machinery of :class:`TransferClassifier` and :class:`TransferRegressor`."""
 
     _parameter_constraints: dict = TRANSFER_PARAMETERS
@@ -186,16 +205,14 @@ class _TransferBase(FusionMixin, BaseEstimator):
         """``init``'s answers (``answers(method)``) in the network's output space."""
         raise NotImplementedError
 
-    def _fitted_outputs(self) -> dict:
-        """The fitted attributes ``_source_outputs`` reads at predict time."""
+    def _fitted_outputs(self) -> dict:  # what _source_outputs reads at predict time
         return {"n_outputs_": self.n_outputs_}
 
     def _criterion_params(self, fitted: dict) -> dict:
         """skorch's ``criterion__*`` settings of ``WeightedLoss`` for the targets ``fitted`` describes."""
         return {"criterion__kind": self._loss_kind}
 
-    def _stratified(self, fitted: dict) -> bool:
-        """Whether the validation split is stratified by the targets."""
+    def _stratified(self, fitted: dict) -> bool:  # whether the validation split is stratified
         return False
 
     def _train_collate(self, module, fitted: dict):
@@ -281,14 +298,7 @@ class _TransferBase(FusionMixin, BaseEstimator):
     def _prepare_single(self, X, params) -> PreparedBranch:
         settings = BranchSettings.from_params(params)
         spec, source = resolve_backbone(self.backbone, X)
-        if mixes_batches(self.augment):
-            if self._loss_kind != "cross_entropy":
-                raise ValueError(f"augment={self.augment!r} mixes class labels; it is for classifiers only.")
-            if self.init is not None:
-                raise ValueError(
-                    f"augment={self.augment!r} mixes samples, but init= adds each sample's own source output. "
-                    "Use augment='default' with init=, or drop init."
-                )
+        check_batch_mixing(self.augment, self._loss_kind, self.init)
         adapter = make_adapter(spec, source, settings)
         X_checked = adapter.check(X, estimator=self, reset=True)
         if source is None:
@@ -315,7 +325,7 @@ class _TransferBase(FusionMixin, BaseEstimator):
         check_consistent_length(np.empty((n, 0)), y)
         targets, fitted, stratify, class_weight = self._encode_targets(y)
         check_validation_split(self.get_params(deep=False), n, stratify, fitted.get("classes_"))
-        target_dict = {"target": targets, "weight": self._sample_weight(sample_weight, n, class_weight)}
+        target_dict = {"target": targets, "weight": normalised_weights(sample_weight, n, class_weight)}
         if init is not None:
             # The source model runs once per fit; its output rides along with the targets.
             answers = out_of_fold_answers(init, self.init_cv, X, y)
@@ -325,13 +335,10 @@ class _TransferBase(FusionMixin, BaseEstimator):
     def _warm_head(self, X, y, sample_weight, settings) -> dict | None:
         """The head after ``head_epochs`` of training on frozen features, or None.
 
-        Linear probing, then fine-tuning (LP-FT; fastai's ``fine_tune`` freezes for its
-        first epochs alike): a random head's first gradients reach the backbone as
-        noise and wear down pretrained features that already fit the task, while a
-        trained head passes on small gradients where the features fit and large ones
-        where they don't. The probe is this estimator with ``strategy="head"``, so its
-        features come from the shared cache (one backbone pass, shared by a search),
-        and it keeps the validation split and early stopping.
+        Linear probing, then fine-tuning (LP-FT, as fastai's ``fine_tune``): a random
+        head's first gradients reach the backbone as noise and wear down features that
+        already fit the task. The probe is this estimator with ``strategy="head"``: its
+        features come from the shared cache, with the validation split and early stopping.
         """
         if self.head_epochs == 0 or not settings.strategy.warm_starts_head:
             return None
@@ -342,9 +349,7 @@ class _TransferBase(FusionMixin, BaseEstimator):
         return {name: t.detach().to("cpu", copy=True) for name, t in probe.net_.module_.head.state_dict().items()}
 
     def _seed(self) -> int | None:
-        seed = None if self.random_state is None else check_random_state(self.random_state).randint(
-            np.iinfo(np.int32).max
-        )
+        seed = draw_seed(self.random_state)
         return seed if self.accelerator is None else shared_seed(self.accelerator, seed)
 
     def _fit_device(self) -> str:
@@ -361,14 +366,6 @@ class _TransferBase(FusionMixin, BaseEstimator):
             criterion_params=self._criterion_params(fitted), stratified=self._stratified(fitted),
             train_collate=self._train_collate(model.module, fitted),
         )
-
-    def _sample_weight(self, sample_weight, n: int, class_weight) -> np.ndarray:
-        weight = _check_sample_weight(sample_weight, np.empty(n), dtype=np.float32, ensure_non_negative=True)
-        weight = weight * class_weight
-        total = weight.sum()
-        if not total > 0:
-            raise ValueError("sample_weight sums to zero: give at least one sample a positive weight.")
-        return (weight * (n / total)).astype(np.float32)  # mean 1: rescaling the weights changes nothing
 
     def _set_fitted(self, model: BuiltModel, net, device, fast, init, fitted: dict) -> None:
         """Every fitted attribute, set in one place once training succeeded (or a model loaded)."""
@@ -456,38 +453,3 @@ class _TransferBase(FusionMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         modality = modality_of(self.backbone)
         return tags if modality is None else adapter_class(modality).update_tags(tags)
-
-    # An Accelerator is this process's handle on the process group, holding every model
-    # it prepared: clones share it (scikit-learn's clone would deep-copy it, and with it
-    # those models), and pickles leave it out (accelerator=None once loaded).
-    def __sklearn_clone__(self):
-        if self.accelerator is None:
-            return super().__sklearn_clone__()
-        from sklearn.base import clone
-
-        params = {name: clone(value, safe=False) for name, value in self.get_params(deep=False).items()
-                  if name != "accelerator"}
-        return type(self)(**params, accelerator=self.accelerator)
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        if state.get("accelerator") is not None:
-            state = {**state, "accelerator": None}
-        return state
-
-    # skorch's DeviceWarning handles loading a GPU-fitted net on a CPU machine; the
-    # fitted device is kept in sync so the estimator's own tensors follow.
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        if hasattr(self, "net_") and str(self.net_.device) != self.device_:
-            # Loaded where the fitting device is missing (a GPU model on a CPU-only
-            # machine): skorch mapped the tensors; the fast path follows the new device.
-            self.device_ = str(self.net_.device)
-            modality = "image" if self.spec_ is None else self.spec_.modality  # fused: as if an image branch
-            self.fast_path_ = fast_path(self.device_, "auto", modality)
-            self.net_.amp_dtype = self.fast_path_.amp_dtype
-            self.net_.grad_scaler = self.fast_path_.grad_scaler
-            module = unwrapped(self.net_)
-            module.channels_last = self.fast_path_.channels_last
-            if not module.channels_last:
-                module.to(memory_format=torch.contiguous_format)

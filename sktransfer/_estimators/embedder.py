@@ -19,7 +19,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 from sklearn.base import BaseEstimator, TransformerMixin, clone
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
@@ -35,7 +34,7 @@ from sktransfer._inputs.checks import check_samples
 from sktransfer._inputs.fused import check_columns, select
 from sktransfer._inputs.text import CHUNK_POOLING, LONG_TEXT
 from sktransfer._training.devices import check_device, resolve_device
-from sktransfer._training.net import PRECISIONS, fast_path
+from sktransfer._training.net import PRECISIONS, draw_seed, fast_path
 
 _DRY_RUN = 2
 
@@ -237,7 +236,7 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
         for attr in ("n_features_in_", "feature_names_in_", "branches_", "module_"):
             self.__dict__.pop(attr, None)
         if is_fused(self.backbone):
-            return self._fit_branches(X)
+            return fit_branches(self, X)
         # An embedder's backbone is frozen: the build path's "head" branch, without a head.
         settings = BranchSettings.from_params({**self.get_params(deep=False), "strategy": "head"})
         spec, source = resolve_backbone(self.backbone, X)
@@ -247,9 +246,7 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
             adapter.fit(X_checked)
         device = resolve_device(self.device)
         fast = fast_path(device, self.precision, spec.modality)
-        seed = None if self.random_state is None else check_random_state(self.random_state).randint(
-            np.iinfo(np.int32).max
-        )
+        seed = draw_seed(self.random_state)
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.manual_seed(seed)
@@ -268,8 +265,6 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
         self.layers_ = built.module.stages
         self.device_ = device
         self.fast_path_ = fast
-        # The frozen estimators' cache key for these features: an embedder and a frozen
-        # estimator on the same backbone and rows compute each row once between them.
         self.feature_fingerprint_ = built.fingerprint
         self.n_features_out_ = built.feature_dim
         self._stage_widths = list(built.widths)
@@ -320,30 +315,6 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
         from sktransfer._persistence.model_files import save_pretrained
 
         return save_pretrained(self, path, overwrite=overwrite)
-
-    def _fit_branches(self, X):
-        """One embedder per branch, each fitted on its column (or on all of ``X``)."""
-        table = branch_table(self.backbone)
-        if isinstance(self.backbone, Mapping):
-            columns = check_columns(X, [column for _, column, _ in table], self.remainder)
-            self.feature_names_in_ = np.asarray(columns, dtype=object)
-            self.n_features_in_ = len(columns)
-        branches = []
-        for name, column, branch in table:
-            branch._validate_params()
-            child = self._branch_child(branch)
-            modality = modality_of(branch.backbone)
-            if modality is not None and not adapter_class(modality).long_text_applies:
-                child.set_params(long_text="truncate")  # long_text is the text branches' setting
-            try:
-                child.fit(select(X, column, modality or "image"))
-            except (ValueError, TypeError) as exc:
-                where = f"column {column!r}" if column is not None else f"branch {name!r}"
-                raise type(exc)(f"{where}: {exc}") from exc
-            branches.append((name, column, child))
-        self.branches_ = branches
-        self.n_features_out_ = sum(child.n_features_out_ for _, _, child in branches)
-        return self
 
     def _branch_child(self, branch):
         """An unfitted embedder of one branch: this one's settings, the branch's backbone,
@@ -419,3 +390,28 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
         tags.transformer_tags.preserves_dtype = ["float32"]
         modality = modality_of(self.backbone)
         return tags if modality is None else adapter_class(modality).update_tags(tags)
+
+
+def fit_branches(embedder, X):
+    """One embedder per branch, each fitted on its column (or on all of ``X``)."""
+    table = branch_table(embedder.backbone)
+    if isinstance(embedder.backbone, Mapping):
+        columns = check_columns(X, [column for _, column, _ in table], embedder.remainder)
+        embedder.feature_names_in_ = np.asarray(columns, dtype=object)
+        embedder.n_features_in_ = len(columns)
+    branches = []
+    for name, column, branch in table:
+        branch._validate_params()
+        child = embedder._branch_child(branch)
+        modality = modality_of(branch.backbone)
+        if modality is not None and not adapter_class(modality).long_text_applies:
+            child.set_params(long_text="truncate")  # long_text is the text branches' setting
+        try:
+            child.fit(select(X, column, modality or "image"))
+        except (ValueError, TypeError) as exc:
+            where = f"column {column!r}" if column is not None else f"branch {name!r}"
+            raise type(exc)(f"{where}: {exc}") from exc
+        branches.append((name, column, child))
+    embedder.branches_ = branches
+    embedder.n_features_out_ = sum(child.n_features_out_ for _, _, child in branches)
+    return embedder

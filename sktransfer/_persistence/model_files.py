@@ -338,23 +338,9 @@ def _decoded(config: dict, config_path: Path, classes: dict):
 
 
 def load(path, *, device="auto", classes: dict):
-    """Rebuild an estimator written by :meth:`save_pretrained` (never unpickles).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The model directory.
-    device : str or torch.device, default="auto"
-        Where the model predicts: ``"auto"`` picks CUDA when available. The
-        estimator's ``device`` parameter stays as it was saved (it applies to refits).
-    classes : dict
-        The estimator classes by name (``sktransfer.load`` passes them).
-
-    Returns
-    -------
-    TransferClassifier, TransferRegressor or TransferEmbedder
-        Fitted, predicting (or transforming) as the saved one did.
-    """
+    """The estimator in the model directory ``path``, rebuilt by the build path on
+    ``device`` (``sktransfer.load`` documents it); ``classes`` maps the config's
+    estimator names to their classes."""
     path = Path(path)
     config = _read_config(path)
     tensors = _read_tensors(path, config)

@@ -15,6 +15,7 @@ import signal
 import threading
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from skorch import NeuralNet
 
@@ -33,6 +34,15 @@ class FastPath:
     channels_last: bool
     num_workers: int
     pin_memory: bool
+
+
+def draw_seed(random_state) -> int | None:
+    """The torch seed of a fit from the estimator's ``random_state`` (None: unseeded)."""
+    if random_state is None:
+        return None
+    from sklearn.utils import check_random_state
+
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
 def fast_path(device: str, precision: str, modality: str, bf16_supported: bool | None = None) -> FastPath:
