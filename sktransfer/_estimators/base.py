@@ -106,6 +106,22 @@ def check_batch_mixing(augment, loss_kind: str, init) -> None:
         )
 
 
+def fitted_state(estimator) -> dict:
+    """What a model file stores of a fitted classifier or regressor (``__sktransfer_state__``)."""
+    check_is_fitted(estimator)
+    module = unwrapped(estimator.net_)
+    fitted = {name: getattr(estimator, name) for name in
+              (*estimator._target_attributes, "n_features_in_", "feature_names_in_") if hasattr(estimator, name)}
+    if isinstance(estimator.adapter_, FusedInput):
+        branches = [dict(name=b.name, column=b.column, spec=b.spec, adapter=b.adapter, inputs=b.columns,
+                         module=module.branches[b.key], width=dim)
+                    for b, dim in zip(estimator.adapter_.branches, module.dims)]
+        return {"module": module, "branches": branches, "fitted": fitted, "mapped": estimator.adapter_.mapped}
+    branch = dict(name=None, column=None, spec=estimator.spec_, adapter=estimator.adapter_, inputs=estimator, module=module,
+                  width=module.head.in_features)
+    return {"module": module, "branches": [branch], "fitted": fitted, "mapped": False}
+
+
 class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
     """Shared machinery of :class:`TransferClassifier` and :class:`TransferRegressor`."""
 
@@ -131,6 +147,8 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
         backbone_lr=None,
         layer_decay=None,
         head_epochs=0,
+        head_solver="lbfgs",
+        C=1.0,
         lr_schedule="cosine",
         warmup_fraction=0.1,
         max_epochs=10,
@@ -169,6 +187,8 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
         self.backbone_lr = backbone_lr
         self.layer_decay = layer_decay
         self.head_epochs = head_epochs
+        self.head_solver = head_solver
+        self.C = C
         self.lr_schedule = lr_schedule
         self.warmup_fraction = warmup_fraction
         self.max_epochs = max_epochs
@@ -400,18 +420,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
     # becomes a fitted estimator, as fit makes one.
     def __sktransfer_state__(self) -> dict:
         """The fitted state a model file stores: the module, each branch and the targets' encoding."""
-        check_is_fitted(self)
-        module = unwrapped(self.net_)
-        fitted = {name: getattr(self, name) for name in
-                  (*self._target_attributes, "n_features_in_", "feature_names_in_") if hasattr(self, name)}
-        if isinstance(self.adapter_, FusedInput):
-            branches = [dict(name=b.name, column=b.column, spec=b.spec, adapter=b.adapter, inputs=b.columns,
-                             module=module.branches[b.key], width=dim)
-                        for b, dim in zip(self.adapter_.branches, module.dims)]
-            return {"module": module, "branches": branches, "fitted": fitted, "mapped": self.adapter_.mapped}
-        branch = dict(name=None, column=None, spec=self.spec_, adapter=self.adapter_, inputs=self, module=module,
-                      width=module.head.in_features)
-        return {"module": module, "branches": [branch], "fitted": fitted, "mapped": False}
+        return fitted_state(self)
 
     def __sktransfer_restore__(self, model: BuiltModel, fitted: dict, device: str, fast):
         """Become the fitted estimator of a model the build path rebuilt (``sktransfer.load``)."""

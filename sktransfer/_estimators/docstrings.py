@@ -80,6 +80,21 @@ _SHARED_PARAMETERS = """
         head keeps them where they fit. The probe reads its features from the feature
         cache, so it costs about one backbone pass. Ignored by ``strategy="head"`` and
         fused models.
+    head_solver : {"lbfgs", "optimizer"}, default="lbfgs"
+        How a head on frozen features is trained (``strategy="head"`` without
+        augmentation, the ``head_epochs`` probe, fused models whose branches are all
+        frozen). ``"lbfgs"`` solves it to convergence, as scikit-learn's
+        ``LogisticRegression`` and ``Ridge`` do: full-batch L-BFGS with a strong Wolfe
+        line search on the loss plus an L2 penalty set by ``C``, up to 20 iterations per
+        epoch (``max_epochs`` epochs, so 200 by default); ``optimizer``, ``lr``,
+        ``batch_size`` and the schedule don't apply to it. ``"optimizer"`` trains the head
+        like fine-tuning, with those settings, for ``max_epochs`` passes.
+    C : float, default=1.0
+        Inverse L2 strength of a head solved by L-BFGS, as ``LogisticRegression``'s ``C``:
+        the head minimises the mean loss plus ``||W||^2 / (2 C n)`` (n training rows;
+        the bias is not penalised), so with the same features a classifier's head is
+        ``LogisticRegression(C=C)`` (softmax; one binary problem per label for
+        multi-label ``y``) and a regressor's head is ``Ridge(alpha=1 / C)``.
     lr_schedule : {"cosine", "onecycle", "constant"}, default="cosine"
         Per-step schedule: linear warmup then cosine decay to zero, or warmup then
         constant (transformers' schedules); or torch's ``OneCycleLR``. Its length is

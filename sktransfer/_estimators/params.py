@@ -14,7 +14,7 @@ from sktransfer._inputs.augment import AUGMENT_NAMES
 from sktransfer._inputs.text import CHUNK_POOLING, LONG_TEXT
 from sktransfer._training.callbacks import SCHEDULES
 from sktransfer._training.net import PRECISIONS
-from sktransfer._training.net_factory import OPTIMIZERS
+from sktransfer._training.net_factory import HEAD_SOLVERS, OPTIMIZERS
 from sktransfer._training.strategies import STRATEGIES
 
 #: ``_parameter_constraints`` of TransferClassifier and TransferRegressor.
@@ -43,6 +43,8 @@ TRANSFER_PARAMETERS: dict = {
     "warmup_fraction": [Interval(Real, 0, 1, closed="left")],
     "layer_decay": [Interval(Real, 0, 1, closed="right"), None],
     "head_epochs": [Interval(Integral, 0, None, closed="left")],
+    "head_solver": [StrOptions(set(HEAD_SOLVERS))],
+    "C": [Interval(Real, 0, None, closed="neither")],
     "image_size": [Interval(Integral, 8, None, closed="left"), None],
     "max_length": [Interval(Integral, 1, None, closed="left"), None],
     "pooling": [StrOptions({"auto", "mean", "cls"})],

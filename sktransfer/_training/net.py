@@ -129,10 +129,23 @@ class TransferNet(NeuralNet):
     """skorch NeuralNet with autocast, an optional GradScaler, inference_mode, and a
     Ctrl-C that stops the fit instead of ending it early as if it had succeeded."""
 
-    def __init__(self, *args, amp_dtype=None, grad_scaler=False, **kwargs):
+    def __init__(self, *args, amp_dtype=None, grad_scaler=False, head_l2=None, trainable_only=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.amp_dtype = amp_dtype
         self.grad_scaler = grad_scaler
+        # A head solved on frozen features: the training loss gets the L2 penalty
+        # head_l2 / n * ||W||^2 (LogisticRegression's and Ridge's objective divided by n),
+        # and only trainable parameters go to the (full-batch L-BFGS) optimizer.
+        self.head_l2 = head_l2
+        self.trainable_only = trainable_only
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        loss = super().get_loss(y_pred, y_true, X=X, training=training)
+        head_l2 = getattr(self, "head_l2", None)  # nets pickled before the converged head lack it
+        if training and head_l2:
+            weight = getattr(self.module_, "_orig_mod", self.module_).head.weight
+            loss = loss + head_l2 / len(y_true["weight"]) * weight.float().pow(2).sum()
+        return loss
 
     def _autocast(self):
         if self.amp_dtype is None:
@@ -171,8 +184,9 @@ class TransferNet(NeuralNet):
             if shared_reference(module) is not None
             for parameter in module.parameters()
         }
+        trainable_only = getattr(self, "trainable_only", False)
         for name, parameter in super().get_all_learnable_params():
-            if id(parameter) not in shared:
+            if id(parameter) not in shared and (parameter.requires_grad or not trainable_only):
                 yield name, parameter
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):

@@ -19,6 +19,37 @@ from sktransfer._training.net import TransferNet
 from sktransfer._training.preflight import validation_fraction
 
 OPTIMIZERS = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD"}
+#: How a head on frozen features is trained: to convergence by full-batch L-BFGS on the
+#: penalised loss (``C``), or like fine-tuning, with ``optimizer``, ``lr`` and the schedule.
+HEAD_SOLVERS = ("lbfgs", "optimizer")
+#: L-BFGS iterations per epoch of a converged head (``max_epochs`` of them at most).
+LBFGS_ITERATIONS = 20
+
+
+def head_l2(C: float, loss_kind: str, n_outputs: int) -> float:
+    """The penalty ``head_l2`` with which mean loss + head_l2 / n * ||W||^2 is the objective of
+    ``LogisticRegression(C=C)`` (softmax, or one binary problem per label) and of
+    ``Ridge(alpha=1 / C)`` per output, divided by n (and by the number of labels or outputs,
+    which our losses average over)."""
+    per_output = {"cross_entropy": 0.5, "binary_cross_entropy": 0.5 / n_outputs, "mse": 1.0 / n_outputs}
+    return per_output[loss_kind] / C
+
+
+def converged_head_settings(params: dict, criterion_params: dict, n_outputs: int) -> dict:
+    """The net settings that solve a head on frozen features: full-batch L-BFGS with a strong
+    Wolfe line search, LogisticRegression's (or Ridge's) L2 penalty, no LR schedule."""
+    return dict(
+        optimizer=torch.optim.LBFGS,
+        lr=1.0,
+        optimizer__line_search_fn="strong_wolfe",
+        optimizer__max_iter=LBFGS_ITERATIONS,
+        optimizer__history_size=10,
+        optimizer__tolerance_grad=1e-6,
+        optimizer__tolerance_change=1e-10,
+        batch_size=-1,  # one step per epoch on all the training rows
+        head_l2=head_l2(params["C"], criterion_params["criterion__kind"], n_outputs),
+        trainable_only=True,
+    )
 
 
 def optimizer_class(optimizer):
@@ -29,16 +60,15 @@ def optimizer_class(optimizer):
     return optimizer
 
 
-def make_callbacks(params: dict, strategy_callbacks: list) -> list:
+def make_callbacks(params: dict, strategy_callbacks: list, schedule: bool = True) -> list:
     """Ours (the loss guard, the schedule, the strategy's, early stopping, the progress
     bar) merged with ``net_params["callbacks"]``."""
     from skorch.callbacks import EarlyStopping, ProgressBar
 
-    callbacks = [
-        ("finite_loss", FiniteLossGuard()),
-        ("lr_schedule", WarmupLRScheduler(params["lr_schedule"], params["warmup_fraction"])),
-        *strategy_callbacks,
-    ]
+    callbacks = [("finite_loss", FiniteLossGuard())]
+    if schedule:  # L-BFGS finds its own step sizes
+        callbacks.append(("lr_schedule", WarmupLRScheduler(params["lr_schedule"], params["warmup_fraction"])))
+    callbacks += strategy_callbacks
     if params["patience"] is not None:
         callbacks.append(
             ("early_stopping", EarlyStopping(monitor="valid_loss", patience=params["patience"], load_best=True))
@@ -81,6 +111,7 @@ def make_net(params: dict, module, collate_fn, *, param_groups, seed, device, on
 
     fraction = validation_fraction(params)
     collate = FeatureAwareCollate(collate_fn)
+    converge = on_features and params.get("head_solver", "lbfgs") == "lbfgs"
     kwargs = dict(
         module=module,
         criterion=WeightedLoss,
@@ -97,7 +128,7 @@ def make_net(params: dict, module, collate_fn, *, param_groups, seed, device, on
         iterator_valid__num_workers=0 if on_features else fast.num_workers,
         iterator_train__pin_memory=fast.pin_memory,
         iterator_valid__pin_memory=fast.pin_memory,
-        callbacks=make_callbacks(params, strategy_callbacks),
+        callbacks=make_callbacks(params, strategy_callbacks, schedule=not converge),
         device=device,
         verbose=int(params["verbose"]),
         compile=bool(params["compile"]),
@@ -107,6 +138,9 @@ def make_net(params: dict, module, collate_fn, *, param_groups, seed, device, on
     if param_groups is not None:
         kwargs["optimizer__param_groups"] = param_groups
     kwargs.update(criterion_params)
+    if converge:
+        del kwargs["optimizer__weight_decay"]  # the head's penalty is C's
+        kwargs.update(converged_head_settings(params, criterion_params, module.head.out_features))
     net_class = TransferNet
     accelerator = params.get("accelerator")
     if accelerator is not None:
