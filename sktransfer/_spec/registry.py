@@ -58,10 +58,41 @@ class ImagePreprocessing:
 
 @dataclass(frozen=True)
 class TextPreprocessing:
-    """Where the tokenizer comes from (a name or a directory) and the default truncation."""
+    """How texts are tokenised for a backbone, and the default truncation.
+
+    Parameters
+    ----------
+    tokenizer : str
+        Where the tokenizer comes from (a name or a directory), shown in listings and errors.
+    max_length : int
+        Tokens kept per text unless the estimator's ``max_length`` says otherwise.
+    load_tokenizer : callable or None
+        ``load_tokenizer() -> tokenizer``, called each time an estimator is set up for
+        this backbone (and by :mod:`sktransfer.testing`); the tokenizer is used as is,
+        for as long as the fitted estimator lives, and pickled with it. It must behave
+        like a transformers tokenizer: ``tokenizer(texts, padding="longest",
+        truncation=True, max_length=..., return_tensors="pt")`` gives the backbone's
+        keyword arguments, with ``num_special_tokens_to_add``, ``model_max_length`` and
+        ``name_or_path``; ``long_text="chunk"`` needs a fast (Rust) one.  Read local
+        files only and raise when they are missing.  ``None``: the backbone can't be
+        used (a clear error says its plugin gives no tokenizer).
+    model_config : callable or None
+        ``model_config() -> config``, the model's configuration read without building
+        it; its ``max_position_embeddings`` (less the padding offset, from
+        ``pad_token_id``, of RoBERTa-like ``model_type`` values) bounds ``max_length``.  It may raise
+        or return ``None`` when there is none; ``None`` (or a config without positions)
+        leaves the bound to the tokenizer's ``model_max_length``.
+
+    Both must pickle, like the spec's other callables: module-level functions or
+    :func:`functools.partial` objects, never lambdas.
+    """
 
     tokenizer: str
     max_length: int = 256
+    # Added after specs were first pickled: pickles without them get these class-level
+    # defaults (a dataclass's defaults are class attributes; unpickling fills __dict__).
+    load_tokenizer: Callable[[], Any] | None = None
+    model_config: Callable[[], Any] | None = None
 
 
 @dataclass(frozen=True)
