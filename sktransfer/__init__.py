@@ -6,6 +6,7 @@ here; every other module of the package is private (``sktransfer._*``).
 
 from sktransfer import _legacy_paths
 from sktransfer._build.fusion import Branch
+from sktransfer._caches import clear_caches
 from sktransfer._estimators.classes import TransferClassifier, TransferRegressor
 from sktransfer._estimators.embedder import TransferEmbedder
 from sktransfer._estimators.loading import load
@@ -45,6 +46,7 @@ __all__ = sorted(
         "TransferEmbedder",
         "TransferRegressor",
         "Weights",
+        "clear_caches",
         "get_spec",
         "hookimpl",
         "list_backbones",

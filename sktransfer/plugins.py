@@ -14,7 +14,7 @@ import warnings
 
 import pluggy
 
-from sktransfer import hookspecs
+from sktransfer import _caches, hookspecs
 
 DISABLE_AUTOLOAD_ENV = "SKTRANSFER_DISABLE_PLUGIN_AUTOLOAD"
 
@@ -69,3 +69,12 @@ def get_plugin_manager() -> pluggy.PluginManager:
 def reset_plugin_manager() -> None:
     """Forget the plugin manager so the next use rediscovers plugins (for tests)."""
     get_plugin_manager.cache_clear()
+
+
+def _describe() -> str:
+    if not get_plugin_manager.cache_info().currsize:
+        return "the plugin manager (not built)"
+    return f"the plugin manager, with {len(get_plugin_manager().get_plugins())} plugin(s)"
+
+
+_caches.register("plugins", reset_plugin_manager, _describe)

@@ -68,9 +68,10 @@ def fresh_feature_cache():
     """The process-wide feature store empty and CountingCNN's count at zero, before and after."""
     from _tiny_backbones import CountingCNN
 
+    from sktransfer import clear_caches
     from sktransfer._features.stores import memory_store
 
-    memory_store().clear()
+    clear_caches("features")
     CountingCNN.rows_seen = 0
     yield memory_store()
-    memory_store().clear()
+    clear_caches("features")

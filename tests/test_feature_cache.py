@@ -337,3 +337,15 @@ def test_a_sample_repeated_in_X_runs_the_backbone_once(sentences):
     out = embedder.transform(repeated)
     assert memory_store().misses == 4 and len(memory_store()) == 4  # 4 distinct texts, each computed once
     np.testing.assert_array_equal(out[:5], np.repeat(out[:1], 5, axis=0))
+
+
+@pytest.mark.parametrize("size", [0, 5, (1 << 18) + 7, 3 << 20])
+def test_file_digest_is_the_hash_of_the_files_bytes(tmp_path, size):
+    import hashlib
+
+    from sktransfer._hashing import file_digest
+
+    data = np.random.RandomState(size % 1000).bytes(size)
+    (tmp_path / "f.bin").write_bytes(data)
+    assert file_digest(tmp_path / "f.bin") == hashlib.blake2b(data, digest_size=16).digest()
+    assert file_digest(str(tmp_path / "f.bin")) == file_digest(tmp_path / "f.bin")

@@ -171,11 +171,27 @@ def test_damaged_json_names_the_file(saved):
         load(saved)
 
 
-@pytest.mark.parametrize("key, value", [("format_version", 99), ("sktransfer_version", "99.0.0")])
+@pytest.mark.parametrize(
+    "key, value",
+    [("format_version", 99), ("sktransfer_version", "99.0.0"), ("sktransfer_version", "0.99.0rc1"),
+     ("sktransfer_version", sktransfer.__version__ + ".post1")],
+)
 def test_newer_files_are_refused(saved, key, value):
     rewrite_config(saved, lambda c: c.update({key: value}))
     with pytest.raises(ModelFileError, match="Upgrade sktransfer"):
         load(saved)
+
+
+@pytest.mark.parametrize("value", ["not a version", "", None])
+def test_a_version_that_is_no_version_is_refused_clearly(saved, value):
+    rewrite_config(saved, lambda c: c.update(sktransfer_version=value) if value is not None else c.pop("sktransfer_version"))
+    with pytest.raises(ModelFileError, match=r"config\.json names sktransfer version .* not a version number"):
+        load(saved)
+
+
+def test_older_and_development_versions_load(saved, tabular):
+    rewrite_config(saved, lambda c: c.update(sktransfer_version=sktransfer.__version__ + ".dev3"))
+    assert load(saved).predict(tabular[0]).shape == (40,)
 
 
 def test_missing_backbone_plugin_is_named(saved):

@@ -162,6 +162,76 @@ def test_example_cnn_stages():
     torch.testing.assert_close(pool_stage(outs[-1], None, None), default)
 
 
+# --------------------------------------------------------------------------- text preprocessing
+def test_text_specs_give_their_tokenizer_and_config():
+    from sktransfer.backbones.huggingface import MINILM_NAME, load_tokenizer, minilm_path
+
+    for spec in (get_spec(MINILM_NAME), get_spec(str(minilm_path()))):
+        prep = pickle.loads(pickle.dumps(spec.preprocessing))  # specs travel inside fitted estimators
+        tokenizer = prep.load_tokenizer()
+        assert type(tokenizer) is type(load_tokenizer(MINILM_NAME))
+        assert tokenizer.name_or_path == load_tokenizer(MINILM_NAME).name_or_path
+        assert prep.model_config().max_position_embeddings == 512
+
+
+def test_text_preprocessing_pickled_before_the_loaders_unpickles_without_them():
+    from sktransfer import TextPreprocessing
+
+    old = TextPreprocessing(tokenizer="some/dir", max_length=64)
+    for key in ("load_tokenizer", "model_config"):  # what a pickle from before these fields holds
+        del old.__dict__[key]
+    spec = BackboneSpec(name="old", modality="text", build=functools.partial(build_zoo_mlp, 4), feature_dim=4,
+                        preprocessing=old)
+    loaded = pickle.loads(pickle.dumps(spec)).preprocessing
+    assert "load_tokenizer" not in loaded.__dict__
+    assert loaded.load_tokenizer is None and loaded.model_config is None
+    assert loaded == TextPreprocessing(tokenizer="some/dir", max_length=64)
+    assert hash(loaded) == hash(TextPreprocessing(tokenizer="some/dir", max_length=64))
+
+
+def test_a_text_spec_without_a_tokenizer_is_a_clear_error():
+    from sktransfer import TextPreprocessing
+    from sktransfer._inputs import adapter_class
+
+    spec = BackboneSpec(name="notok", modality="text", build=functools.partial(build_zoo_mlp, 4), feature_dim=4,
+                        preprocessing=TextPreprocessing(tokenizer="somewhere"), plugin="someplugin")
+    with pytest.raises(ValueError, match=r"'notok' \(plugin someplugin\) gives no tokenizer.*load_tokenizer=None"):
+        adapter_class("text").from_params(spec, {})
+    assert "load_tokenizer=None" in adapter_class("text").preprocessing_problem(spec)
+
+
+def test_a_reused_text_adapter_checks_max_length_against_the_spec_config():
+    from sktransfer._inputs import adapter_class
+
+    adapter = adapter_class("text").from_params(get_spec("all-MiniLM-L6-v2"), {})
+    with pytest.raises(ValueError, match="max_length=513 .* 512 tokens"):
+        adapter.inherit({"max_length": 513})
+    assert adapter.inherit({"max_length": 512}).collate_fn.tokenizer is adapter.collate_fn.tokenizer
+    del adapter.__dict__["model_config"]  # an adapter pickled before it kept the spec's model_config
+    with pytest.raises(ValueError, match="max_length=513 .* 512 tokens"):
+        adapter.inherit({"max_length": 513})
+
+
+def test_the_core_never_imports_a_builtin_plugin():
+    import ast
+    from pathlib import Path
+
+    package = Path(sktransfer.__file__).parent
+    offenders = []
+    for path in package.rglob("*.py"):
+        if path.parent.name == "backbones":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""] + [f"{node.module}.{alias.name}" for alias in node.names]
+            if any(n == "sktransfer.backbones" or n.startswith("sktransfer.backbones.") for n in names):
+                offenders.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert offenders == []
+
+
 # --------------------------------------------------------------------------- resolve_backbone
 def test_hugging_face_directory_resolves_through_the_hook():
     from sktransfer.backbones.huggingface import minilm_path, resolve_backbone

@@ -24,6 +24,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from sktransfer import _caches
 from sktransfer._hashing import digest
 from sktransfer.exceptions import FeatureCacheError, FeatureCacheWarning
 
@@ -311,6 +312,30 @@ _MEMORY_STORE = MemoryFeatureStore()
 def memory_store() -> MemoryFeatureStore:
     """The process-wide in-memory store (``feature_cache="memory"``)."""
     return _MEMORY_STORE
+
+
+def clear_memory_stores() -> None:
+    """Empty ``feature_cache="memory"`` and forget the stores adopted from pickles (a worker's).
+
+    Stores the user made stay as they are; an adopted one that a fitted estimator still
+    holds is emptied too, and stays the store of its identity while it lives."""
+    with _MEMORY_STORES_LOCK:
+        adopted = list(_ADOPTED_MEMORY_STORES.values())
+        _ADOPTED_MEMORY_STORES.clear()
+    for store in (_MEMORY_STORE, *adopted):
+        store.clear()
+
+
+def _describe_memory_stores() -> str:
+    with _MEMORY_STORES_LOCK:
+        adopted = list(_ADOPTED_MEMORY_STORES.values())
+    text = f"{len(_MEMORY_STORE)} feature row(s), {_MEMORY_STORE.nbytes / 2**20:.1f} MiB, in feature_cache='memory'"
+    if adopted:
+        text += f"; {sum(len(s) for s in adopted)} in {len(adopted)} store(s) unpickled in this process"
+    return text
+
+
+_caches.register("features", clear_memory_stores, _describe_memory_stores)
 
 
 def get_store(feature_cache):

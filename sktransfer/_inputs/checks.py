@@ -83,14 +83,28 @@ def text_model_limit(tokenizer, config=None) -> tuple[int | None, str]:
     return None, ""
 
 
-def model_config(source):
-    """The Hugging Face config of a text backbone's ``source``, or None where it doesn't load."""
-    from sktransfer.backbones.huggingface import _config
-
-    try:
-        return _config(source)
-    except Exception:  # a plugin's tokenizer source need not be a model directory
+def model_config(load):
+    """The config that ``load`` (a :class:`TextPreprocessing`'s ``model_config``) returns,
+    or None where there is none or it doesn't load."""
+    if load is None:
         return None
+    try:
+        return load()
+    except Exception:  # a plugin's model need not have a config this check can read
+        return None
+
+
+def load_tokenizer(spec):
+    """The tokenizer of text backbone ``spec``, from its ``TextPreprocessing.load_tokenizer``."""
+    load = getattr(spec.preprocessing, "load_tokenizer", None)
+    if load is None:
+        raise ValueError(
+            f"Text backbone {spec.name!r} (plugin {spec.plugin or '?'}) gives no tokenizer: its "
+            "TextPreprocessing has load_tokenizer=None. The plugin must set load_tokenizer to a callable that "
+            "returns the tokenizer from local files, e.g. functools.partial(AutoTokenizer.from_pretrained, "
+            "directory, local_files_only=True)."
+        )
+    return load()
 
 
 def check_max_length(max_length: int, name: str, tokenizer, config=None, from_param: bool = True) -> None:

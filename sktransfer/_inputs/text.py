@@ -16,6 +16,7 @@ from sktransfer._inputs.base import (
 from sktransfer._inputs.checks import (
     check_max_length,
     check_texts_encodable,
+    load_tokenizer,
     model_config,
 )
 from sktransfer._inputs.text_augment import TEXT_AUGMENTS, text_augmentation
@@ -134,7 +135,7 @@ class TextAdapter(InputAdapter):
         return self
 
     def __init__(self, name: str, tokenizer, max_length: int, pooling: str = "mean", long_text: str = "truncate",
-                 chunk_pooling: str = "mean", augment=None):
+                 chunk_pooling: str = "mean", augment=None, model_config=None):
         if long_text not in LONG_TEXT:
             raise ValueError(f"long_text must be one of {LONG_TEXT}, got {long_text!r}.")
         if chunk_pooling not in CHUNK_POOLING:
@@ -145,6 +146,9 @@ class TextAdapter(InputAdapter):
         self.pooling = pooling
         self.chunk_pooling = chunk_pooling
         self.augment = augment
+        # The spec's TextPreprocessing.model_config, for the max_length check of estimators
+        # that reuse this adapter (init=, a fitted source): they see no spec.
+        self.model_config = model_config
         self.collate_fn = TextCollate(tokenizer, max_length, long_text)
 
     @property
@@ -162,23 +166,22 @@ class TextAdapter(InputAdapter):
 
     @classmethod
     def from_params(cls, spec, params: dict) -> "TextAdapter":
-        from sktransfer.backbones.huggingface import load_tokenizer
-
         pooling = params.get("pooling", "auto")
-        tokenizer = load_tokenizer(spec.preprocessing.tokenizer)
+        tokenizer = load_tokenizer(spec)
         max_length = params.get("max_length") or spec.preprocessing.max_length
-        config = model_config(spec.preprocessing.tokenizer)
+        load_config = getattr(spec.preprocessing, "model_config", None)
+        config = model_config(load_config)
         check_max_length(max_length, spec.name, tokenizer, config, from_param=bool(params.get("max_length")))
         return cls(spec.name, tokenizer, max_length, "mean" if pooling == "auto" else pooling,
                    params.get("long_text", "truncate"), params.get("chunk_pooling", "mean"),
-                   params.get("augment"))
+                   params.get("augment"), load_config)
 
     def inherit(self, params: dict) -> "TextAdapter":
         # long_text and chunk_pooling are the new estimator's own (their defaults truncate).
         pooling = params.get("pooling", "auto")
+        load_config = self._model_config_loader()
         if params.get("max_length"):
-            tokenizer = self.collate_fn.tokenizer  # loaded from the model's directory: its config is there too
-            check_max_length(params["max_length"], self.name, tokenizer, model_config(tokenizer.name_or_path))
+            check_max_length(params["max_length"], self.name, self.collate_fn.tokenizer, model_config(load_config))
         return type(self)(
             self.name,
             self.collate_fn.tokenizer,
@@ -187,7 +190,19 @@ class TextAdapter(InputAdapter):
             params.get("long_text", "truncate"),
             params.get("chunk_pooling", "mean"),
             params.get("augment"),
+            load_config,
         )
+
+    def _model_config_loader(self):
+        """The spec's ``model_config``; adapters pickled before it was kept look it up by name."""
+        if "model_config" in self.__dict__:
+            return self.model_config
+        from sktransfer._spec.registry import get_spec
+
+        try:
+            return getattr(get_spec(self.name).preprocessing, "model_config", None)
+        except Exception:  # a backbone no installed plugin gives any more: no config to check against
+            return None
 
     @classmethod
     def update_tags(cls, tags):
@@ -242,24 +257,23 @@ class TextAdapter(InputAdapter):
     @classmethod
     def preprocessing_problem(cls, spec) -> str | None:
         from sktransfer._spec.registry import TextPreprocessing
-        from sktransfer.backbones.huggingface import load_tokenizer
 
         prep = spec.preprocessing
         if not isinstance(prep, TextPreprocessing):
             return f"a text backbone needs a TextPreprocessing, got {prep!r}."
         if not isinstance(prep.max_length, int) or prep.max_length <= 0:
             return f"preprocessing.max_length must be a positive int, got {prep.max_length!r}."
+        if prep.load_tokenizer is None:
+            return "its TextPreprocessing has load_tokenizer=None: give a callable that returns the tokenizer."
         try:
-            load_tokenizer(prep.tokenizer)
+            load_tokenizer(spec)
         except Exception as exc:
             return f"its tokenizer {prep.tokenizer!r} does not load offline: {exc!r}"
         return None
 
     @classmethod
     def sample_batch(cls, spec, batch_size: int, image_size=None, n_features: int = 8):
-        from sktransfer.backbones.huggingface import load_tokenizer
-
-        tokenizer = load_tokenizer(spec.preprocessing.tokenizer)
+        tokenizer = load_tokenizer(spec)
         texts = [_TEXTS[i % len(_TEXTS)] for i in range(batch_size)]
         encoded = tokenizer(
             texts, padding="longest", truncation=True, max_length=spec.preprocessing.max_length, return_tensors="pt"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sktransfer import _caches
 from sktransfer._hashing import fingerprint_module
 from sktransfer.exceptions import WeightsUnavailableError
 
@@ -108,3 +109,13 @@ def clear() -> None:
     """Forget every kept backbone (frees their memory)."""
     with _lock:
         _built.clear()
+
+
+def _describe() -> str:
+    with _lock:
+        n = len(_built)
+    return f"{n} pretrained backbone(s) built once in this process (pristine and frozen-shared copies)"
+
+
+# Shared copies already handed out stay valid: the fitted models that use them keep them.
+_caches.register("backbones", clear, _describe)

@@ -277,7 +277,12 @@ def _read_config(path: Path) -> dict:
         )
     saved = str(config.get("sktransfer_version", ""))
     written_by = _version(saved)
-    if written_by is not None and written_by > Version(__version__):
+    if written_by is None:
+        raise ModelFileError(
+            f"{config_path} names sktransfer version {saved!r}, which is not a version number: the file was "
+            "edited or damaged. Save the model again."
+        )
+    if written_by > Version(__version__):
         raise ModelFileError(
             f"{config_path} was written by sktransfer {saved}, newer than this one ({__version__}). "
             "Upgrade sktransfer to load it."

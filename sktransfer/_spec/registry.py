@@ -16,6 +16,8 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
+from sktransfer import _caches
+from sktransfer import plugins as _plugins
 from sktransfer.exceptions import BackboneConflictError, UnknownBackboneError
 
 __all__ = [
@@ -58,10 +60,41 @@ class ImagePreprocessing:
 
 @dataclass(frozen=True)
 class TextPreprocessing:
-    """Where the tokenizer comes from (a name or a directory) and the default truncation."""
+    """How texts are tokenised for a backbone, and the default truncation.
+
+    Parameters
+    ----------
+    tokenizer : str
+        Where the tokenizer comes from (a name or a directory), shown in listings and errors.
+    max_length : int
+        Tokens kept per text unless the estimator's ``max_length`` says otherwise.
+    load_tokenizer : callable or None
+        ``load_tokenizer() -> tokenizer``, called each time an estimator is set up for
+        this backbone (and by :mod:`sktransfer.testing`); the tokenizer is used as is,
+        for as long as the fitted estimator lives, and pickled with it. It must behave
+        like a transformers tokenizer: ``tokenizer(texts, padding="longest",
+        truncation=True, max_length=..., return_tensors="pt")`` gives the backbone's
+        keyword arguments, with ``num_special_tokens_to_add``, ``model_max_length`` and
+        ``name_or_path``; ``long_text="chunk"`` needs a fast (Rust) one.  Read local
+        files only and raise when they are missing.  ``None``: the backbone can't be
+        used (a clear error says its plugin gives no tokenizer).
+    model_config : callable or None
+        ``model_config() -> config``, the model's configuration read without building
+        it; its ``max_position_embeddings`` (less the padding offset, from
+        ``pad_token_id``, of RoBERTa-like ``model_type`` values) bounds ``max_length``.  It may raise
+        or return ``None`` when there is none; ``None`` (or a config without positions)
+        leaves the bound to the tokenizer's ``model_max_length``.
+
+    Both must pickle, like the spec's other callables: module-level functions or
+    :func:`functools.partial` objects, never lambdas.
+    """
 
     tokenizer: str
     max_length: int = 256
+    # Added after specs were first pickled: pickles without them get these class-level
+    # defaults (a dataclass's defaults are class attributes; unpickling fills __dict__).
+    load_tokenizer: Callable[[], Any] | None = None
+    model_config: Callable[[], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -192,6 +225,21 @@ _PROVIDER_HINTS = {
 _cache: dict[str, Any] = {"key": None, "specs": None, "listed": None}
 
 
+def _clear_cache() -> None:
+    """Forget the specs and names the plugins gave; the next lookup asks them again."""
+    _cache.update(key=None, specs=None, listed=None)
+
+
+def _describe_cache() -> str:
+    specs, listed = _cache["specs"], _cache["listed"]
+    if specs is None:
+        return "the plugins' backbone specs and names (not collected)"
+    return f"{len(specs)} registered backbone spec(s)" + ("" if listed is None else f" and {len(listed)} listed name(s)")
+
+
+_caches.register("registry", _clear_cache, _describe_cache)
+
+
 def _distributions(pm) -> dict[int, str]:
     """Distribution name of each plugin object (built-ins belong to sktransfer)."""
     return {id(plugin): dist.metadata["name"] for plugin, dist in pm.list_plugin_distinfo()}
@@ -287,9 +335,7 @@ def _state(pm) -> dict[str, Any]:
 
 def _all_specs() -> dict[str, BackboneSpec]:
     """Specs of ``register_backbones``, by name (names resolved on demand are not here)."""
-    from sktransfer.plugins import get_plugin_manager
-
-    pm = get_plugin_manager()
+    pm = _plugins.get_plugin_manager()
     state = _state(pm)
     if state["specs"] is None:
         state["specs"] = _collect_specs(pm)
@@ -298,9 +344,7 @@ def _all_specs() -> dict[str, BackboneSpec]:
 
 def _listed_names() -> dict[str, tuple[str, str, str]]:
     """Names of ``list_backbone_names``: ``name -> (modality, plugin, distribution)``."""
-    from sktransfer.plugins import get_plugin_manager
-
-    pm = get_plugin_manager()
+    pm = _plugins.get_plugin_manager()
     specs = _all_specs()
     state = _state(pm)
     if state["listed"] is None:
@@ -344,9 +388,7 @@ def list_backbones(modality: str | None = None, pattern: str | None = None) -> l
 
 def _resolve(name: str) -> BackboneSpec | None:
     """Ask every ``resolve_backbone`` implementation; two answers for one name are a clash."""
-    from sktransfer.plugins import get_plugin_manager
-
-    pm = get_plugin_manager()
+    pm = _plugins.get_plugin_manager()
     distributions = _distributions(pm)
     found: BackboneSpec | None = None
     for impl in _impls(pm.hook.resolve_backbone):
@@ -393,9 +435,7 @@ def get_spec(name: str) -> BackboneSpec:
     if spec is not None:
         return spec
     message = f"Unknown backbone {name!r}."
-    from sktransfer.plugins import get_plugin_manager
-
-    installed = {dist.metadata["name"] for _, dist in get_plugin_manager().list_plugin_distinfo()}
+    installed = {dist.metadata["name"] for _, dist in _plugins.get_plugin_manager().list_plugin_distinfo()}
     for prefix, (dist, command) in _PROVIDER_HINTS.items():
         if dist in installed:
             continue

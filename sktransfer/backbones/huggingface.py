@@ -216,7 +216,12 @@ def text_spec(source: str, name: str | None = None, max_length: int = 256) -> Ba
         modality="text",
         build=functools.partial(build_hf_encoder, source),
         feature_dim=functools.partial(_hidden_size, source),
-        preprocessing=TextPreprocessing(tokenizer=source, max_length=max_length),
+        preprocessing=TextPreprocessing(
+            tokenizer=source,
+            max_length=max_length,
+            load_tokenizer=functools.partial(load_tokenizer, source),
+            model_config=functools.partial(_config, source),
+        ),
         blocks=_blocks,
         stages=functools.partial(_stages, source),
         stage_outputs=hidden_states,
