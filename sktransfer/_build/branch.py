@@ -20,6 +20,7 @@ import dataclasses
 import torch
 import torch.nn as nn
 
+from sktransfer import _caches
 from sktransfer._build.sources import fitted_transfer_source, source_module, source_spec
 from sktransfer._build.user_module import module_spec
 from sktransfer._features.extraction import feature_dataset, frozen_features
@@ -37,6 +38,7 @@ _DRY_RUN = 2
 #: weights are deterministic, so one dry run per combination is enough (cleared by
 #: ``sktransfer.clear_caches``).
 CHECKED_WIDTHS: dict = {}
+_caches.register("feature_widths", CHECKED_WIDTHS.clear, lambda: f"{len(CHECKED_WIDTHS)} measured feature widths")
 
 
 @dataclasses.dataclass
@@ -201,6 +203,18 @@ def build_branch(settings, spec, source, adapter, *, device, fast, feature_cache
             spec, weights or fingerprint_module(module.backbone), *adapter.fingerprint_parts()
         )
     return BuiltBranch(settings, spec, source, adapter, module, weights, widths, frozen, fingerprint)
+
+
+def tune_body(branch: BuiltBranch, X_checked, targets: dict, *, device, fast, seed, feature_cache) -> None:
+    """The strategy's body tuning before the head trains (contrastive tuning; most
+    strategies tune nothing). Tuned weights are new weights: the branch's features are
+    then keyed by them, never by the pretrained ones."""
+    if not branch.settings.strategy.tune_body(branch.module, branch.adapter, X_checked, targets["target"],
+                                              device=device, fast=fast, seed=seed):
+        return
+    branch.weights = fingerprint_module(branch.module.backbone)
+    if branch.fingerprint is not None:
+        branch.fingerprint = backbone_fingerprint(branch.spec, branch.weights, *branch.adapter.fingerprint_parts())
 
 
 def branch_features(branch: BuiltBranch, X_checked, *, batch_size, device, fast, feature_cache) -> torch.Tensor:

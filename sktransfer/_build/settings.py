@@ -56,6 +56,8 @@ class BranchSettings:
             trainable_blocks=params.get("trainable_blocks", 1),
             lora_rank=params.get("lora_rank", 8),
             lora_alpha=params.get("lora_alpha"),
+            contrastive_iterations=params.get("contrastive_iterations", 20),
+            backbone_lr=params.get("backbone_lr"),
         )
         return cls(
             backbone=params["backbone"],

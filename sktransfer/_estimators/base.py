@@ -21,7 +21,7 @@ from sklearn.utils.validation import (
     check_is_fitted,
 )
 
-from sktransfer._build.branch import make_adapter, resolve_backbone
+from sktransfer._build.branch import make_adapter, resolve_backbone, tune_body
 from sktransfer._build.fusion import (
     branch_table,
     check_fusion_params,
@@ -140,6 +140,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
         trainable_blocks=1,
         lora_rank=8,
         lora_alpha=None,
+        contrastive_iterations=20,
         layers=None,
         init=None,
         init_cv=None,
@@ -180,6 +181,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
         self.trainable_blocks = trainable_blocks
         self.lora_rank = lora_rank
         self.lora_alpha = lora_alpha
+        self.contrastive_iterations = contrastive_iterations
         self.layers = layers
         self.init = init
         self.init_cv = init_cv
@@ -307,6 +309,9 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
             train_params = {}
             for p, branch in zip(prepared, model.branches):  # before any training
                 train_params.update(batchnorm_drop_last(params, p.settings.strategy, branch.module, n))
+            for p, branch in zip(prepared, model.branches):  # contrastive tuning: before the features
+                tune_body(branch, p.X_checked, target_dict, device=device, fast=fast, seed=seed,
+                          feature_cache=self.feature_cache)
             train_data = training_data(model, prepared, target_dict, batch_size=self.batch_size, device=device,
                                        fast=fast, feature_cache=self.feature_cache)
             net = self._make_net(model, seed, device, fast, fitted)

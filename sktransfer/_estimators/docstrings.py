@@ -17,7 +17,7 @@ _SHARED_PARAMETERS = """
     pretrained : bool, default=True
         Load the backbone's pretrained weights (never downloaded: they must be on this
         machine). ``False`` initialises randomly.
-    strategy : {"full", "partial", "gradual", "head", "lora"}, default="full"
+    strategy : {"full", "partial", "gradual", "head", "lora", "contrastive"}, default="full"
         ``"head"`` freezes the backbone (BatchNorm statistics included) and, without
         augmentation, computes its features once per fit; ``"partial"`` trains the last
         ``trainable_blocks`` blocks; ``"gradual"`` trains the head in the first epoch and
@@ -30,6 +30,11 @@ _SHARED_PARAMETERS = """
         a module given as ``backbone``), with the head; backbones that declare no
         targets raise a ``ValueError``. The adapters start at zero (the first step
         sees the pretrained features) and have no dropout.
+        ``"contrastive"`` (classifiers) is SetFit's recipe: it first tunes the backbone on
+        pairs drawn from the labels (same class: cosine similarity 1, different: 0;
+        ``contrastive_iterations`` positive and as many negative pairs per sample) with
+        AdamW at ``backbone_lr`` (``None``: 2e-5, SetFit's), then solves the head on the
+        tuned backbone's frozen features. Model files store the tuned backbone.
     trainable_blocks : int, default=1
         Blocks trained by ``strategy="partial"``, counted from the output. Ignored by
         the other strategies.
@@ -37,6 +42,10 @@ _SHARED_PARAMETERS = """
         Rank of the LoRA adapters (``strategy="lora"``): each adapted layer of weight
         ``(out, in)`` trains ``rank * (in + out)`` parameters. Ignored by the other
         strategies, as scikit-learn ignores parameters that don't apply.
+    contrastive_iterations : int, default=20
+        ``strategy="contrastive"``: pairs per sample and per kind (SetFit's
+        ``num_iterations``), so ``2 * contrastive_iterations * n_samples`` pairs in all.
+        Ignored by the other strategies.
     lora_alpha : float, default=None
         LoRA's scale numerator: the adapters' update is multiplied by
         ``lora_alpha / lora_rank``. ``None`` means ``2 * lora_rank`` (16 at the default

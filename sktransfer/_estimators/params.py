@@ -27,6 +27,7 @@ TRANSFER_PARAMETERS: dict = {
     "trainable_blocks": [Interval(Integral, 1, None, closed="left")],
     "lora_rank": [Interval(Integral, 1, None, closed="left")],
     "lora_alpha": [Interval(Real, 0, None, closed="neither"), None],
+    "contrastive_iterations": [Interval(Integral, 1, None, closed="left")],
     "layers": [str, Integral, list, tuple, None],
     "init": [HasMethods(["predict"]), None],
     "init_cv": ["cv_object", None],

@@ -66,6 +66,10 @@ class Strategy:
         """``(name, callback)`` pairs this strategy adds to the skorch net."""
         return []
 
+    def tune_body(self, module, adapter, X_checked, targets, *, device, fast, seed) -> bool:
+        """Tune the backbone before the head trains; whether it changed."""
+        return False
+
 
 def _batchnorms(module) -> list[str]:
     return [name for name, m in module.backbone.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -178,6 +182,46 @@ class LoRA(Strategy):
         return []  # BatchNorm layers are part of the frozen pretrained weights
 
 
+@dataclasses.dataclass(frozen=True)
+class Contrastive(Strategy):
+    """SetFit's recipe: tune the body on pairs drawn from the labels (same class: cosine 1,
+    different: 0), then solve the head on the tuned body's frozen features."""
+
+    name: ClassVar[str] = "contrastive"
+    frozen_backbone: ClassVar[bool] = True  # while the head trains
+    warm_starts_head: ClassVar[bool] = False
+    iterations: int = 20
+    lr: float = 2e-5  # SetFit's body learning rate
+    batch_size: int = 16
+
+    def check_fused(self) -> None:
+        raise ValueError(
+            "strategy='contrastive' is not supported for fused models yet; use it on one backbone, or 'head', "
+            "'partial' or 'full' per branch (branch__<name>__strategy)."
+        )
+
+    def check_accelerator(self) -> None:
+        raise ValueError(
+            "strategy='contrastive' with accelerator=: the contrastive tuning runs in one process. Fit without "
+            "accelerator=, or use strategy='full'."
+        )
+
+    def freeze(self, module, blocks, spec_name) -> None:
+        module.blocks = list(blocks)
+        module.train_last_blocks(0)  # contrastive_tune trains the body on its own, then the head trains alone
+
+    def trained_batchnorms(self, module, max_epochs) -> list[str]:
+        return []
+
+    def tune_body(self, module, adapter, X_checked, targets, *, device, fast, seed) -> bool:
+        from sktransfer._training.contrastive import contrastive_tune
+
+        contrastive_tune(module, adapter, X_checked, targets, iterations=self.iterations, lr=self.lr,
+                         batch_size=self.batch_size, device=device, seed=0 if seed is None else seed, fast=fast)
+        module.train_last_blocks(0)  # frozen again for the head
+        return True
+
+
 def _need_blocks(name: str, blocks: list[str], spec_name: str) -> None:
     if not blocks:
         raise ValueError(
@@ -187,12 +231,16 @@ def _need_blocks(name: str, blocks: list[str], spec_name: str) -> None:
 
 
 #: The user's strategy names, in the order the documentation lists them.
-STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Full, Partial, Gradual, Head, LoRA)}
+STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Full, Partial, Gradual, Head, LoRA, Contrastive)}
 
 
-def make_strategy(name: str, *, trainable_blocks: int = 1, lora_rank: int = 8, lora_alpha=None) -> Strategy:
+def make_strategy(name: str, *, trainable_blocks: int = 1, lora_rank: int = 8, lora_alpha=None,
+                  contrastive_iterations: int = 20, backbone_lr=None) -> Strategy:
     """The strategy object for the user's ``strategy`` string and its own parameters."""
     cls = STRATEGIES[name]
+    if cls is Contrastive:
+        return Contrastive(iterations=int(contrastive_iterations),
+                           lr=Contrastive.lr if backbone_lr is None else float(backbone_lr))
     if cls is Partial:
         return Partial(trainable_blocks=int(trainable_blocks))
     if cls is LoRA:
