@@ -114,3 +114,17 @@ class FiniteLossGuard(Callback):
             "10x smaller, or a warmup), targets on an extreme scale, or inputs with extreme values. The estimator "
             "was left as it was before this fit."
         )
+
+
+class StopWhenConverged(Callback):
+    """End a full-batch L-BFGS fit at the first epoch whose step no longer lowers the
+    training loss (L-BFGS met its tolerance): further epochs would only re-evaluate it.
+    skorch ends a fit normally on this KeyboardInterrupt, as it does for EarlyStopping."""
+
+    def __init__(self, rtol: float = 1e-7):
+        self.rtol = rtol
+
+    def on_epoch_end(self, net, **kwargs):
+        losses = net.history[:, "train_loss"]
+        if len(losses) >= 2 and abs(losses[-2] - losses[-1]) <= self.rtol * max(abs(losses[-2]), 1e-12):
+            raise KeyboardInterrupt

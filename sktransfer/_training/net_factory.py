@@ -14,7 +14,7 @@ import torch
 from sktransfer._features.extraction import FeatureAwareCollate
 from sktransfer._nn.losses import WeightedLoss
 from sktransfer._training.accelerate import accelerated_net_class, print_on_main
-from sktransfer._training.callbacks import FiniteLossGuard, WarmupLRScheduler
+from sktransfer._training.callbacks import FiniteLossGuard, StopWhenConverged, WarmupLRScheduler
 from sktransfer._training.net import TransferNet
 from sktransfer._training.preflight import validation_fraction
 
@@ -44,7 +44,7 @@ def converged_head_settings(params: dict, criterion_params: dict, n_outputs: int
         optimizer__line_search_fn="strong_wolfe",
         optimizer__max_iter=LBFGS_ITERATIONS,
         optimizer__history_size=10,
-        optimizer__tolerance_grad=1e-6,
+        optimizer__tolerance_grad=1e-5,
         optimizer__tolerance_change=1e-10,
         batch_size=-1,  # one step per epoch on all the training rows
         head_l2=head_l2(params["C"], criterion_params["criterion__kind"], n_outputs),
@@ -66,8 +66,10 @@ def make_callbacks(params: dict, strategy_callbacks: list, schedule: bool = True
     from skorch.callbacks import EarlyStopping, ProgressBar
 
     callbacks = [("finite_loss", FiniteLossGuard())]
-    if schedule:  # L-BFGS finds its own step sizes
+    if schedule:
         callbacks.append(("lr_schedule", WarmupLRScheduler(params["lr_schedule"], params["warmup_fraction"])))
+    else:  # a converged head: L-BFGS finds its own step sizes, and stops once converged
+        callbacks.append(("converged", StopWhenConverged()))
     callbacks += strategy_callbacks
     if params["patience"] is not None:
         callbacks.append(
