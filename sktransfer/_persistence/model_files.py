@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 import torch.nn as nn
@@ -149,7 +148,7 @@ def _estimator_part(estimator, params: dict) -> tuple[dict, dict, dict]:
     """``(fitted, config entries, tensors)`` of a classifier or regressor."""
     state = estimator.__sktransfer_state__()
     table = branch_table(estimator.backbone) if is_fused(estimator.backbone) else None
-    fitted = fitted_attributes(SimpleNamespace(**state["fitted"]))
+    fitted = fitted_attributes(state["fitted"])
     if table is None:
         record, tensors = _branch_record(state["branches"][0], _branch_settings(params, None)[0], "")
         return fitted, record, tensors

@@ -85,20 +85,21 @@ def restore_inputs(obj, data: dict):
     return obj
 
 
-def fitted_attributes(estimator) -> dict:
-    fitted = {"n_outputs_": int(estimator.n_outputs_)}
-    if hasattr(estimator, "classes_"):
-        fitted["classes_"] = encode_labels(estimator.classes_, "the class labels (classes_)")
+def fitted_attributes(declared: dict) -> dict:
+    """The target encoding an estimator declared (``__sktransfer_state__()["fitted"]``), as JSON."""
+    fitted = {"n_outputs_": int(declared["n_outputs_"])}
+    if "classes_" in declared:
+        fitted["classes_"] = encode_labels(declared["classes_"], "the class labels (classes_)")
     for name in ("target_mean_", "target_scale_", "_target_multiplier"):
-        if hasattr(estimator, name):
-            fitted[name] = floats(getattr(estimator, name))
-    if hasattr(estimator, "_y_ndim"):
-        fitted["_y_ndim"] = int(estimator._y_ndim)
-    if getattr(estimator, "_multilabel", False):
+        if name in declared:
+            fitted[name] = floats(declared[name])
+    if "_y_ndim" in declared:
+        fitted["_y_ndim"] = int(declared["_y_ndim"])
+    if declared.get("_multilabel", False):
         # What makes predict_proba sigmoids and predict an indicator matrix of y's dtype.
         fitted["_multilabel"] = True
-        fitted["_indicator_dtype"] = np.dtype(estimator._indicator_dtype).str
-    fitted.update(input_attributes(estimator))
+        fitted["_indicator_dtype"] = np.dtype(declared["_indicator_dtype"]).str
+    fitted.update(input_attributes(SimpleNamespace(**declared)))
     return fitted
 
 
