@@ -42,11 +42,17 @@ def head_clf(backbone=None, **kw):
 
 def test_one_backbone_pass_per_fit_whatever_the_epochs(images):
     X, y = images
-    clf = head_clf(feature_cache=None, max_epochs=7).fit(X, y)
+    clf = head_clf(feature_cache=None, max_epochs=7, head_solver="optimizer").fit(X, y)
     assert CountingCNN.rows_seen == DRY_RUN_ROWS + len(X)
     assert len(clf.net_.history) == 7
     # ...and it trained on those features: 4 batches of 16 in every epoch.
     assert len(clf.net_.history[-1, "batches"]) == math.ceil(len(X) / 16)
+    # The converged head (L-BFGS, the default) takes all the rows in one batch per epoch, from the same pass.
+    CountingCNN.rows_seen = 0
+    converged = head_clf(feature_cache=None, max_epochs=7).fit(X, y)
+    assert CountingCNN.rows_seen == DRY_RUN_ROWS + len(X)
+    assert 1 <= len(converged.net_.history) <= 7
+    assert all(len(batches) == 1 for batches in converged.net_.history[:, "batches"])
 
 
 def test_grid_search_shares_features_across_candidates_and_folds(images):
