@@ -233,10 +233,14 @@ def test_batchnorm2d_in_an_image_backbone(digits):
 
 def test_no_drop_without_a_trained_batchnorm():
     mlp = TransferClassifier("mlp", max_epochs=1, batch_size=4).fit(X_TAB[:9], Y_CLS[:9])
-    head = TransferClassifier(BatchNormNet(), strategy="head", max_epochs=1, batch_size=4).fit(X_TAB[:9], Y_CLS[:9])
+    head = TransferClassifier(BatchNormNet(), strategy="head", head_solver="optimizer", max_epochs=1,
+                              batch_size=4).fit(X_TAB[:9], Y_CLS[:9])
     for clf in (mlp, head):
         assert not getattr(clf.net_, "iterator_train__drop_last", False)
         assert len(clf.net_.history[-1, "batches"]) == 3
+    # The converged head (L-BFGS) trains on all nine rows in one batch: nothing to drop either.
+    converged = TransferClassifier(BatchNormNet(), strategy="head", max_epochs=1).fit(X_TAB[:9], Y_CLS[:9])
+    assert [batch["train_batch_size"] for batch in converged.net_.history[-1, "batches"]] == [9]
 
 
 def test_users_drop_last_wins():
