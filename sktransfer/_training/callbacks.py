@@ -128,3 +128,8 @@ class StopWhenConverged(Callback):
         losses = net.history[:, "train_loss"]
         if len(losses) >= 2 and abs(losses[-2] - losses[-1]) <= self.rtol * max(abs(losses[-2]), 1e-12):
             raise KeyboardInterrupt
+
+    def on_train_end(self, net, **kwargs):
+        # L-BFGS keeps its last 10 directions only to continue this fit: dropped, a fitted
+        # frozen model pickles to its head (plus a reference to the backbone), not to them.
+        net.optimizer_.state.clear()
