@@ -97,7 +97,9 @@ _SHARED_PARAMETERS = """
         line search on the loss plus an L2 penalty set by ``C``, up to 20 iterations per
         epoch (``max_epochs`` epochs, so 200 by default); ``optimizer``, ``lr``,
         ``batch_size`` and the schedule don't apply to it. ``"optimizer"`` trains the head
-        like fine-tuning, with those settings, for ``max_epochs`` passes.
+        like fine-tuning, with those settings, for ``max_epochs`` passes; so does a head
+        trained under ``accelerator=`` (Accelerate steps optimizers without the closure
+        L-BFGS needs).
     C : float, default=1.0
         Inverse L2 strength of a head solved by L-BFGS, as ``LogisticRegression``'s ``C``:
         the head minimises the mean loss plus ``||W||^2 / (2 C n)`` (n training rows;

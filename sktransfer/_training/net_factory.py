@@ -113,7 +113,8 @@ def make_net(params: dict, module, collate_fn, *, param_groups, seed, device, on
 
     fraction = validation_fraction(params)
     collate = FeatureAwareCollate(collate_fn)
-    converge = on_features and params.get("head_solver", "lbfgs") == "lbfgs"
+    # Accelerate steps optimizers without a closure, which L-BFGS needs: heads train with ``optimizer`` there.
+    converge = on_features and params.get("head_solver", "lbfgs") == "lbfgs" and params.get("accelerator") is None
     kwargs = dict(
         module=module,
         criterion=WeightedLoss,
