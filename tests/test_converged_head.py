@@ -16,11 +16,13 @@ def _features(X):
     return TransferEmbedder(nn.Identity()).fit(X).transform(X)
 
 
+@pytest.mark.parametrize("n_classes", [2, 3])
 @pytest.mark.parametrize("n_per_class", [8, 16, 64])
-def test_frozen_head_matches_logistic_regression(n_per_class):
-    X, y = make_classification(n_samples=n_per_class * 3 + 600, n_features=20, n_informative=8, n_classes=3,
+def test_frozen_head_matches_logistic_regression(n_per_class, n_classes):
+    n = n_per_class * n_classes
+    X, y = make_classification(n_samples=n + 600, n_features=20, n_informative=8, n_classes=n_classes,
                                class_sep=0.8, random_state=n_per_class)
-    X_train, y_train, X_test, y_test = X[: n_per_class * 3], y[: n_per_class * 3], X[-600:], y[-600:]
+    X_train, y_train, X_test, y_test = X[:n], y[:n], X[-600:], y[-600:]
     clf = TransferClassifier(nn.Identity(), strategy="head", random_state=0).fit(X_train, y_train)
     features = TransferEmbedder(nn.Identity()).fit(X_train)
     lr = LogisticRegression(C=1.0, max_iter=1000).fit(features.transform(X_train), y_train)

@@ -103,7 +103,8 @@ _SHARED_PARAMETERS = """
     C : float, default=1.0
         Inverse L2 strength of a head solved by L-BFGS, as ``LogisticRegression``'s ``C``:
         the head minimises the mean loss plus ``||W||^2 / (2 C n)`` (n training rows;
-        the bias is not penalised), so with the same features a classifier's head is
+        the bias is not penalised; ``||W||^2 / (C n)`` for two classes, whose softmax
+        head has two rows where LogisticRegression has one), so with the same features a classifier's head is
         ``LogisticRegression(C=C)`` (softmax; one binary problem per label for
         multi-label ``y``) and a regressor's head is ``Ridge(alpha=1 / C)``.
     lr_schedule : {"cosine", "onecycle", "constant"}, default="cosine"

@@ -31,7 +31,11 @@ def head_l2(C: float, loss_kind: str, n_outputs: int) -> float:
     ``LogisticRegression(C=C)`` (softmax, or one binary problem per label) and of
     ``Ridge(alpha=1 / C)`` per output, divided by n (and by the number of labels or outputs,
     which our losses average over)."""
-    per_output = {"cross_entropy": 0.5, "binary_cross_entropy": 0.5 / n_outputs, "mse": 1.0 / n_outputs}
+    # Two classes: LogisticRegression penalises one coefficient vector w; a softmax head has
+    # two rows, w / 2 and -w / 2 at the optimum, whose squares add to ||w||^2 / 2: twice the
+    # penalty per row matches it.
+    softmax = 1.0 if n_outputs == 2 else 0.5
+    per_output = {"cross_entropy": softmax, "binary_cross_entropy": 0.5 / n_outputs, "mse": 1.0 / n_outputs}
     return per_output[loss_kind] / C
 
 
