@@ -29,6 +29,10 @@ Methods (each gets the same draw and the same test set, one after the other):
   default      ``TransferClassifier(backbone, random_state=seed)``
   contrastive  ``TransferClassifier(backbone, strategy="contrastive", random_state=seed)``;
                skipped, with a note, by an sktransfer that doesn't have that strategy
+  lpft         ``TransferClassifier(backbone, head_epochs=10, random_state=seed)``: linear
+               probe, then the default fine-tuning
+  lpft_steps   the same with ``max_epochs = max(10, ceil(50 / ceil(n_train / 32)))``, so
+               that fine-tuning takes at least 50 optimizer steps (batch 32)
 Backbones: all-MiniLM-L6-v2 (text), efficientnet_lite0 (images, ``--image-backbone``).
 
 Timing. ``fit_s`` is the fit alone (the embedding of the training rows included for lr;
@@ -55,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -71,7 +76,7 @@ from _common import RESULTS, save_result
 TEXT_SETS = ("tweets", "amazon", "nyt")
 IMAGE_SETS = ("flowers12",)
 DEFAULT_K = {"text": [8, 16, 64], "image": [1, 4, 8]}
-METHODS = ("lr", "setfit", "head", "default", "contrastive")
+METHODS = ("lr", "setfit", "head", "default", "contrastive", "lpft", "lpft_steps")
 TEST_SEED = 12345
 RESERVED = 1000  # held-out rows no draw may use, whatever --test-size says
 TEXT_BACKBONE = "all-MiniLM-L6-v2"
@@ -210,6 +215,19 @@ def method_contrastive(task, seed):
         raise
 
 
+def method_lpft(task, seed):
+    from sktransfer import MemoryFeatureStore
+
+    return _transfer(task, seed, head_epochs=10, feature_cache=MemoryFeatureStore())
+
+
+def method_lpft_steps(task, seed):
+    from sktransfer import MemoryFeatureStore
+
+    max_epochs = max(10, math.ceil(50 / math.ceil(len(task.X_train) / 32)))  # batch_size=32
+    return _transfer(task, seed, head_epochs=10, max_epochs=max_epochs, feature_cache=MemoryFeatureStore())
+
+
 def import_setfit(extra_path):
     """SetFit's Trainer, TrainingArguments, SetFitModel and datasets' Dataset, or Unavailable."""
     try:
@@ -259,7 +277,7 @@ def method_setfit(task, seed):
 
 
 METHOD_FUNCTIONS = {"lr": method_lr, "setfit": method_setfit, "head": method_head, "default": method_default,
-                    "contrastive": method_contrastive}
+                    "contrastive": method_contrastive, "lpft": method_lpft, "lpft_steps": method_lpft_steps}
 
 
 # ---------------------------------------------------------------- results
