@@ -51,6 +51,7 @@ from sktransfer._inputs import adapter_class
 from sktransfer._inputs.augment import mixes_batches
 from sktransfer._inputs.checks import check_samples
 from sktransfer._inputs.fused import FusedInput, check_columns
+from sktransfer._persistence.model_files import save_pretrained
 from sktransfer._training.accelerate import (
     accelerated_fast_path,
     check_accelerator,
@@ -415,8 +416,6 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
         """Write the fitted model to the directory ``path`` (``config.json`` and
         ``model.safetensors``), loadable with :func:`sktransfer.load` without unpickling.
         A frozen pretrained backbone is stored as a reference plus a hash, not again."""
-        from sktransfer._persistence.model_files import save_pretrained
-
         return save_pretrained(self, path, overwrite=overwrite)
 
     # ------------------------------------------------------------------ model files

@@ -33,6 +33,7 @@ from sktransfer._inputs import adapter_class
 from sktransfer._inputs.checks import check_samples
 from sktransfer._inputs.fused import check_columns, select
 from sktransfer._inputs.text import CHUNK_POOLING, LONG_TEXT
+from sktransfer._persistence.model_files import save_pretrained
 from sktransfer._training.devices import check_device, resolve_device
 from sktransfer._training.net import PRECISIONS, draw_seed, fast_path
 
@@ -312,8 +313,6 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
         -------
         pathlib.Path
         """
-        from sktransfer._persistence.model_files import save_pretrained
-
         return save_pretrained(self, path, overwrite=overwrite)
 
     def _branch_child(self, branch):

@@ -32,7 +32,7 @@ from packaging.version import InvalidVersion, Version
 from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
 
-from sktransfer._build.branch import is_pretrained, make_adapter
+from sktransfer._build.branch import build_branch, is_pretrained, make_adapter
 from sktransfer._build.fusion import branch_table, check_fusion_params, is_fused
 from sktransfer._build.model import PreparedBranch, build_model, model_fast_path
 from sktransfer._build.settings import BranchSettings
@@ -407,8 +407,6 @@ def _load_estimator(estimator, config, tensors, fitted, device, path):
 
 def _load_embedder(embedder, config, tensors, device, path):
     """An embedder: one backbone, or one per branch (tensors under ``b<i>.``)."""
-    from sktransfer._build.branch import build_branch
-
     params = {**embedder.get_params(deep=False), "strategy": "head"}
     fused = "branches" in config
     if fused:
