@@ -7,6 +7,7 @@ model directory never runs code when it is read. No output is overwritten withou
 
 from __future__ import annotations
 
+import argparse
 import csv
 import os
 
@@ -23,16 +24,29 @@ def add_data_arguments(parser) -> None:
     parser.add_argument("--label-column", default="label", help="column of labels in a table (default: label)")
 
 
+def epochs(value: str):
+    """An epoch count or ``auto`` (the estimators' default), for argparse."""
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or auto, got {value!r}") from None
+
+
 def add_fit_arguments(parser) -> None:
     parser.add_argument("data", help="a folder of class sub-folders of images, or a CSV/TSV/Parquet file")
     parser.add_argument("--backbone", required=True, help="a backbone name (see `sktransfer backbones`)")
-    parser.add_argument("--strategy", default="full", choices=["full", "partial", "gradual", "head", "lora"])
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--strategy", default="full",
+                        choices=["full", "partial", "gradual", "head", "lora", "contrastive"])
+    parser.add_argument("--epochs", type=epochs, default="auto",
+                        help="passes over the data, or auto: 10 and at least 50 optimizer steps (default: auto)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--image-size", type=int, help="image side in pixels (default: the backbone's)")
-    parser.add_argument("--head-epochs", type=int, default=0,
-                        help="epochs training the head on frozen features before fine-tuning (default: 0)")
+    parser.add_argument("--head-epochs", type=epochs, default="auto",
+                        help="epochs training the head on frozen features before fine-tuning, or auto: a probe "
+                             "solved to convergence (default: auto)")
     parser.add_argument("--lora-rank", type=int, default=8, help="rank of the LoRA adapters (--strategy lora)")
     parser.add_argument("--long-text", choices=["truncate", "chunk"],
                         help="texts longer than the model's window: cut them (default) or pool overlapping windows")

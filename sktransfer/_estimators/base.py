@@ -58,9 +58,10 @@ from sktransfer._training.accelerate import (
     shared_seed,
     weights_device,
 )
+from sktransfer._training.budget import planned_epochs, planned_head_epochs
 from sktransfer._training.devices import check_device, resolve_device
 from sktransfer._training.net import FitInterrupted, draw_seed, release_accelerator_memory
-from sktransfer._training.net_factory import make_net
+from sktransfer._training.net_factory import converges, make_net
 from sktransfer._training.preflight import batchnorm_drop_last, check_validation_split
 from sktransfer._training.strategies import make_strategy
 from sktransfer.exceptions import NonFiniteOutputError
@@ -148,12 +149,12 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
         lr=1e-3,
         backbone_lr=None,
         layer_decay=None,
-        head_epochs=0,
+        head_epochs="auto",
         head_solver="lbfgs",
         C=1.0,
         lr_schedule="cosine",
         warmup_fraction=0.1,
-        max_epochs=10,
+        max_epochs="auto",
         batch_size=32,
         optimizer="adamw",
         weight_decay=0.01,
@@ -307,6 +308,8 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
                                 remainder=self.remainder, device=device, fast=fast, feature_cache=self.feature_cache)
             if warm_head is not None:
                 model.module.head.load_state_dict(warm_head)
+            # The budget in steps needs the training size and whether the head is solved full-batch.
+            params["max_epochs"] = planned_epochs(params, n, full_batch=model.on_features and converges(params))
             train_params = {}
             for p, branch in zip(prepared, model.branches):  # before any training
                 train_params.update(batchnorm_drop_last(params, p.settings.strategy, branch.module, n))
@@ -315,7 +318,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
                           feature_cache=self.feature_cache)
             train_data = training_data(model, prepared, target_dict, batch_size=self.batch_size, device=device,
                                        fast=fast, feature_cache=self.feature_cache)
-            net = self._make_net(model, seed, device, fast, fitted)
+            net = self._make_net(params, model, seed, device, fast, fitted)
             net.set_params(**train_params)
             net.fit(train_data, stratify)
         self._set_fitted(model, net, device, fast, init, fitted)
@@ -366,10 +369,11 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
         already fit the task. The probe is this estimator with ``strategy="head"``: its
         features come from the shared cache, with the validation split and early stopping.
         """
-        if self.head_epochs == 0 or not settings.strategy.warm_starts_head:
+        head_epochs = planned_head_epochs(self.get_params(deep=False), settings.strategy.warm_starts_head)
+        if head_epochs == 0 or not settings.strategy.warm_starts_head:
             return None
         probe = type(self)(**self.get_params(deep=False))
-        probe.set_params(strategy="head", augment=None, head_epochs=0, max_epochs=self.head_epochs, verbose=0,
+        probe.set_params(strategy="head", augment=None, head_epochs=0, max_epochs=head_epochs, verbose=0,
                          net_params=None, compile=False)
         probe.fit(X, y, sample_weight)
         return {name: t.detach().to("cpu", copy=True) for name, t in probe.net_.module_.head.state_dict().items()}
@@ -382,11 +386,11 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
         """The device the fit builds on: the Accelerator's (this process's GPU), or ``device``."""
         return resolve_device(self.device) if self.accelerator is None else str(self.accelerator.device)
 
-    def _make_net(self, model: BuiltModel, seed, device, fast, fitted: dict):
+    def _make_net(self, params: dict, model: BuiltModel, seed, device, fast, fitted: dict):
         single = None if model.fused else model.branches[0]
         strategy_callbacks = [] if single is None else single.settings.strategy.callbacks(single.module)
         return make_net(
-            self.get_params(deep=False), model.module, model.inputs.collate_fn,
+            params, model.module, model.inputs.collate_fn,
             param_groups=None if model.on_features else model.param_groups, seed=seed, device=device,
             on_features=model.on_features, fast=fast, strategy_callbacks=strategy_callbacks,
             criterion_params=self._criterion_params(fitted), stratified=self._stratified(fitted),
@@ -429,7 +433,10 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
     def __sktransfer_restore__(self, model: BuiltModel, fitted: dict, device: str, fast):
         """Become the fitted estimator of a model the build path rebuilt (``sktransfer.load``)."""
         self._validate_params()
-        net = self._make_net(model, self._seed(), device, fast, fitted)
+        params = self.get_params(deep=False)
+        # A loaded model doesn't train: the number only completes the net's settings.
+        params["max_epochs"] = planned_epochs(params, 0, full_batch=True)
+        net = self._make_net(params, model, self._seed(), device, fast, fitted)
         net.initialize()
         self._set_fitted(model, net, device, fast, None, fitted)
         return self

@@ -82,20 +82,23 @@ _SHARED_PARAMETERS = """
     layer_decay : float in (0, 1], default=None
         Layer-wise learning-rate decay: the top block trains at ``backbone_lr``, the one
         below at ``backbone_lr * layer_decay``, and so on down.
-    head_epochs : int, default=0
+    head_epochs : int or "auto", default="auto"
         Epochs of training the head alone on the frozen backbone's features before the
         backbone is fine-tuned (linear probing, then fine-tuning). A random head's first
         gradients wear down pretrained features that already fit the task; a trained
         head keeps them where they fit. The probe reads its features from the feature
-        cache, so it costs about one backbone pass. Ignored by ``strategy="head"`` and
-        fused models.
+        cache, so it costs about one backbone pass. ``"auto"``: a probe solved to
+        convergence (10 L-BFGS epochs at most) whenever the head solver is
+        ``"lbfgs"``, none with ``head_solver="optimizer"`` or under ``accelerator=``.
+        Ignored by ``strategy="head"``, ``"contrastive"`` (which solves its head after
+        tuning the body) and fused models.
     head_solver : {"lbfgs", "optimizer"}, default="lbfgs"
         How a head on frozen features is trained (``strategy="head"`` without
         augmentation, the ``head_epochs`` probe, fused models whose branches are all
         frozen). ``"lbfgs"`` solves it to convergence, as scikit-learn's
         ``LogisticRegression`` and ``Ridge`` do: full-batch L-BFGS with a strong Wolfe
         line search on the loss plus an L2 penalty set by ``C``, up to 20 iterations per
-        epoch (``max_epochs`` epochs, so 200 by default); ``optimizer``, ``lr``,
+        epoch (``max_epochs`` epochs, so 200 with ``"auto"``); ``optimizer``, ``lr``,
         ``batch_size`` and the schedule don't apply to it. ``"optimizer"`` trains the head
         like fine-tuning, with those settings, for ``max_epochs`` passes; so does a head
         trained under ``accelerator=`` (Accelerate steps optimizers without the closure
@@ -113,7 +116,11 @@ _SHARED_PARAMETERS = """
         read from the training iterator, ``net_params`` included.
     warmup_fraction : float in [0, 1), default=0.1
         Share of all training steps spent warming up (``"cosine"``, ``"constant"``).
-    max_epochs : int, default=10
+    max_epochs : int or "auto", default="auto"
+        Passes over the training rows. ``"auto"`` sizes the budget in optimizer steps:
+        10 passes, and at least 50 steps however few the rows (16 samples in batches of
+        32 make one step a pass: 50 passes); a head solved by L-BFGS gets 10 epochs. An
+        integer is taken as given. The warmup is ``warmup_fraction`` of the steps.
     batch_size : int, default=32
     optimizer : {"adamw", "adam", "sgd"} or torch.optim.Optimizer subclass, default="adamw"
     weight_decay : float, default=0.01

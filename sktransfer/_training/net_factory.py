@@ -56,6 +56,12 @@ def converged_head_settings(params: dict, criterion_params: dict, n_outputs: int
     )
 
 
+def converges(params: dict) -> bool:
+    """Whether a head on frozen features is solved by full-batch L-BFGS (else trained like fine-tuning)."""
+    # Accelerate steps optimizers without a closure, which L-BFGS needs: heads train with ``optimizer`` there.
+    return params.get("head_solver", "lbfgs") == "lbfgs" and params.get("accelerator") is None
+
+
 def optimizer_class(optimizer):
     if isinstance(optimizer, str):
         return getattr(torch.optim, OPTIMIZERS[optimizer])
@@ -117,8 +123,7 @@ def make_net(params: dict, module, collate_fn, *, param_groups, seed, device, on
 
     fraction = validation_fraction(params)
     collate = FeatureAwareCollate(collate_fn)
-    # Accelerate steps optimizers without a closure, which L-BFGS needs: heads train with ``optimizer`` there.
-    converge = on_features and params.get("head_solver", "lbfgs") == "lbfgs" and params.get("accelerator") is None
+    converge = on_features and converges(params)
     kwargs = dict(
         module=module,
         criterion=WeightedLoss,
