@@ -29,10 +29,17 @@ Methods (each gets the same draw and the same test set, one after the other):
   default      ``TransferClassifier(backbone, random_state=seed)``
   contrastive  ``TransferClassifier(backbone, strategy="contrastive", random_state=seed)``;
                skipped, with a note, by an sktransfer that doesn't have that strategy
-  lpft         ``TransferClassifier(backbone, head_epochs=10, random_state=seed)``: linear
-               probe, then the default fine-tuning
+  former_default  ``TransferClassifier(backbone, head_epochs=0, max_epochs=10, random_state=seed)``:
+               the defaults before ``"auto"`` budgets (no probe, 10 passes)
+  default_temperature  ``CalibratedClassifierCV(TransferClassifier(backbone, random_state=seed),
+               method="temperature", cv=2)``: the defaults with scikit-learn's temperature scaling
+  lpft         ``TransferClassifier(backbone, head_epochs=10, max_epochs=10, random_state=seed)``:
+               the converged probe, then 10 passes (run for the record of issue 21)
   lpft_steps   the same with ``max_epochs = max(10, ceil(50 / ceil(n_train / 32)))``, so
-               that fine-tuning takes at least 50 optimizer steps (batch 32)
+               that fine-tuning takes at least 50 optimizer steps (batch 32): what
+               ``max_epochs="auto"`` now does
+Every method's test probabilities give its expected calibration error (``ece``: top-label
+confidence against accuracy in 15 equal-width bins, Guo et al. 2017).
 Backbones: all-MiniLM-L6-v2 (text), efficientnet_lite0 (images, ``--image-backbone``).
 
 Timing. ``fit_s`` is the fit alone (the embedding of the training rows included for lr;
@@ -76,7 +83,10 @@ from _common import RESULTS, save_result
 TEXT_SETS = ("tweets", "amazon", "nyt")
 IMAGE_SETS = ("flowers12",)
 DEFAULT_K = {"text": [8, 16, 64], "image": [1, 4, 8]}
-METHODS = ("lr", "setfit", "head", "default", "contrastive", "lpft", "lpft_steps")
+METHODS = ("lr", "setfit", "head", "default", "contrastive", "former_default", "default_temperature", "lpft",
+           "lpft_steps")
+MAIN_METHODS = ("lr", "setfit", "head", "default", "contrastive", "former_default", "default_temperature")
+ECE_BINS = 15
 TEST_SEED = 12345
 RESERVED = 1000  # held-out rows no draw may use, whatever --test-size says
 TEXT_BACKBONE = "all-MiniLM-L6-v2"
@@ -177,7 +187,8 @@ def method_lr(task, seed):
     features = embedder.fit(task.X_train).transform(task.X_train)
     clf = LogisticRegression(C=1.0, max_iter=1000).fit(features, task.y_train)
     fit_s = time.perf_counter() - start
-    return clf.predict(embedder.transform(task.X_test)), fit_s, {}
+    proba = clf.predict_proba(embedder.transform(task.X_test))
+    return clf.classes_[proba.argmax(1)], fit_s, {"proba": proba}
 
 
 def _transfer(task, seed, feature_cache=None, **params):
@@ -187,7 +198,8 @@ def _transfer(task, seed, feature_cache=None, **params):
     start = time.perf_counter()
     clf.fit(task.X_train, task.y_train)
     fit_s = time.perf_counter() - start
-    return clf.predict(task.X_test), fit_s, {"epochs": len(clf.net_.history)}
+    proba = clf.predict_proba(task.X_test)
+    return clf.classes_[proba.argmax(1)], fit_s, {"epochs": len(clf.net_.history), "proba": proba}
 
 
 def method_head(task, seed):
@@ -218,7 +230,27 @@ def method_contrastive(task, seed):
 def method_lpft(task, seed):
     from sktransfer import MemoryFeatureStore
 
-    return _transfer(task, seed, head_epochs=10, feature_cache=MemoryFeatureStore())
+    return _transfer(task, seed, head_epochs=10, max_epochs=10, feature_cache=MemoryFeatureStore())
+
+
+def method_former_default(task, seed):
+    from sktransfer import MemoryFeatureStore
+
+    return _transfer(task, seed, head_epochs=0, max_epochs=10, feature_cache=MemoryFeatureStore())
+
+
+def method_default_temperature(task, seed):
+    from sklearn.calibration import CalibratedClassifierCV
+
+    from sktransfer import MemoryFeatureStore, TransferClassifier
+
+    clf = CalibratedClassifierCV(TransferClassifier(task.backbone, random_state=seed, feature_cache=MemoryFeatureStore()),
+                                 method="temperature", cv=2)
+    start = time.perf_counter()
+    clf.fit(task.X_train, task.y_train)
+    fit_s = time.perf_counter() - start
+    proba = clf.predict_proba(task.X_test)
+    return clf.classes_[proba.argmax(1)], fit_s, {"proba": proba}
 
 
 def method_lpft_steps(task, seed):
@@ -272,12 +304,29 @@ def method_setfit(task, seed):
         start = time.perf_counter()
         trainer.train()
         fit_s = time.perf_counter() - start
-    predictions = np.asarray(model.predict(list(task.X_test), as_numpy=True, show_progress_bar=False))
-    return predictions, fit_s, {"load_s": load_s, "setfit": version}
+    proba = np.asarray(model.predict_proba(list(task.X_test), as_numpy=True, show_progress_bar=False))
+    predictions = np.asarray(model.labels or np.unique(task.y_train))[proba.argmax(1)]
+    return predictions, fit_s, {"load_s": load_s, "setfit": version, "proba": proba}
 
 
 METHOD_FUNCTIONS = {"lr": method_lr, "setfit": method_setfit, "head": method_head, "default": method_default,
-                    "contrastive": method_contrastive, "lpft": method_lpft, "lpft_steps": method_lpft_steps}
+                    "contrastive": method_contrastive, "lpft": method_lpft, "lpft_steps": method_lpft_steps,
+                    "former_default": method_former_default, "default_temperature": method_default_temperature}
+
+
+def expected_calibration_error(proba, y_true, classes, bins=ECE_BINS):
+    """Top-label ECE: the rows' share-weighted gap between confidence and accuracy per confidence bin."""
+    proba = np.asarray(proba, dtype=float)
+    confidence = proba.max(1)
+    correct = np.asarray(classes)[proba.argmax(1)] == np.asarray(y_true)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            gap += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    return float(gap)
 
 
 # ---------------------------------------------------------------- results
@@ -315,7 +364,9 @@ def summarise(rows):
             shared = [r for r in ok if r["seed"] in ref_seeds]  # ratios only over seeds both ran
             ratio = (sum(r["fit_s"] for r in shared) / sum(ref_seeds[r["seed"]] for r in shared)
                      if reference and shared else None)
+            eces = [r["ece"] for r in ok if "ece" in r]
             entry.update(status="ok", accuracy_mean=float(acc.mean()),
+                         ece_mean=float(np.mean(eces)) if len(eces) == len(ok) else None,
                          accuracy_sd=float(acc.std(ddof=1)) if len(acc) > 1 else None,
                          worst_accuracy=float(acc.min()), worst_seed=worst["seed"],
                          fit_s_mean=float(np.mean([r["fit_s"] for r in ok])),
@@ -338,15 +389,16 @@ def markdown(summary):
             current = cell
             unit = "photos per species" if entry["set"] in IMAGE_SETS else "texts per class"
             lines += ["", f"{entry['set']}, k = {entry['k']} {unit}, {entry['n_test']} test rows", "",
-                      "| method | accuracy mean ± sd | worst seed | fit time ratio | seeds |",
-                      "|---|---|---|---|---|"]
+                      "| method | accuracy mean ± sd | worst seed | ECE mean | fit time ratio | seeds |",
+                      "|---|---|---|---|---|---|"]
         if entry["status"] != "ok":
-            lines.append(f"| {entry['method']} | skipped: {entry['note']} | | | |")
+            lines.append(f"| {entry['method']} | skipped: {entry['note']} | | | | |")
             continue
         sd = "" if entry["accuracy_sd"] is None else f" ± {entry['accuracy_sd']:.3f}"
         ratio = "" if entry["fit_ratio"] is None else f"{entry['fit_ratio']:.2f} × {entry['fit_ratio_to']}"
+        ece = "" if entry.get("ece_mean") is None else f"{entry['ece_mean']:.3f}"
         lines.append(f"| {entry['method']} | {entry['accuracy_mean']:.3f}{sd} | "
-                     f"{entry['worst_accuracy']:.3f} (seed {entry['worst_seed']}) | {ratio} | "
+                     f"{entry['worst_accuracy']:.3f} (seed {entry['worst_seed']}) | {ece} | {ratio} | "
                      f"{' '.join(map(str, entry['seeds']))} |")
     return "\n".join(lines)
 
@@ -384,7 +436,7 @@ def main():
     parser.add_argument("--k", type=int, nargs="+", default=None,
                         help="examples per class for every set of the run (default: 8 16 64 for text, 1 4 8 for images)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(MAIN_METHODS))
     parser.add_argument("--test-size", type=int, default=RESERVED, help="held-out texts per text set")
     parser.add_argument("--vader-dir", default=os.path.join("..", "shared", "data", "vader"))
     parser.add_argument("--flowers-dir", default=os.path.join("..", "shared", "data", "flowers12"))
@@ -423,13 +475,17 @@ def main():
                            "n_test": len(X_test), "backbone": backbone}
                     try:
                         predictions, fit_s, extra = METHOD_FUNCTIONS[method](task, seed)
+                        proba = extra.pop("proba", None)
+                        if proba is not None:
+                            extra["ece"] = expected_calibration_error(proba, y_test, classes)
                     except Unavailable as exc:
                         row.update(status="skipped", note=str(exc))
                         print(f"  {set_name} k={k} seed={seed} {method:<11} skipped: {exc}", flush=True)
                     else:
                         accuracy = float(np.mean(np.asarray(predictions) == np.asarray(y_test)))
                         row.update(status="ok", accuracy=accuracy, fit_s=fit_s, **extra)
-                        print(f"  {set_name} k={k} seed={seed} {method:<11} accuracy {accuracy:.4f}  "
+                        ece = f"  ece {extra['ece']:.3f}" if "ece" in extra else ""
+                        print(f"  {set_name} k={k} seed={seed} {method:<11} accuracy {accuracy:.4f}{ece}  "
                               f"fit {fit_s:6.1f} s", flush=True)
                     rows = [r for r in rows if run_key(r) != run_key(row)] + [row]
                 # Saved after every draw: a long run stopped early keeps what it measured.
