@@ -17,7 +17,7 @@ from PIL import Image
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from sktransfer import TransferClassifier, TransferEmbedder, TransferRegressor, export_onnx, load, load_onnx  # noqa: E402
+from sktransfer import TransferClassifier, TransferEmbedder, TransferRegressor, export_onnx, load, load_onnx
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,7 @@ def test_tabular_classifier_and_regressor_match_torch_with_dataframes(tmp_path):
 
 
 def test_a_model_directory_exports_the_graph_of_the_estimator_it_was_saved_from(tmp_path):
-    X, y = tabular()
+    X, _ = tabular()
     reg = TransferRegressor("mlp", max_epochs=3, random_state=0).fit(X, X[:, 0] * 10 + 3)
     reg.save_pretrained(tmp_path / "model")
     from_estimator = exported(reg, tmp_path, "a")
