@@ -56,7 +56,7 @@ def test_the_predictor_needs_no_torch(tmp_path):
     tiny = save_tiny_bert(tmp_path / "bert")
     text = TransferClassifier(tiny, max_length=16, long_text="chunk", max_epochs=1, random_state=0)
     text.fit(SENTENCES, [0, 1] * 4)
-    X_img, y_img = brightness_images(12)
+    X_img, _ = brightness_images(12)
     image = TransferEmbedder("example_tinycnn", image_size=16, feature_cache=None, random_state=0).fit(X_img)
     X_tab, y_tab = tabular()
     reg = TransferRegressor("mlp", max_epochs=2, random_state=0).fit(X_tab, y_tab * 3.0)
