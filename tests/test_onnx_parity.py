@@ -1,8 +1,8 @@
 """export_onnx + load_onnx: the exported graph predicts what the torch estimator predicts.
 
 Tiny models (a 2-layer BERT of width 32, the example plugin's CNN, the MLP), CPU only:
-probabilities, targets and features within 1e-4 (text, tabular) or 1e-3 (images, whose
-resize is Pillow's instead of torchvision's), and identical labels.
+probabilities, targets and features within 1e-4 (text, tabular) or 1e-3 (images), and
+identical labels.
 """
 
 import os
@@ -120,22 +120,23 @@ def test_image_embedder_and_a_single_image_batch(tmp_path):
 
 
 @pytest.mark.parametrize("interpolation", ["bilinear", "bicubic", "nearest"])
-def test_resize_follows_torchvision_antialiased_resize(interpolation):
+def test_resize_gives_torchvision_antialiased_uint8_pixels_exactly(interpolation):
     import torch
     from torchvision.transforms import InterpolationMode, v2
 
     from sktransfer._onnx.preprocess import resize_shorter_edge
 
+    # torchvision resizes bilinear uint8 images in float on x86 CPUs without AVX2 (then rounds):
+    # one grey level apart at most, there.
+    native = interpolation != "bilinear" or torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
     rng = np.random.RandomState(0)
-    for h, w in [(12, 12), (100, 80), (37, 250), (8, 9), (36, 36)]:
+    for h, w in [(12, 12), (100, 80), (37, 250), (8, 9), (36, 36), (300, 301), (5, 400), (1000, 700)]:
         rgb = rng.randint(0, 256, size=(h, w, 3)).astype(np.uint8)
         resize = v2.Resize(36, interpolation=InterpolationMode(interpolation), antialias=True)
         expected = resize(torch.from_numpy(rgb).permute(2, 0, 1)).permute(1, 2, 0).numpy().astype(int)
         got = resize_shorter_edge(rgb, 36, interpolation).astype(int)
         assert got.shape == expected.shape
-        # Pillow's kernels, which torchvision's uint8 ones reproduce, up to one grey level in a few pixels.
-        assert np.abs(got - expected).max() <= (0 if interpolation == "nearest" else 1)
-        assert (got != expected).mean() < 0.05
+        assert np.abs(got - expected).max() <= (0 if native else 1), (h, w)
 
 
 # ------------------------------------------------------------------ tabular

@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from sktransfer._onnx import pixels
+from sktransfer._onnx.resize import resize_uint8
 from sktransfer.exceptions import InputModalityError, InvalidInputError
 
 
@@ -168,12 +169,9 @@ class ImageInputs(Inputs):
 def resize_shorter_edge(rgb: np.ndarray, size: int, interpolation: str) -> np.ndarray:
     """torchvision's ``Resize(size, antialias=True)`` of a uint8 image: the shorter edge to ``size``.
 
-    Bilinear and bicubic use Pillow's resampling, which torchvision's antialiased uint8
-    kernels were written to reproduce (they differ by at most one grey level, rarely);
-    nearest picks ``floor(i * in / out)``, as ``torch.nn.functional.interpolate`` does.
+    Bilinear and bicubic follow torch's native uint8 kernels (:mod:`.resize`), nearest
+    :func:`_nearest`.
     """
-    from PIL import Image
-
     h, w = rgb.shape[:2]
     short, long = (w, h) if w <= h else (h, w)
     new_short, new_long = size, int(size * long / short)
@@ -181,11 +179,15 @@ def resize_shorter_edge(rgb: np.ndarray, size: int, interpolation: str) -> np.nd
     if (new_h, new_w) == (h, w):
         return rgb
     if interpolation == "nearest":
-        rows = np.minimum(np.floor(np.arange(new_h) * (h / new_h)).astype(np.int64), h - 1)
-        cols = np.minimum(np.floor(np.arange(new_w) * (w / new_w)).astype(np.int64), w - 1)
-        return rgb[rows][:, cols]
-    resample = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}[interpolation]
-    return np.asarray(Image.fromarray(rgb).resize((new_w, new_h), resample))
+        return rgb[_nearest(h, new_h)][:, _nearest(w, new_w)]
+    return resize_uint8(rgb, new_h, new_w, interpolation)
+
+
+def _nearest(in_size: int, out_size: int) -> np.ndarray:
+    """torch's nearest source indices: ``floor(i * (in / out))`` in float32 arithmetic, as ATen computes them."""
+    scale = np.float32(in_size) / np.float32(out_size)
+    index = np.floor(np.arange(out_size, dtype=np.float32) * scale).astype(np.int64)
+    return np.minimum(index, in_size - 1)
 
 
 class TabularInputs(Inputs):
