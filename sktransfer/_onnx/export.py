@@ -53,12 +53,24 @@ def _embedder_outputs(estimator) -> tuple[FinalStep, dict]:
     return FinalStep("identity"), {"name": "features", "feature_names": [str(n) for n in names]}
 
 
-# kind, the fitted module and adapter, and the last step with its JSON, per estimator class.
+def _net_module(estimator):
+    return unwrapped(estimator.net_)
+
+
+def _embedder_module(embedder):
+    return embedder.module_
+
+
+# Per estimator class: the kind, its fitted module, and the last step with its JSON.
 KINDS = {
-    TransferClassifier: ("classifier", lambda e: unwrapped(e.net_), _classifier_outputs),
-    TransferRegressor: ("regressor", lambda e: unwrapped(e.net_), _regressor_outputs),
-    TransferEmbedder: ("embedder", lambda e: e.module_, _embedder_outputs),
+    TransferClassifier: ("classifier", _net_module, _classifier_outputs),
+    TransferRegressor: ("regressor", _net_module, _regressor_outputs),
+    TransferEmbedder: ("embedder", _embedder_module, _embedder_outputs),
 }
+
+
+def _entry(estimator) -> tuple:
+    return next(entry for cls, entry in KINDS.items() if isinstance(estimator, cls))
 
 
 def _fitted_model(model):
@@ -90,18 +102,9 @@ def _check_exportable(estimator) -> None:
 
 def _export_module(estimator):
     """A CPU copy of the fitted module in eval mode, LoRA adapters folded into its weights."""
-    module = copy.deepcopy(_module_of(estimator)).cpu().eval()
+    module = copy.deepcopy(_entry(estimator)[1](estimator)).cpu().eval()
     module.channels_last = False
     return merge_adapters(module)
-
-
-def _module_of(estimator):
-    return next(spec for cls, spec in KINDS.items() if isinstance(estimator, cls))[1](estimator)
-
-
-def _outputs_of(estimator):
-    kind, _, outputs = next(spec for cls, spec in KINDS.items() if isinstance(estimator, cls))
-    return (kind, *outputs(estimator))
 
 
 def _write_graph(graph, signature, file: str, output_name: str) -> None:
@@ -196,7 +199,8 @@ def export_onnx(model, path, *, quantize=None, overwrite=False):
     _require_onnx()
     estimator = _fitted_model(model)
     _check_exportable(estimator)
-    kind, final, outputs = _outputs_of(estimator)
+    kind, _, describe = _entry(estimator)
+    final, outputs = describe(estimator)
     signature = signature_for(estimator.adapter_, estimator)
     graph = ExportedModel(_export_module(estimator), signature.input_names, signature.keywords, final,
                           signature.chunk_pooling).eval()
