@@ -146,7 +146,7 @@ def test_tabular_classifier_and_regressor_match_torch_with_dataframes(tmp_path):
     clf = TransferClassifier("mlp", max_epochs=5, random_state=0).fit(frame, np.where(y, "yes", "no"))
     onnx = exported(clf, tmp_path, "clf")
     np.testing.assert_allclose(onnx.predict_proba(frame), clf.predict_proba(frame), rtol=0, atol=1e-4)
-    np.testing.assert_array_equal(onnx.predict(X), clf.predict(X))
+    np.testing.assert_array_equal(onnx.predict(X), clf.predict(frame))  # a plain array works too
     Y = np.column_stack([X[:, 3] * 3, X[:, 0]])  # two outputs, one in the thousands
     reg = TransferRegressor("mlp", max_epochs=5, random_state=0).fit(X, Y)
     predicted = exported(reg, tmp_path, "reg").predict(X)
