@@ -173,3 +173,17 @@ def test_an_image_model_directory_exports_like_its_estimator(image_clf, tmp_path
     a, b = exported(image_clf, tmp_path, "a"), exported(tmp_path / "model", tmp_path, "b")
     np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
     assert os.path.getsize(tmp_path / "b" / "model.onnx") > 0
+
+
+# ------------------------------------------------------------------ stages and fitted backbones
+def test_chosen_stages_and_a_fitted_estimator_as_backbone_export(tiny_bert, tmp_path):
+    text = TransferClassifier(tiny_bert, layers=["layer.0", "layer.1"], max_length=MAX_LENGTH, long_text="chunk",
+                              max_epochs=1, random_state=0).fit(SENTENCES, LABELS)
+    np.testing.assert_allclose(exported(text, tmp_path, "text").predict_proba(TEXTS), text.predict_proba(TEXTS),
+                               rtol=0, atol=1e-4)
+    X, y = brightness_images(20)
+    image = TransferClassifier("example_tinycnn", layers=[-2, -1], image_size=16, max_epochs=1, random_state=0).fit(X, y)
+    np.testing.assert_allclose(exported(image, tmp_path, "image").predict_proba(X), image.predict_proba(X),
+                               rtol=0, atol=1e-3)
+    reused = TransferRegressor(image, max_epochs=1, random_state=0).fit(X, y * 2.0)
+    np.testing.assert_allclose(exported(reused, tmp_path, "reused").predict(X), reused.predict(X), rtol=0, atol=1e-3)
