@@ -14,6 +14,8 @@ from sktransfer._features.fsspec_store import FsspecFeatureStore
 from sktransfer._features.protocol import FeatureStore
 from sktransfer._features.stores import DiskFeatureStore, MemoryFeatureStore
 from sktransfer._nn.lora import lora_targets_attention, lora_targets_linear_and_conv
+from sktransfer._onnx.export import export_onnx
+from sktransfer._onnx.predictor import load_onnx
 from sktransfer._spec.registry import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -47,11 +49,13 @@ __all__ = sorted(
         "TransferRegressor",
         "Weights",
         "clear_caches",
+        "export_onnx",
         "get_spec",
         "hookimpl",
         "list_backbones",
         "list_stages",
         "load",
+        "load_onnx",
         "lora_targets_attention",
         "lora_targets_linear_and_conv",
     ]

@@ -1,5 +1,5 @@
-"""Command line (also ``python -m sktransfer``): ``fit``, ``predict`` and ``evaluate`` models,
-list ``backbones``, run the ``demo``.
+"""Command line (also ``python -m sktransfer``): ``fit``, ``predict``, ``evaluate`` and ``export``
+models, list ``backbones``, run the ``demo``.
 
 Exit codes: 0 done, 2 bad usage or input (a one-line message, no traceback), 1 an
 unexpected error (with its traceback).
@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="a model's metrics on labelled data, optionally cross-validated or as HTML")
     commands.add_evaluate_arguments(e)
     e.set_defaults(func=commands.cmd_evaluate)
+    x = sub.add_parser("export", help="export a model directory to ONNX, for prediction with onnxruntime (no torch)")
+    commands.add_export_arguments(x)
+    x.set_defaults(func=commands.cmd_export)
     return parser
 
 
@@ -129,7 +132,7 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # output piped into `head`: stop quietly, as command-line tools do
         sys.stderr.close()
         return 0
-    except (ValueError, TypeError, OSError) as exc:  # our errors say what to do; no traceback needed
+    except (ValueError, TypeError, OSError, ImportError) as exc:  # our errors say what to do (a missing extra too)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:

@@ -1,8 +1,9 @@
-"""``sktransfer fit``, ``predict`` and ``evaluate``: a model directory in, files out.
+"""``sktransfer fit``, ``predict``, ``evaluate`` and ``export``: a model directory in, files out.
 
 Models are saved with ``save_pretrained`` and read with :func:`sktransfer.load`, so a
-model directory never runs code when it is read. No output is overwritten without
-``--force``.
+model directory never runs code when it is read; ``predict`` and ``evaluate`` also take
+a directory written by ``export`` (ONNX, predicted with onnxruntime). No output is
+overwritten without ``--force``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import numpy as np
 
 from sktransfer._cli.data import load_data
+from sktransfer._onnx.config import is_exported
 
 TASKS = ("classify", "regress")
 
@@ -59,7 +61,8 @@ def add_fit_arguments(parser) -> None:
 
 
 def add_model_and_data_arguments(parser) -> None:
-    parser.add_argument("model", help="a model directory written by `sktransfer fit` or save_pretrained")
+    parser.add_argument("model", help="a model directory written by `sktransfer fit`, save_pretrained or `sktransfer "
+                                      "export` (ONNX)")
     parser.add_argument("data", help="a folder of class sub-folders of images, or a CSV/TSV/Parquet file")
     add_data_arguments(parser)
 
@@ -79,6 +82,22 @@ def add_evaluate_arguments(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def add_export_arguments(parser) -> None:
+    parser.add_argument("model", help="a model directory written by `sktransfer fit` or save_pretrained")
+    parser.add_argument("out", help="the directory to write model.onnx and sktransfer_onnx.json to")
+    parser.add_argument("--quantize", choices=["int8"], help="int8 weights in the linear layers (smaller, faster)")
+    parser.add_argument("--force", action="store_true", help="replace an export already in OUT")
+
+
+def cmd_export(args) -> int:
+    from sktransfer._onnx.export import export_onnx
+
+    path = export_onnx(args.model, args.out, quantize=args.quantize, overwrite=args.force)
+    size = os.path.getsize(os.path.join(path, "model.onnx")) / 2**20
+    print(f"exported {args.model} to {path} (model.onnx, {size:.1f} MiB{', int8' if args.quantize else ''})")
+    return 0
+
+
 def _refuse_overwrite(path: str, force: bool) -> None:
     if os.path.exists(path) and not force:
         raise FileExistsError(f"{path!r} exists; pass --force to overwrite it.")
@@ -88,7 +107,7 @@ def _load_single_label(path):
     """The model in ``path``, refused when multi-label: the CSV columns and the metrics
     here are one class per sample."""
     estimator = load_predictor(path)
-    if getattr(estimator, "_multilabel", False):
+    if getattr(estimator, "_multilabel", False) or getattr(estimator, "multilabel_", False):
         raise ValueError(
             f"{path} holds a multi-label classifier (fitted on a 2-D indicator y); the command line reads and "
             "writes one label per sample and doesn't support it yet. Use it from Python: "
@@ -150,11 +169,16 @@ def outputs(estimator, X, quiet: bool = True):
 
 
 def load_predictor(path):
-    """The classifier or regressor in ``path``; a model directory can also hold a
-    TransferEmbedder, which transforms and has nothing to predict."""
-    from sktransfer import load
+    """The classifier or regressor in ``path`` (a model directory, or an ONNX export); either
+    can also hold a TransferEmbedder, which transforms and has nothing to predict."""
+    if is_exported(path):
+        from sktransfer._onnx.predictor import load_onnx
 
-    estimator = load(path)
+        estimator = load_onnx(path)
+    else:
+        from sktransfer import load
+
+        estimator = load(path)
     if not hasattr(estimator, "predict"):
         raise ValueError(
             f"{path} holds a {type(estimator).__name__}, which transforms inputs into features and predicts "
@@ -210,6 +234,11 @@ def metrics(estimator, X, y, predictions=None) -> str:
 def cmd_evaluate(args) -> int:
     if args.report:
         _refuse_overwrite(args.report, args.force)
+    if is_exported(args.model) and (args.cv is not None or args.report):
+        raise ValueError(
+            f"{args.model} is an ONNX export, which predicts but can't be refitted (--cv) or report its training "
+            "(--report); give those the model directory it was exported from."
+        )
     estimator = _load_single_label(args.model)
     data = _data(args)
     y = data.y if hasattr(estimator, "classes_") else _as_numbers(data.y, args.label_column)

@@ -1,0 +1,242 @@
+"""``sktransfer.export_onnx``: a fitted model to ``model.onnx`` plus the JSON the predictor needs."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_is_fitted
+
+from sktransfer._estimators.base import unwrapped
+from sktransfer._estimators.classes import TransferClassifier, TransferRegressor
+from sktransfer._estimators.embedder import TransferEmbedder
+from sktransfer._estimators.loading import load
+from sktransfer._inputs.fused import FusedInput
+from sktransfer._nn.lora import merge_adapters
+from sktransfer._onnx.config import CONFIG_FILE, FORMAT, GRAPH_FILE, VERSION, encode_array, write_config
+from sktransfer._onnx.graph import ExportedModel, FinalStep
+from sktransfer._onnx.signatures import as_numpy, signature_for
+from sktransfer._version import __version__
+
+INSTALL_HINT = "pip install 'sktransfer[onnx]'"
+QUANTIZE = (None, "int8")
+#: The exported graph must reproduce the torch module this closely on example inputs.
+VERIFY_TOLERANCE = 1e-4
+
+
+def _classifier_outputs(estimator) -> tuple[FinalStep, dict]:
+    multilabel = bool(getattr(estimator, "_multilabel", False))
+    outputs = {"name": "probabilities", "classes": encode_array(estimator.classes_), "multilabel": multilabel}
+    if multilabel:
+        # predict: a label is present where its probability is above 0.5 (its logit above 0).
+        outputs.update(threshold=0.5, indicator_dtype=np.dtype(estimator._indicator_dtype).str)
+    return FinalStep("sigmoid" if multilabel else "softmax"), outputs
+
+
+def _regressor_outputs(estimator) -> tuple[FinalStep, dict]:
+    multiplier = np.asarray(getattr(estimator, "_target_multiplier", estimator.target_scale_), dtype=np.float64)
+    mean = np.asarray(estimator.target_mean_, dtype=np.float64)
+    # Targets come out in the user's units: the graph undoes the standardisation in float64.
+    outputs = {"name": "predictions", "target_mean": mean.tolist(), "target_multiplier": multiplier.tolist(),
+               "y_ndim": int(estimator._y_ndim)}
+    return FinalStep("affine", multiplier, mean), outputs
+
+
+def _embedder_outputs(estimator) -> tuple[FinalStep, dict]:
+    names = estimator.get_feature_names_out()
+    return FinalStep("identity"), {"name": "features", "feature_names": [str(n) for n in names]}
+
+
+def _net_module(estimator):
+    return unwrapped(estimator.net_)
+
+
+def _embedder_module(embedder):
+    return embedder.module_
+
+
+# Per estimator class: the kind, its fitted module, and the last step with its JSON.
+KINDS = {
+    TransferClassifier: ("classifier", _net_module, _classifier_outputs),
+    TransferRegressor: ("regressor", _net_module, _regressor_outputs),
+    TransferEmbedder: ("embedder", _embedder_module, _embedder_outputs),
+}
+
+
+def _entry(estimator) -> tuple:
+    return next(entry for cls, entry in KINDS.items() if isinstance(estimator, cls))
+
+
+def _fitted_model(model):
+    if isinstance(model, (str, os.PathLike)):
+        return load(model, device="cpu")
+    kind = next((cls for cls in KINDS if isinstance(model, cls)), None)
+    if kind is None:
+        raise TypeError(
+            f"export_onnx takes a fitted TransferClassifier, TransferRegressor or TransferEmbedder, or a model "
+            f"directory written by save_pretrained; got {type(model).__name__}."
+        )
+    check_is_fitted(model)
+    return model
+
+
+def _check_exportable(estimator) -> None:
+    if getattr(estimator, "init_", None) is not None:
+        raise ValueError(
+            "This model was fitted with init=: its predictions add another model's outputs, computed at predict "
+            "time by that model, which is not part of the network and can't go into the ONNX graph. Refit without "
+            "init= to export it."
+        )
+    if hasattr(estimator, "branches_") or isinstance(getattr(estimator, "adapter_", None), FusedInput):
+        raise ValueError(
+            "This model fuses several backbones (a list or a column mapping); export_onnx supports models with "
+            "one backbone so far."
+        )
+
+
+def _export_module(estimator):
+    """A CPU copy of the fitted module in eval mode, LoRA adapters folded into its weights."""
+    module = copy.deepcopy(_entry(estimator)[1](estimator)).cpu().eval()
+    module.channels_last = False
+    return merge_adapters(module)
+
+
+def _write_graph(graph, signature, file: str, output_name: str) -> None:
+    example = signature.example(2)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's notes on axis names and opset choices
+            torch.onnx.export(graph, example, file, input_names=list(signature.input_names), output_names=[output_name],
+                              dynamic_shapes=(signature.dynamic_shapes(),), dynamo=True, external_data=False,
+                              verbose=False)
+    except Exception as exc:
+        raise TypeError(
+            f"torch.onnx.export could not export this model's network ({type(graph.module.backbone).__name__} "
+            f"backbone): {_root_cause(exc)}. Networks with data-dependent Python control flow, or operations ONNX "
+            "lacks, can't be exported."
+        ) from exc
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost exception's type and first line (the exporter wraps it in pages of advice)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0].strip()[:300] if lines else ''}"
+
+
+def _verify(graph, signature, file: str) -> None:
+    """Run the written graph on a new batch (other sizes than the export's) against torch."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(file, providers=["CPUExecutionProvider"])
+    for n in (3, 1):
+        example = signature.example(n)
+        with torch.inference_mode():
+            expected = graph(*example).numpy()
+        got = session.run(None, dict(zip(signature.input_names, as_numpy(example))))[0]
+        if got.shape != expected.shape or not np.allclose(got, expected, rtol=VERIFY_TOLERANCE, atol=VERIFY_TOLERANCE):
+            worst = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("nan")
+            raise RuntimeError(
+                f"The exported graph disagrees with the torch model on an example batch of {n} (shapes {got.shape} "
+                f"and {expected.shape}, largest difference {worst:.3g}); the export is not written."
+            )
+
+
+def _prepare_directory(path: Path, overwrite: bool) -> None:
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{str(path)!r} exists and is not a directory.")
+    taken = [name for name in (CONFIG_FILE, GRAPH_FILE) if (path / name).exists()]
+    if taken and not overwrite:
+        raise FileExistsError(f"{str(path)!r} already holds {', '.join(taken)}; pass overwrite=True to replace them.")
+    path.mkdir(parents=True, exist_ok=True)
+
+
+def export_onnx(model, path, *, quantize=None, overwrite=False):
+    """Export a fitted model to ONNX, for :func:`sktransfer.load_onnx` (onnxruntime, no torch).
+
+    Writes ``model.onnx`` (preprocessed tensors in; probabilities, targets in the
+    user's units or features out) and ``sktransfer_onnx.json`` (the preprocessing
+    around the graph: tokenizer files, image size and normalisation, column scaling,
+    class labels...). LoRA adapters are folded into a copy of the weights first.
+
+    Parameters
+    ----------
+    model : TransferClassifier, TransferRegressor, TransferEmbedder, str or os.PathLike
+        A fitted estimator with one backbone, or a model directory written by
+        ``save_pretrained``.
+    path : str or os.PathLike
+        The directory to write (created if needed).
+    quantize : {None, "int8"}, default=None
+        ``"int8"``: onnxruntime's dynamic quantization of the linear layers' weights
+        (MatMul and Gemm) to int8: a smaller file and, usually, faster CPU prediction,
+        at some cost in accuracy.
+    overwrite : bool, default=False
+        Replace an export already in ``path``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        For models that can't be exported (fitted with ``init=``, several backbones).
+    TypeError
+        When torch's exporter refuses the network (a user module it can't trace).
+    ImportError
+        Without onnx, onnxruntime or onnxscript (``pip install 'sktransfer[onnx]'``).
+    """
+    if quantize not in QUANTIZE:
+        raise ValueError(f"quantize must be one of {QUANTIZE}, got {quantize!r}.")
+    _require_onnx()
+    estimator = _fitted_model(model)
+    _check_exportable(estimator)
+    kind, _, describe = _entry(estimator)
+    final, outputs = describe(estimator)
+    signature = signature_for(estimator.adapter_, estimator)
+    graph = ExportedModel(_export_module(estimator), signature.input_names, signature.keywords, final,
+                          signature.chunk_pooling).eval()
+    path = Path(path)
+    _prepare_directory(path, overwrite)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = os.path.join(tmp, GRAPH_FILE)
+        _write_graph(graph, signature, fp32, outputs["name"])
+        _verify(graph, signature, fp32)
+        if quantize == "int8":
+            from sktransfer._onnx.quantize import quantize_int8
+
+            quantize_int8(fp32, str(path / GRAPH_FILE))
+        else:
+            shutil.move(fp32, path / GRAPH_FILE)  # the temporary directory may be on another file system
+    write_config(path, {
+        "format": FORMAT,
+        "version": VERSION,
+        "kind": kind,
+        "graph": GRAPH_FILE,
+        "backbone": getattr(getattr(estimator, "spec_", None), "name", None),
+        "quantize": quantize,
+        "inputs": signature.config(path),
+        "outputs": outputs,
+        "sktransfer_version": __version__,
+    })
+    return path
+
+
+def _require_onnx() -> None:
+    missing = [name for name in ("onnx", "onnxruntime", "onnxscript") if not _importable(name)]
+    if missing:
+        raise ImportError(f"export_onnx needs {', '.join(missing)}: {INSTALL_HINT}")
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
