@@ -99,6 +99,27 @@ class TextCollate:
         )
         return windows_batch(encoded, len(texts))
 
+    def token_counts(self, texts: list[str]) -> np.ndarray:
+        """Tokens each text gives the backbone, special ones included: its first ``max_length``
+        with ``long_text="truncate"``; with ``"chunk"``, those of every window it keeps."""
+        if getattr(self, "long_text", "truncate") == "truncate":
+            encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length,
+                                     return_attention_mask=False, return_token_type_ids=False)
+            return np.array([len(ids) for ids in encoded["input_ids"]], dtype=np.int64)
+        encoded = self.tokenizer(
+            texts, truncation=True, max_length=self.max_length, stride=window_stride(self.tokenizer, self.max_length),
+            return_overflowing_tokens=True, return_attention_mask=False, return_token_type_ids=False,
+        )
+        owner = encoded.get("overflow_to_sample_mapping")
+        if owner is None:  # a slow tokenizer: no order to gain, and encode() says what to do
+            return np.zeros(len(texts), dtype=np.int64)
+        owner = np.asarray(owner, dtype=np.int64)
+        lengths = np.array([len(ids) for ids in encoded["input_ids"]], dtype=np.int64)
+        counts = np.bincount(owner, minlength=len(texts))
+        slot = np.arange(len(owner)) - (np.cumsum(counts) - counts)[owner]  # as windows_batch keeps them
+        keep = slot < MAX_WINDOWS
+        return np.bincount(owner[keep], weights=lengths[keep], minlength=len(texts)).astype(np.int64)
+
     def __call__(self, batch):
         texts, targets = zip(*batch)
         return self.encode(list(texts)), default_collate(list(targets))
@@ -250,6 +271,13 @@ class TextAdapter(InputAdapter):
     def dataset(self, texts: list[str], targets=None, train: bool = False) -> SampleDataset:
         augmentation = text_augmentation(self.augment) if train else None
         return SampleDataset(texts, augmentation or identity, targets)
+
+    def inference_order(self, texts: list[str], indices) -> np.ndarray:
+        """Longest texts first, by tokens: each batch then pads to lengths alike, as
+        sentence-transformers' ``encode`` does. Far fewer padding tokens run through the
+        backbone; the longest batch comes first, so running out of memory shows at once."""
+        counts = self.collate_fn.token_counts([texts[i] for i in indices])
+        return np.argsort(-counts, kind="stable")
 
     def sample_content(self, texts: list[str]) -> tuple[bytes, list[bytes]]:
         return b"", [text.encode("utf-8", "surrogatepass") for text in texts]
