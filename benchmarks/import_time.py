@@ -25,9 +25,11 @@ COMMANDS = {
     "import sktransfer": ["-c", "import sys, sktransfer; print('torch' in sys.modules)"],
     "sktransfer --help": [
         "-c",
-        "import runpy, sys\nsys.argv = ['sktransfer', '--help']\ntry:\n"
-        "    runpy.run_module('sktransfer', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-        "print('torch' in sys.modules)",
+        (
+            "import runpy, sys\nsys.argv = ['sktransfer', '--help']\ntry:\n"
+            "    runpy.run_module('sktransfer', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules)"
+        ),
     ],
 }
 
