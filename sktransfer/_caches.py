@@ -29,6 +29,11 @@ class _Cache:
 _lock = threading.RLock()
 _caches: dict[str, _Cache] = {}
 
+#: The package's own caches, by the name their modules register. ``import sktransfer``
+#: loads those modules only when a name needs them, so one of these may be unregistered
+#: yet: it holds nothing, and clearing it by name is no error.
+PACKAGE_CACHES = ("backbones", "feature_widths", "features", "plugins", "registry")
+
 
 def register(name: str, clear_fn: Callable[[], object], describe: str | Callable[[], str]) -> None:
     """Register a process-wide cache under ``name``.
@@ -87,9 +92,10 @@ def clear_caches(names: str | Iterable[str] | None = None) -> list[str]:
         chosen = list(caches)
     else:
         chosen = [names] if isinstance(names, str) else list(names)
-        unknown = [name for name in chosen if name not in caches]
+        unknown = [name for name in chosen if name not in caches and name not in PACKAGE_CACHES]
         if unknown:
-            raise ValueError(f"Unknown cache(s) {unknown}; the caches are {sorted(caches)}.")
+            raise ValueError(f"Unknown cache(s) {unknown}; the caches are {sorted({*caches, *PACKAGE_CACHES})}.")
     for name in chosen:
-        caches[name].clear()
+        if name in caches:  # else its module was never imported: nothing to clear
+            caches[name].clear()
     return chosen

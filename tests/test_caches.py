@@ -1,6 +1,8 @@
 """sktransfer.clear_caches: every process-wide cache registered in one place, cleared by name."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +35,18 @@ def test_public():
 
 
 def test_the_process_wide_caches_register_themselves():
-    assert {"backbones", "features", "plugins", "registry"} <= set(list_caches())
+    # import sktransfer is lazy: the modules that hold the caches load when a name needs them.
+    sktransfer.TransferClassifier  # noqa: B018
+    assert set(_caches.PACKAGE_CACHES) <= set(list_caches())
     assert all(isinstance(text, str) and text for text in list_caches().values())
+
+
+def test_package_caches_clear_by_name_before_their_modules_load():
+    code = ("import sys, sktransfer\n"
+            "print(sktransfer.clear_caches(['features', 'backbones']), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
+                         cwd=Path(sktransfer.__file__).parents[1]).stdout
+    assert out.split() == ["['features',", "'backbones']", "False"]
 
 
 def test_register_list_and_clear_by_name(scratch_cache):
@@ -96,3 +108,12 @@ def test_stores_adopted_from_pickles_are_emptied_and_forgotten():
     clear_caches("features")
     assert token not in stores._ADOPTED_MEMORY_STORES and len(adopted) == 0
     assert pickle.loads(data) is adopted  # still the store of its identity while it lives
+
+
+def test_every_cache_the_package_registers_is_known_before_it_loads():
+    import re
+
+    package = Path(sktransfer.__file__).parent
+    registered = {name for path in package.rglob("*.py")
+                  for name in re.findall(r'_caches\.register\(\s*"(\w+)"', path.read_text())}
+    assert registered == set(_caches.PACKAGE_CACHES)

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sktransfer._inputs.pixels import IMAGE_EXTENSIONS
-
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet")
 TEXT_COLUMNS = ("text", "sentence", "review", "caption")
 IMAGE_COLUMNS = ("image", "path", "file", "filename")
@@ -32,6 +30,9 @@ class Dataset:
 
 def load_image_folder(path: str) -> tuple[list[str], np.ndarray]:
     """Paths and labels from ``path/<class>/<image>`` (images are read lazily, in batches)."""
+    # Here, not at the top: the input adapters import torch, and `sktransfer --help` must not.
+    from sktransfer._inputs.pixels import IMAGE_EXTENSIONS
+
     classes = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
     paths, labels = [], []
     for label in classes:

@@ -46,7 +46,7 @@ from sktransfer._estimators.init_offsets import (
 from sktransfer._estimators.params import TRANSFER_PARAMETERS
 from sktransfer._estimators.pickling import ClonePickleMixin
 from sktransfer._estimators.targets import check_class_labels
-from sktransfer._features.extraction import feature_dataset, frozen_features
+from sktransfer._features.extraction import feature_dataset, frozen_features, inference_subset
 from sktransfer._inputs import adapter_class
 from sktransfer._inputs.augment import mixes_batches
 from sktransfer._inputs.checks import check_samples
@@ -447,6 +447,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
         check_is_fitted(self)
         check_samples(X)
         X_checked = self.adapter_.check(X, estimator=self, reset=False)
+        restore = None
         if isinstance(self.adapter_, FusedInput):
             dataset = self.adapter_.dataset(
                 X_checked, self.net_.module_, batch_size=self.batch_size, device=self.device_, fast=self.fast_path_,
@@ -459,8 +460,11 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
                                        device=self.device_, fast=self.fast_path_, feature_cache=self.feature_cache)
             dataset = feature_dataset(features, None)
         else:
-            dataset = self.adapter_.dataset(X_checked)
+            # In the adapter's inference order (texts by length: less padding), outputs put back below.
+            dataset, restore = inference_subset(self.adapter_, X_checked, self.adapter_.dataset(X_checked))
         out = self.net_.forward(dataset, training=False, device="cpu").numpy()
+        if restore is not None:
+            out = out[restore]
         if self.init_ is not None:
             out = out + source_offsets(self._source_outputs, self.init_, X, len(out), self._fitted_outputs())
         check_finite_outputs(out)

@@ -83,6 +83,30 @@ def extract_features(module, dataset, collate_fn, batch_size: int, device, fast=
     return {name: torch.cat([chunk[k] for chunk in chunks]) for k, name in enumerate(stages)}
 
 
+def inference_subset(adapter, samples, dataset, indices=None):
+    """``dataset`` at ``indices`` (all when None), in the adapter's inference order.
+
+    Returns the dataset to run and the permutation that puts its outputs back in the
+    order of ``indices``, or None when they already are in that order.
+    """
+    indices = range(len(samples)) if indices is None else indices
+    order = adapter.inference_order(samples, indices) if len(indices) > 1 else None
+    if order is None:
+        return (dataset if len(indices) == len(samples) else Subset(dataset, list(indices))), None
+    return Subset(dataset, [indices[j] for j in order]), np.argsort(order)
+
+
+def extract_in_order(module, adapter, samples, batch_size: int, device, fast=None, stages=None, indices=None):
+    """:func:`extract_features` of ``samples`` at ``indices`` (all when None), run in the
+    adapter's inference order (texts by length), rows returned in the order of ``indices``."""
+    dataset, restore = inference_subset(adapter, samples, adapter.dataset(samples), indices)
+    features = extract_features(module, dataset, adapter.collate_fn, batch_size, device, fast, stages)
+    if restore is None:
+        return features
+    restore = torch.from_numpy(restore)
+    return features[restore] if stages is None else {name: rows[restore] for name, rows in features.items()}
+
+
 def _stage_key(sample_key: bytes, stage: str | None) -> bytes:
     # The backbone's own output keeps the plain sample key; a stage adds its name.
     return sample_key if stage is None else digest(sample_key, stage.encode())
@@ -110,12 +134,10 @@ def cached_features(module, adapter, samples, batch_size: int, device, store, fi
         first.setdefault(key, i)
     missing = [i for i in first.values() if any(keys[stage][i] not in found for stage in wanted)]
     if missing:
-        dataset = adapter.dataset(samples)
-        subset = dataset if len(missing) == len(sample_keys) else Subset(dataset, missing)
         if module.stages is None:
-            by_stage = {None: extract_features(module, subset, adapter.collate_fn, batch_size, device, fast)}
+            by_stage = {None: extract_in_order(module, adapter, samples, batch_size, device, fast, indices=missing)}
         else:
-            by_stage = extract_features(module, subset, adapter.collate_fn, batch_size, device, fast, computed)
+            by_stage = extract_in_order(module, adapter, samples, batch_size, device, fast, computed, indices=missing)
         new_rows = {
             _stage_key(sample_keys[i], stage): rows[n].numpy()
             for stage, rows in by_stage.items()
@@ -159,6 +181,6 @@ def frozen_features(module, spec, adapter, X_checked, *, fingerprint, batch_size
     else computed. ``module`` must already be on ``device``."""
     store = get_store(feature_cache) if fingerprint is not None else None
     if store is None:
-        return extract_features(module, adapter.dataset(X_checked), adapter.collate_fn, batch_size, device, fast)
+        return extract_in_order(module, adapter, X_checked, batch_size, device, fast)
     all_stages = spec.get_stages() if module.stages is not None else None
     return cached_features(module, adapter, X_checked, batch_size, device, store, fingerprint, fast, all_stages)

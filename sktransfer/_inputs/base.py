@@ -10,6 +10,7 @@ and never asks which modality it has.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import ClassVar
 
 from torch.utils.data import Dataset, default_collate
@@ -149,6 +150,13 @@ class InputAdapter:
 
     def dataset(self, X, targets: dict | None = None, train: bool = False) -> Dataset:
         raise NotImplementedError
+
+    def inference_order(self, X, indices) -> Sequence[int] | None:
+        """The order to run the samples ``X[indices]`` of the checked ``X`` in when nothing
+        trains (predict, transform, feature extraction), as positions into ``indices``; None
+        runs them as given. Outputs always come back in the caller's order. Training batches
+        never use it (they are shuffled). Reads no sample here: image items decode on access."""
+        return None
 
     def sample_content(self, X) -> tuple[bytes, list[bytes]]:
         """Bytes shared by every sample (layout), and each sample's own content."""

@@ -29,6 +29,8 @@ CHUNK_POOLING = ("mean", "max")
 #: Windows kept per text with ``long_text="chunk"``: tokens past them are dropped, as
 #: truncation drops them past the first window. Each window costs one backbone pass.
 MAX_WINDOWS = 16
+#: Texts tokenised at once to find their lengths (the inference order).
+COUNT_SLICE = 4096
 
 
 def window_stride(tokenizer, max_length: int) -> int:
@@ -86,18 +88,50 @@ class TextCollate:
     def __init__(self, tokenizer, max_length: int, long_text: str = "truncate"):
         self.tokenizer, self.max_length, self.long_text = tokenizer, max_length, long_text
 
-    def encode(self, texts: list[str]) -> dict:
-        if getattr(self, "long_text", "truncate") == "truncate":  # collates pickled before long_text: truncate
-            return dict(
-                self.tokenizer(texts, padding="longest", truncation=True, max_length=self.max_length,
-                               return_tensors="pt")
-            )
-        encoded = self.tokenizer(
+    @property
+    def truncates(self) -> bool:
+        return getattr(self, "long_text", "truncate") == "truncate"  # collates pickled before long_text: truncate
+
+    def tokenize(self, texts: list[str], return_tensors: str):
+        """The one tokenizer call of this collate. A fast tokenizer keeps its padding and
+        truncation settings as state shared by every call: :meth:`token_counts` makes this same
+        call, so threads predicting at once never change those settings under each other."""
+        if self.truncates:
+            return self.tokenizer(texts, padding="longest", truncation=True, max_length=self.max_length,
+                                  return_tensors=return_tensors)
+        return self.tokenizer(
             texts, padding="longest", truncation=True, max_length=self.max_length,
             stride=window_stride(self.tokenizer, self.max_length), return_overflowing_tokens=True,
-            return_tensors="pt",
+            return_tensors=return_tensors,
         )
-        return windows_batch(encoded, len(texts))
+
+    def encode(self, texts: list[str]) -> dict:
+        encoded = self.tokenize(texts, "pt")
+        return dict(encoded) if self.truncates else windows_batch(encoded, len(texts))
+
+    def token_counts(self, texts: list[str]) -> np.ndarray:
+        """Tokens each text gives the backbone, special ones included: its first ``max_length``
+        with ``long_text="truncate"``; with ``"chunk"``, those of every window it keeps."""
+        # Slices: each is padded to its longest text, which bounds the memory of a long X.
+        slices = [self._token_counts(texts[i : i + COUNT_SLICE]) for i in range(0, len(texts), COUNT_SLICE)]
+        return np.concatenate(slices) if slices else np.zeros(0, dtype=np.int64)
+
+    def _token_counts(self, texts: list[str]) -> np.ndarray:
+        encoded = self.tokenize(texts, "np")
+        if "attention_mask" in encoded:
+            lengths = np.asarray(encoded["attention_mask"]).sum(axis=1)
+        else:  # a tokenizer that gives no mask: its padding is the pad token
+            lengths = (np.asarray(encoded["input_ids"]) != self.tokenizer.pad_token_id).sum(axis=1)
+        if self.truncates:
+            return lengths.astype(np.int64)
+        owner = encoded.get("overflow_to_sample_mapping")
+        if owner is None:  # a slow tokenizer: no order to gain, and encode() says what to do
+            return np.zeros(len(texts), dtype=np.int64)
+        owner = np.asarray(owner, dtype=np.int64)
+        counts = np.bincount(owner, minlength=len(texts))
+        slot = np.arange(len(owner)) - (np.cumsum(counts) - counts)[owner]  # as windows_batch keeps them
+        keep = slot < MAX_WINDOWS
+        return np.bincount(owner[keep], weights=lengths[keep], minlength=len(texts)).astype(np.int64)
 
     def __call__(self, batch):
         texts, targets = zip(*batch)
@@ -250,6 +284,13 @@ class TextAdapter(InputAdapter):
     def dataset(self, texts: list[str], targets=None, train: bool = False) -> SampleDataset:
         augmentation = text_augmentation(self.augment) if train else None
         return SampleDataset(texts, augmentation or identity, targets)
+
+    def inference_order(self, texts: list[str], indices) -> np.ndarray:
+        """Longest texts first, by tokens: each batch then pads to lengths alike, as
+        sentence-transformers' ``encode`` does. Far fewer padding tokens run through the
+        backbone; the longest batch comes first, so running out of memory shows at once."""
+        counts = self.collate_fn.token_counts([texts[i] for i in indices])
+        return np.argsort(-counts, kind="stable")
 
     def sample_content(self, texts: list[str]) -> tuple[bytes, list[bytes]]:
         return b"", [text.encode("utf-8", "surrogatepass") for text in texts]
