@@ -4,9 +4,10 @@ LogisticRegression (and Ridge) fitted on the same features."""
 import numpy as np
 import pytest
 import torch.nn as nn
-from sklearn.datasets import make_classification, make_regression
+from sklearn.datasets import make_classification, make_multilabel_classification, make_regression
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import r2_score
+from sklearn.preprocessing import StandardScaler
 
 from sktransfer import TransferClassifier, TransferEmbedder, TransferRegressor
 
@@ -54,3 +55,48 @@ def test_the_adam_head_is_still_there_and_c_sets_the_penalty():
                               random_state=0).fit(X, y)
     assert type(adam.net_.optimizer_).__name__ == "AdamW"
     assert type(weak.net_.optimizer_).__name__ == "LBFGS"
+
+
+def test_frozen_head_matches_logistic_regression_at_full_size():
+    X, y = make_classification(n_samples=4600, n_features=20, n_informative=8, n_classes=3, random_state=5)
+    X_train, y_train, X_test, y_test = X[:4000], y[:4000], X[4000:], y[4000:]
+    clf = TransferClassifier(nn.Identity(), strategy="head", random_state=0).fit(X_train, y_train)
+    features = TransferEmbedder(nn.Identity()).fit(X_train)
+    lr = LogisticRegression(C=1.0, max_iter=1000).fit(features.transform(X_train), y_train)
+    assert abs(clf.score(X_test, y_test) - lr.score(features.transform(X_test), y_test)) <= 0.005
+
+
+def test_multilabel_head_matches_one_logistic_regression_per_label():
+    X, y = make_multilabel_classification(n_samples=640, n_features=15, n_classes=3, random_state=2)
+    X_train, y_train, X_test = X[:40], y[:40], X[40:]
+    clf = TransferClassifier(nn.Identity(), strategy="head", random_state=0).fit(X_train, y_train)
+    features = TransferEmbedder(nn.Identity()).fit(X_train)
+    theirs = np.column_stack([
+        LogisticRegression(C=1.0, max_iter=1000).fit(features.transform(X_train), y_train[:, j])
+        .predict_proba(features.transform(X_test))[:, 1]
+        for j in range(y.shape[1])
+    ])
+    np.testing.assert_allclose(clf.predict_proba(X_test), theirs, atol=5e-3)
+
+
+def _layer_norm(Z):
+    return (Z - Z.mean(1, keepdims=True)) / np.sqrt(Z.var(1, keepdims=True) + 1e-5)
+
+
+@pytest.mark.parametrize("n", [16, 128])
+def test_fused_frozen_head_matches_logistic_regression_on_the_normalised_branches(n):
+    X, y = make_classification(n_samples=n + 400, n_features=12, n_informative=6, random_state=0)
+    split = {"a": X[:, :6], "b": X[:, 6:]}
+    train = {key: value[:n] for key, value in split.items()}
+    test = {key: value[n:] for key, value in split.items()}
+    clf = TransferClassifier({"a": "passthrough", "b": "passthrough"}, strategy="head", random_state=0)
+    clf.fit(train, y[:n])
+    # Each passthrough branch standardises its columns, then the fusion layer-normalises it.
+    scalers = {key: StandardScaler().fit(value) for key, value in train.items()}
+
+    def features(data):
+        return np.hstack([_layer_norm(scalers[key].transform(data[key])) for key in ("a", "b")])
+
+    lr = LogisticRegression(C=1.0, max_iter=1000).fit(features(train), y[:n])
+    np.testing.assert_allclose(clf.predict_proba(test), lr.predict_proba(features(test)), atol=5e-3)
+    assert abs(clf.score(test, y[n:]) - lr.score(features(test), y[n:])) <= 0.005

@@ -309,7 +309,10 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
             if warm_head is not None:
                 model.module.head.load_state_dict(warm_head)
             # The budget in steps needs the training size and whether the head is solved full-batch.
-            params["max_epochs"] = planned_epochs(params, n, full_batch=model.on_features and converges(params))
+            solved = model.on_features and converges(params)
+            params["max_epochs"] = planned_epochs(params, n, full_batch=solved)
+            if solved and fused:
+                model.module.fix_norms()
             train_params = {}
             for p, branch in zip(prepared, model.branches):  # before any training
                 train_params.update(batchnorm_drop_last(params, p.settings.strategy, branch.module, n))

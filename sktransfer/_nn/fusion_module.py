@@ -35,6 +35,17 @@ class FusionModule(nn.Module):
         self.frozen_keys: set[str] = set()
         self.stages = None  # the fused model's stages live in its branches
 
+    def fix_norms(self) -> None:
+        """Keep the layer norms at their initial identity scale and zero shift.
+
+        For a head solved by L-BFGS on frozen features: the head is then
+        ``LogisticRegression`` on the normalised features. Trained, the norms' scales are
+        unpenalised per-feature weights that undo the head's L2 penalty (measured: 4
+        points below LogisticRegression with 16 training rows).
+        """
+        for parameter in self.norms.parameters():
+            parameter.requires_grad_(False)
+
     def precomputed(self, key: str) -> bool:
         return key in self.frozen_keys
 
