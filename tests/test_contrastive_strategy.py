@@ -56,3 +56,17 @@ def test_contrastive_refusals():
     with pytest.raises(ValueError, match="not supported for fused models"):
         TransferClassifier([Branch("example_tinycnn", strategy="contrastive"), "example_tinycnn"],
                            image_size=16).fit(X, y)
+
+
+def test_contrastive_model_exports_to_onnx_and_reports(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("matplotlib")
+    from sktransfer.report import html_report
+
+    clf, X, y = _fit()
+    predictor = sktransfer.load_onnx(sktransfer.export_onnx(clf, tmp_path / "onnx"))
+    np.testing.assert_allclose(predictor.predict_proba(X), clf.predict_proba(X), atol=1e-3)
+    np.testing.assert_array_equal(predictor.predict(X), clf.predict(X))
+    html = open(html_report(clf, X, y, tmp_path / "report.html"), encoding="utf-8").read()
+    for section in ("Per-class metrics", "Confusion matrix", "Learning curves", "Worst predictions"):
+        assert f"<h2>{section}" in html
