@@ -93,7 +93,7 @@ def snapshot(uri: str, revision=None) -> str:
     cache or downloaded (unless ``HF_HUB_OFFLINE`` is set)."""
     hub = _hub()
     repo_id, revision = parse_hub_uri(uri, revision)
-    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.utils import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
     try:
         return hub.snapshot_download(repo_id, revision=revision, repo_type="model", allow_patterns=MODEL_FILES)
