@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 
-import sktransfer
 from sktransfer import TransferClassifier
 
 mlflow = pytest.importorskip("mlflow")
@@ -87,7 +86,7 @@ def test_images_as_paths_or_base64(digits, tmp_path):
 
     from sktransfer.mlflow._pyfunc import decode_image
 
-    X, y = digits
+    X = digits[0]
     picture = Image.fromarray((X[0] * 15).astype(np.uint8)).convert("RGB")
     picture.save(tmp_path / "a.png")
     assert decode_image(str(tmp_path / "a.png")) == str(tmp_path / "a.png")
