@@ -207,8 +207,11 @@ def _inputs(estimator, config: dict) -> tuple[str, str]:
 def _scores(metrics: dict, dataset: str, validation: dict) -> str:
     if not metrics and not validation:
         return "No scores were recorded with this model."
+    def cell(text: str) -> str:  # a "|" in a name would end the table cell
+        return text.replace("|", "\\|")
+
     lines = ["## Scores", "", "| metric | value | data |", "|---|---|---|"]
-    lines += [f"| {name} | {value:.4g} | {dataset} |" for name, value in metrics.items()]
+    lines += [f"| {cell(name)} | {value:.4g} | {cell(dataset)} |" for name, value in metrics.items()]
     lines += [f"| {name} | {value:.4g} | validation split, last epoch |" for name, value in validation.items()]
     return "\n".join(lines)
 
