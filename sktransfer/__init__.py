@@ -46,7 +46,7 @@ _LAZY_NAMES = {
 
 #: Public submodules: ``sktransfer.report`` works after a bare ``import sktransfer``, as
 #: it did when the eager imports loaded them on the way.
-_SUBMODULES = ("exceptions", "hookspecs", "plugins", "report", "testing")
+_SUBMODULES = ("exceptions", "hookspecs", "mlflow", "plugins", "report", "testing")
 
 # A literal list, so that static tools read it; tests check it names every lazy name.
 __all__ = [  # noqa: RUF022 - plain sorted() order, which tests/test_registry_stages.py checks

@@ -1,5 +1,5 @@
-"""Command line (also ``python -m sktransfer``): ``fit``, ``predict``, ``evaluate`` and ``export``
-models, list ``backbones``, run the ``demo``.
+"""Command line (also ``python -m sktransfer``): ``fit``, ``predict``, ``evaluate``, ``export``,
+``push`` and ``serve`` models, list ``backbones``, run the ``demo``.
 
 Exit codes: 0 done, 2 bad usage or input (a one-line message, no traceback), 1 an
 unexpected error (with its traceback).
@@ -122,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("export", help="export a model directory to ONNX, for prediction with onnxruntime (no torch)")
     commands.add_export_arguments(x)
     x.set_defaults(func=commands.cmd_export)
+    from sktransfer._cli import sharing
+
+    s = sub.add_parser("push", help="upload a model directory to the Hugging Face Hub (owner/name)")
+    sharing.add_push_arguments(s)
+    s.set_defaults(func=sharing.cmd_push)
+    s = sub.add_parser("serve", help="serve a model's predictions over HTTP with MLflow's scoring server")
+    sharing.add_serve_arguments(s)
+    s.set_defaults(func=sharing.cmd_serve)
     return parser
 
 

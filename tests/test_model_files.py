@@ -63,7 +63,7 @@ def saved(mlp_classifier, tmp_path):
 def test_tabular_classifier_roundtrip(mlp_classifier, tabular, tmp_path):
     X, _ = tabular
     path = mlp_classifier.save_pretrained(tmp_path / "model")
-    assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in path.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     loaded = load(path, device="cpu")
     assert type(loaded) is TransferClassifier
     np.testing.assert_array_equal(loaded.predict_proba(X), mlp_classifier.predict_proba(X))

@@ -45,13 +45,13 @@ from sktransfer._estimators.init_offsets import (
 )
 from sktransfer._estimators.params import TRANSFER_PARAMETERS
 from sktransfer._estimators.pickling import ClonePickleMixin
+from sktransfer._estimators.sharing import SharingMixin
 from sktransfer._estimators.targets import check_class_labels
 from sktransfer._features.extraction import feature_dataset, frozen_features, inference_subset
 from sktransfer._inputs import adapter_class
 from sktransfer._inputs.augment import mixes_batches
 from sktransfer._inputs.checks import check_samples
 from sktransfer._inputs.fused import FusedInput, check_columns
-from sktransfer._persistence.model_files import save_pretrained
 from sktransfer._training.accelerate import (
     accelerated_fast_path,
     check_accelerator,
@@ -98,7 +98,7 @@ def normalised_weights(sample_weight, n: int, class_weight) -> np.ndarray:
 def check_batch_mixing(augment, loss_kind: str, init) -> None:
     """MixUp and CutMix mix class labels and samples: classifiers only, and not with ``init=``."""
     if not mixes_batches(augment):
-        return
+        return None
     if loss_kind != "cross_entropy":
         raise ValueError(f"augment={augment!r} mixes class labels; it is for classifiers only.")
     if init is not None:
@@ -124,7 +124,7 @@ def fitted_state(estimator) -> dict:
     return {"module": module, "branches": [branch], "fitted": fitted, "mapped": False}
 
 
-class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
+class _TransferBase(ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
     """Shared machinery of :class:`TransferClassifier` and :class:`TransferRegressor`."""
 
     _parameter_constraints: dict = TRANSFER_PARAMETERS
@@ -418,12 +418,6 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
         self.init_ = init
         for key, value in fitted.items():
             setattr(self, key, value)
-
-    def save_pretrained(self, path, *, overwrite=False):
-        """Write the fitted model to the directory ``path`` (``config.json`` and
-        ``model.safetensors``), loadable with :func:`sktransfer.load` without unpickling.
-        A frozen pretrained backbone is stored as a reference plus a hash, not again."""
-        return save_pretrained(self, path, overwrite=overwrite)
 
     # ------------------------------------------------------------------ model files
     # The two halves of the persistence protocol (sktransfer._persistence): what this

@@ -28,12 +28,12 @@ from sktransfer._build.settings import BranchSettings
 from sktransfer._build.sources import (
     modality_of,
 )
+from sktransfer._estimators.sharing import SharingMixin
 from sktransfer._features.extraction import frozen_features
 from sktransfer._inputs import adapter_class
 from sktransfer._inputs.checks import check_samples
 from sktransfer._inputs.fused import check_columns, select
 from sktransfer._inputs.text import CHUNK_POOLING, LONG_TEXT
-from sktransfer._persistence.model_files import save_pretrained
 from sktransfer._training.devices import check_device, resolve_device
 from sktransfer._training.net import PRECISIONS, draw_seed, fast_path
 
@@ -46,7 +46,7 @@ def feature_prefix(name: str) -> str:
     return prefix if prefix[0].isalpha() else f"f_{prefix}"
 
 
-class TransferEmbedder(TransformerMixin, BaseEstimator):
+class TransferEmbedder(SharingMixin, TransformerMixin, BaseEstimator):
     """The frozen features of a pretrained backbone, as a scikit-learn transformer.
 
     ``transform`` returns one row of backbone features per sample: the backbone's own
@@ -297,23 +297,6 @@ class TransferEmbedder(TransformerMixin, BaseEstimator):
         self.branches_ = children
         self.n_features_out_ = sum(child.n_features_out_ for _, _, child in children)
         return self
-
-    def save_pretrained(self, path, *, overwrite=False):
-        """Write the fitted embedder to the directory ``path`` (``config.json`` and
-        ``model.safetensors``), loadable with :func:`sktransfer.load` without unpickling.
-        Pretrained backbones are stored as a reference plus a hash, not again.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-        overwrite : bool, default=False
-            Replace the files of a directory that holds some.
-
-        Returns
-        -------
-        pathlib.Path
-        """
-        return save_pretrained(self, path, overwrite=overwrite)
 
     def _branch_child(self, branch):
         """An unfitted embedder of one branch: this one's settings, the branch's backbone,

@@ -27,16 +27,17 @@ import os
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 from packaging.version import InvalidVersion, Version
 from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
+import torch.nn as nn
 
 from sktransfer._build.branch import build_branch, is_pretrained, make_adapter
 from sktransfer._build.fusion import branch_table, check_fusion_params, is_fused
 from sktransfer._build.model import PreparedBranch, build_model, model_fast_path
 from sktransfer._build.settings import BranchSettings
 from sktransfer._inputs.fused import BranchColumns
+from sktransfer._persistence.card import check_card, check_metrics, remember_card, write_card
 from sktransfer._persistence.records import (
     backbone_record,
     fitted_attributes,
@@ -209,8 +210,10 @@ def _write(path, config: dict, tensors: dict, overwrite: bool) -> Path:
     return path
 
 
-def save_pretrained(estimator, path, *, overwrite: bool = False) -> Path:
-    """Write ``estimator`` to the directory ``path``: ``config.json`` and ``model.safetensors``.
+def save_pretrained(estimator, path, *, overwrite: bool = False, metrics=None, metrics_dataset=None, card="auto",
+                    repo_id=None) -> Path:
+    """Write ``estimator`` to the directory ``path``: ``config.json``, ``model.safetensors``
+    and the model card ``README.md`` (:mod:`sktransfer._persistence.card`).
 
     Parameters
     ----------
@@ -220,6 +223,11 @@ def save_pretrained(estimator, path, *, overwrite: bool = False) -> Path:
         The directory to write.
     overwrite : bool, default=False
         Replace the files of a directory that holds some.
+    metrics, metrics_dataset, card
+        The card's scores, the data they were measured on, and which card to write
+        (``TransferClassifier.save_pretrained`` documents them).
+    repo_id : str, optional
+        The Hub repository the card tells users to load from.
 
     Returns
     -------
@@ -234,6 +242,8 @@ def save_pretrained(estimator, path, *, overwrite: bool = False) -> Path:
         When ``path`` holds files and ``overwrite`` is False.
     """
     _check_savable(estimator)
+    check_metrics(metrics)
+    check_card(card)
     # An Accelerator is a handle on this run's processes, not a setting of the model: it
     # is left out, and the loaded estimator predicts (and refits) without one.
     params = estimator.get_params(deep=False)
@@ -255,7 +265,9 @@ def save_pretrained(estimator, path, *, overwrite: bool = False) -> Path:
         "fitted": fitted,
         **part,
     }
-    return _write(path, config, tensors, overwrite)
+    path = _write(path, config, tensors, overwrite)
+    write_card(path, estimator, config, card=card, metrics=metrics, metrics_dataset=metrics_dataset, repo_id=repo_id)
+    return path
 
 
 def _read_config(path: Path) -> dict:
@@ -353,8 +365,11 @@ def load(path, *, device="auto", classes: dict):
     device = resolve_device(device)
     try:
         if _is_embedder(type(estimator)):
-            return _load_embedder(estimator, config, tensors, device, path)
-        return _load_estimator(estimator, config, tensors, fitted, device, path)
+            loaded = _load_embedder(estimator, config, tensors, device, path)
+        else:
+            loaded = _load_estimator(estimator, config, tensors, fitted, device, path)
+        remember_card(loaded, path, config)
+        return loaded
     except ModelFileError:
         raise
     except (KeyError, IndexError, TypeError, ValueError) as exc:  # a hand-made config that passed the checksum

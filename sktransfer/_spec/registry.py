@@ -110,11 +110,18 @@ class Weights:
         without any network access.
     advice : str
         What to do when they are missing.
+    hub_id : str, optional
+        The weights' Hugging Face Hub id (``"owner/name"``), where they come from the
+        Hub; model cards name it as ``base_model``.
+    license : str, optional
+        The weights' license as a Hub license id (``"apache-2.0"``), where known.
     """
 
     source: str
     check: Callable[[], bool] | None = None
     advice: str = ""
+    hub_id: str | None = None
+    license: str | None = None
 
     def available_offline(self) -> bool:
         return True if self.check is None else bool(self.check())

