@@ -116,6 +116,11 @@ def load_table(path: str, *, text_column=None, image_column=None, label_column="
             f"--image-column (detected by name: {', '.join(TEXT_COLUMNS)} for texts, {', '.join(IMAGE_COLUMNS)} "
             "for image paths)."
         )
+    if modality == "text" and text is None:
+        raise ValueError(
+            f"{path!r} looks like image paths (column {image!r}), but the model takes text: it would read the file "
+            "names as sentences. Give it a table with a text column (--text-column), or use an image model."
+        )
     if label_column not in columns:
         if need_labels:
             close = difflib.get_close_matches(label_column, columns, n=1, cutoff=0.6)

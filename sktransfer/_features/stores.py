@@ -310,15 +310,15 @@ class DiskFeatureStore:
         and give the space back to the disk; returns the number of rows dropped."""
         def drop(db):
             total = db.execute("SELECT COALESCE(SUM(LENGTH(key) + LENGTH(value)), 0) FROM rows").fetchone()[0]
-            dropped = 0
+            dropped, last = 0, None
             # rowid grows with insertion (INSERT OR IGNORE never rewrites a row): oldest first.
             for rowid, size in db.execute("SELECT rowid, LENGTH(key) + LENGTH(value) FROM rows ORDER BY rowid"):
                 if total <= max_bytes:
                     break
                 total -= size
-                dropped = rowid
-            if dropped:
-                db.execute("DELETE FROM rows WHERE rowid <= ?", (dropped,))
+                dropped, last = dropped + 1, rowid
+            if last is not None:
+                db.execute("DELETE FROM rows WHERE rowid <= ?", (last,))
             return dropped
 
         dropped = self._run(drop)
