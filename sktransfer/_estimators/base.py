@@ -63,6 +63,7 @@ from sktransfer._training.devices import check_device, resolve_device
 from sktransfer._training.net import FitInterrupted, draw_seed, release_accelerator_memory
 from sktransfer._training.net_factory import converges, make_net
 from sktransfer._training.preflight import batchnorm_drop_last, check_validation_split
+from sktransfer._training.scoring import validation_metric
 from sktransfer._training.strategies import make_strategy
 from sktransfer.exceptions import NonFiniteOutputError
 
@@ -160,6 +161,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
         weight_decay=0.01,
         validation_fraction=None,
         patience=None,
+        early_stopping_metric="loss",
         augment=None,
         image_size=None,
         max_length=None,
@@ -201,6 +203,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.early_stopping_metric = early_stopping_metric
         self.augment = augment
         self.image_size = image_size
         self.max_length = max_length
@@ -318,7 +321,9 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
                           feature_cache=self.feature_cache)
             train_data = training_data(model, prepared, target_dict, batch_size=self.batch_size, device=device,
                                        fast=fast, feature_cache=self.feature_cache)
-            net = self._make_net(params, model, seed, device, fast, fitted)
+            kind = self._criterion_params(fitted)["criterion__kind"]  # multi-label: binary, no metric
+            metric = None if init is not None else validation_metric(kind, target_dict["target"])
+            net = self._make_net(params, model, seed, device, fast, fitted, metric)
             net.set_params(**train_params)
             net.fit(train_data, stratify)
         self._set_fitted(model, net, device, fast, init, fitted)
@@ -386,7 +391,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
         """The device the fit builds on: the Accelerator's (this process's GPU), or ``device``."""
         return resolve_device(self.device) if self.accelerator is None else str(self.accelerator.device)
 
-    def _make_net(self, params: dict, model: BuiltModel, seed, device, fast, fitted: dict):
+    def _make_net(self, params: dict, model: BuiltModel, seed, device, fast, fitted: dict, metric=None):
         single = None if model.fused else model.branches[0]
         strategy_callbacks = [] if single is None else single.settings.strategy.callbacks(single.module)
         return make_net(
@@ -394,7 +399,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
             param_groups=None if model.on_features else model.param_groups, seed=seed, device=device,
             on_features=model.on_features, fast=fast, strategy_callbacks=strategy_callbacks,
             criterion_params=self._criterion_params(fitted), stratified=self._stratified(fitted),
-            train_collate=self._train_collate(model.module, fitted),
+            train_collate=self._train_collate(model.module, fitted), metric=metric,
         )
 
     def _set_fitted(self, model: BuiltModel, net, device, fast, init, fitted: dict) -> None:

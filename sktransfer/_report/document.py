@@ -68,8 +68,12 @@ def _document(estimator, X, out: _Outputs, title, k: int, ids=None) -> str:
     else:
         sections += ["<h2>Metrics</h2>", _regression_metrics(out)]
     history = getattr(getattr(estimator, "net_", None), "history", None)
+    sections.append("<h2>Learning curves</h2>")
     if history is not None and len(history):
-        sections += ["<h2>Learning curves</h2>", _png(_learning_curves(estimator).figure)]
+        sections.append(_png(_learning_curves(estimator).figure))
+    else:
+        sections.append("<p>Not shown: this model has no training history (it was saved by an sktransfer older "
+                        "than the one that stores the history in model files, or it has no skorch net).</p>")
     sections += [f"<h2>Worst predictions (top {min(k, len(out.y_true))} by loss)</h2>",
                  _worst_section(estimator, X, _top(out, k), ids)]
     body = "\n".join(sections)
