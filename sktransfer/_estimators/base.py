@@ -125,6 +125,24 @@ def fitted_state(estimator) -> dict:
     return {"module": module, "branches": [branch], "fitted": fitted, "mapped": False}
 
 
+def probe_head(self, X, y, sample_weight, settings) -> dict | None:
+    """The head after ``head_epochs`` of training on frozen features, or None.
+
+    Linear probing, then fine-tuning (LP-FT, as fastai's ``fine_tune``): a random
+    head's first gradients reach the backbone as noise and wear down features that
+    already fit the task. The probe is this estimator with ``strategy="head"``: its
+    features come from the shared cache, with the validation split and early stopping.
+    """
+    head_epochs = planned_head_epochs(self.get_params(deep=False), settings.strategy.warm_starts_head)
+    if head_epochs == 0 or not settings.strategy.warm_starts_head:
+        return None
+    probe = type(self)(**self.get_params(deep=False))
+    probe.set_params(strategy="head", augment=None, head_epochs=0, max_epochs=head_epochs, verbose=0,
+                     net_params=None, compile=False)
+    probe.fit(X, y, sample_weight)
+    return {name: t.detach().to("cpu", copy=True) for name, t in probe.net_.module_.head.state_dict().items()}
+
+
 class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
     """Shared machinery of :class:`TransferClassifier` and :class:`TransferRegressor`."""
 
@@ -296,7 +314,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
         prepared = self._prepare_fused(X, params) if fused else [self._prepare_single(X, params)]
         n = len(prepared[0].X_checked)
         target_dict, fitted, stratify = self._targets(X, n, y, sample_weight, init)
-        warm_head = None if fused else self._warm_head(X, y, sample_weight, prepared[0].settings)
+        warm_head = None if fused else probe_head(self, X, y, sample_weight, prepared[0].settings)
 
         seed = self._seed()
         device = self._fit_device()
@@ -365,23 +383,6 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
             answers = out_of_fold_answers(init, self.init_cv, X, y)
             target_dict["offset"] = source_offsets(self._source_outputs, init, X, n, fitted, answers)
         return target_dict, fitted, stratify
-
-    def _warm_head(self, X, y, sample_weight, settings) -> dict | None:
-        """The head after ``head_epochs`` of training on frozen features, or None.
-
-        Linear probing, then fine-tuning (LP-FT, as fastai's ``fine_tune``): a random
-        head's first gradients reach the backbone as noise and wear down features that
-        already fit the task. The probe is this estimator with ``strategy="head"``: its
-        features come from the shared cache, with the validation split and early stopping.
-        """
-        head_epochs = planned_head_epochs(self.get_params(deep=False), settings.strategy.warm_starts_head)
-        if head_epochs == 0 or not settings.strategy.warm_starts_head:
-            return None
-        probe = type(self)(**self.get_params(deep=False))
-        probe.set_params(strategy="head", augment=None, head_epochs=0, max_epochs=head_epochs, verbose=0,
-                         net_params=None, compile=False)
-        probe.fit(X, y, sample_weight)
-        return {name: t.detach().to("cpu", copy=True) for name, t in probe.net_.module_.head.state_dict().items()}
 
     def _seed(self) -> int | None:
         seed = draw_seed(self.random_state)
