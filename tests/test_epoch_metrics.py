@@ -78,5 +78,6 @@ def test_history_survives_model_files_and_pickles(tmp_path):
         assert model.net_.history[:, "train_loss"] == pytest.approx(clf.net_.history[:, "train_loss"])
     from sktransfer.report import html_report
 
-    page = open(html_report(loaded, X, y, tmp_path / "r.html"), encoding="utf-8").read()
+    with open(html_report(loaded, X, y, tmp_path / "r.html"), encoding="utf-8") as f:
+        page = f.read()
     assert "Learning curves" in page and "no training history" not in page

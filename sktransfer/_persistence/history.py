@@ -13,7 +13,7 @@ import numbers
 
 
 def _plain(value):
-    if isinstance(value, bool) or isinstance(value, str) or value is None:
+    if isinstance(value, (bool, str)) or value is None:
         return value, True
     if isinstance(value, numbers.Integral):
         return int(value), True
