@@ -269,7 +269,7 @@ def cmd_predict(args) -> int:
     cache = _prepare(estimator, args)
     data = _data(args, need_labels=False, estimator=estimator)
     predictions, proba = outputs(estimator, data.X, args.quiet)
-    header, columns = [args.id_column or ("path" if data.modality == "image" else "row"), "prediction"], \
+    header, columns = [args.id_column or ("path" if data.modality == "image" else "id"), "prediction"], \
         [data.ids, predictions]
     if proba is not None:
         header += [f"proba_{c}" for c in estimator.classes_]
