@@ -1,5 +1,5 @@
-"""Command line (also ``python -m sktransfer``): ``fit``, ``predict``, ``evaluate``, ``export``,
-``push`` and ``serve`` models, list ``backbones``, run the ``demo``.
+"""Command line (also ``python -m sktransfer``): ``fit``, ``predict``, ``evaluate``, ``report`` on,
+``export``, ``push`` and ``serve`` models, list ``backbones``, manage the feature ``cache``, run the ``demo``.
 
 Exit codes: 0 done, 2 bad usage or input (a one-line message, no traceback), 1 an
 unexpected error (with its traceback).
@@ -24,6 +24,18 @@ def _feature_size(spec) -> str:
         return f"? ({type(exc).__name__})"
 
 
+def _usable_offline(spec) -> bool:
+    """Weights on this machine, or a backbone a plugin lists that needs none (mlp); not the
+    thousands of names a plugin resolves on demand (timm/...) without their weights."""
+    if spec.weights is None:
+        return "/" not in spec.name
+    return spec.available_offline()
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def _cmd_backbones(args) -> int:
     from sktransfer._spec.registry import get_spec, list_backbones
 
@@ -31,14 +43,20 @@ def _cmd_backbones(args) -> int:
         return _print_details(get_spec(args.details))
     # Specs are built only for the names printed (timm/... are resolved one by one).
     names = list_backbones(modality=args.modality, pattern=args.pattern)
+    specs = [get_spec(name) for name in names]
+    shown = specs if args.all else [spec for spec in specs if _usable_offline(spec)]
     rows = [("name", "modality", "plugin", "distribution", "features", "weights offline")]
-    for name in names:
-        spec = get_spec(name)
+    for spec in shown:
         rows.append((spec.name, spec.modality, spec.plugin, spec.distribution, _feature_size(spec), _offline(spec)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-    print(f"\n{len(rows) - 1} backbones")
+    footer = _plural(len(shown), "backbone")
+    hidden = len(specs) - len(shown)
+    if not args.all and hidden:
+        footer += f" usable offline; {hidden:,} more (weights to download, or names without pretrained weights): " \
+                  "--all lists them"
+    print(f"\n{footer}")
     return 0
 
 
@@ -94,9 +112,13 @@ def _cmd_demo(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sktransfer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("backbones", help="list every backbone, its plugin, feature size and offline weights")
+    p = sub.add_parser("backbones", help="list the backbones usable offline (--all: every one), their plugin, "
+                                         "feature size and weights")
     p.add_argument("--modality", choices=["image", "text", "tabular"])
     p.add_argument("--pattern", help="shell-style filter on names, e.g. 'timm/resnet*'")
+    p.add_argument("--all", action="store_true",
+                   help="also list backbones whose weights are not on this machine (by default only those usable "
+                        "offline are listed)")
     p.add_argument(
         "--details",
         metavar="NAME",
@@ -119,6 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="a model's metrics on labelled data, optionally cross-validated or as HTML")
     commands.add_evaluate_arguments(e)
     e.set_defaults(func=commands.cmd_evaluate)
+    r = sub.add_parser("report", help="write a self-contained HTML report of a model on labelled data")
+    commands.add_report_arguments(r)
+    r.set_defaults(func=commands.cmd_report)
+    from sktransfer._cli import cache
+
+    c = sub.add_parser("cache", help="show (info) or empty (clear) the feature cache the commands share")
+    cache.add_cache_arguments(c)
+    c.set_defaults(func=cache.cmd_cache)
     x = sub.add_parser("export", help="export a model directory to ONNX, for prediction with onnxruntime (no torch)")
     commands.add_export_arguments(x)
     x.set_defaults(func=commands.cmd_export)

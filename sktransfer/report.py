@@ -156,7 +156,8 @@ def plot_top_losses(estimator, X, y, k: int = 9):
 
 
 # ---------------------------------------------------------------------------- HTML
-def html_report(estimator, X, y, path, *, title=None, overwrite: bool = False, k: int = 9, y_score=None) -> str:
+def html_report(estimator, X, y, path, *, title=None, overwrite: bool = False, k: int = 9, y_score=None,
+                ids=None) -> str:
     """Write one self-contained HTML report on ``estimator``'s predictions for ``X``.
 
     Sections: metrics (scikit-learn's ``classification_report`` per class for
@@ -183,6 +184,9 @@ def html_report(estimator, X, y, path, *, title=None, overwrite: bool = False, k
         ``estimator.predict_proba(X)`` (classifiers) or ``estimator.predict(X)``
         (regressors) if you already have them: the report then doesn't run the model
         again. None runs it.
+    ids : sequence of length n_samples, default=None
+        A name per sample (a file path, a database id) for the worst predictions; None
+        names images by their file path when X holds paths, other samples by row number.
 
     Returns
     -------
@@ -193,8 +197,10 @@ def html_report(estimator, X, y, path, *, title=None, overwrite: bool = False, k
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"{path!r} already exists; pass overwrite=True to replace it, or choose another path.")
     _figure()  # fail on a missing matplotlib before the model runs
+    if ids is not None and len(ids) != len(y):
+        raise ValueError(f"ids has {len(ids)} entries for {len(y)} samples; give one name per sample of X, or None.")
     out = _outputs(estimator, X, y, y_score)
-    document = _document(estimator, X, out, title, k)
+    document = _document(estimator, X, out, title, k, ids)
     # "x" refuses a file created since the check above; the page was built before
     # opening, so a failure never leaves a half-written report.
     with open(path, "w" if overwrite else "x", encoding="utf-8") as f:

@@ -51,7 +51,7 @@ def test_fit_predict_evaluate_on_an_image_folder(image_folder, tmp_path):
     run("predict", model, image_folder, "--out", out)
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 24 and set(rows[0]) == {"id", "prediction", "proba_even", "proba_odd"}
+    assert len(rows) == 24 and set(rows[0]) == {"path", "prediction", "proba_even", "proba_odd"}
     assert all(abs(float(r["proba_even"]) + float(r["proba_odd"]) - 1) < 1e-5 for r in rows)
     html = tmp_path / "report.html"
     report = run("evaluate", model, image_folder, "--report", html).stdout

@@ -14,16 +14,24 @@ import os
 
 import numpy as np
 
+from sktransfer._cli.cache import add_feature_cache_argument, feature_cache, trim
 from sktransfer._cli.data import load_data
+from sktransfer._cli.evaluation import cross_validation, metrics
 from sktransfer._onnx.config import is_exported
 
 TASKS = ("classify", "regress")
 
 
+DATA_HELP = ("a folder of images (one sub-folder per class; for predict also a flat folder), image files or a glob "
+             "(predict), or a CSV/TSV/Parquet file whose text or path column is detected by name")
+
+
 def add_data_arguments(parser) -> None:
     parser.add_argument("--text-column", help="column of texts in a table (default: text, sentence, review, caption)")
-    parser.add_argument("--image-column", help="column of image paths in a table, relative to the table's folder")
+    parser.add_argument("--image-column", help="column of image paths in a table, relative to the table's folder "
+                                               "(default: path, image, file, filename)")
     parser.add_argument("--label-column", default="label", help="column of labels in a table (default: label)")
+    add_feature_cache_argument(parser)
 
 
 def epochs(value: str):
@@ -37,7 +45,7 @@ def epochs(value: str):
 
 
 def add_fit_arguments(parser) -> None:
-    parser.add_argument("data", help="a folder of class sub-folders of images, or a CSV/TSV/Parquet file")
+    parser.add_argument("data", help=DATA_HELP)
     parser.add_argument("--backbone", required=True, help="a backbone name (see `sktransfer backbones`)")
     parser.add_argument("--strategy", default="full",
                         choices=["full", "partial", "gradual", "head", "lora", "contrastive"])
@@ -63,13 +71,29 @@ def add_fit_arguments(parser) -> None:
 def add_model_and_data_arguments(parser) -> None:
     parser.add_argument("model", help="a model directory written by `sktransfer fit`, save_pretrained or `sktransfer "
                                       "export` (ONNX)")
-    parser.add_argument("data", help="a folder of class sub-folders of images, or a CSV/TSV/Parquet file")
+    parser.add_argument("data", help=DATA_HELP)
     add_data_arguments(parser)
 
 
 def add_predict_arguments(parser) -> None:
-    add_model_and_data_arguments(parser)
+    parser.add_argument("model", help="a model directory written by `sktransfer fit`, save_pretrained or `sktransfer "
+                                      "export` (ONNX)")
+    parser.add_argument("data", nargs="+", help=DATA_HELP)
+    add_data_arguments(parser)
+    parser.add_argument("--id-column", help="a table's column that names each row in the output (default: the image "
+                                            "path, else the row number)")
+    parser.add_argument("--float-format", default="%.6g",
+                        help="printf-style format of the probabilities (default: %%.6g, 6 significant digits)")
     parser.add_argument("--out", required=True, help="the CSV file to write")
+    parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_report_arguments(parser) -> None:
+    add_model_and_data_arguments(parser)
+    parser.add_argument("--out", required=True, help="the self-contained HTML file to write")
+    parser.add_argument("--id-column", help="a table's column that names each sample in the report (default: the "
+                                            "image path, else the row number)")
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -116,9 +140,30 @@ def _load_single_label(path):
     return estimator
 
 
-def _data(args, need_labels=True):
-    return load_data(args.data, text_column=args.text_column, image_column=args.image_column,
-                     label_column=args.label_column, need_labels=need_labels)
+def _data(args, need_labels=True, estimator=None):
+    """The command's data; given the model, checked against the kind of input it takes."""
+    modality = None if estimator is None else model_modality(estimator)
+    data = load_data(args.data, text_column=args.text_column, image_column=args.image_column,
+                     label_column=args.label_column, need_labels=need_labels,
+                     id_column=getattr(args, "id_column", None), modality=modality)
+    if modality is not None and modality != data.modality:
+        looks = {"image": "image paths", "text": "texts"}[data.modality]
+        fix = ("name its column of texts with --text-column" if modality == "text" else
+               "give it images: a folder, image files, or a table with a path column (--image-column)")
+        raise ValueError(
+            f"{args.model} takes {modality}, but {data.description} looks like {looks} "
+            f"(e.g. {str(data.X[0])[:60]!r}): {fix}."
+        )
+    return data
+
+
+def model_modality(estimator) -> str | None:
+    """What a loaded model (or ONNX export) takes: "image", "text", "tabular", or None (several inputs)."""
+    spec = getattr(estimator, "spec_", None)
+    if spec is not None:
+        return spec.modality
+    config = getattr(estimator, "config", None)  # an ONNX export
+    return (config or {}).get("inputs", {}).get("kind")
 
 
 def cmd_fit(args) -> int:
@@ -127,26 +172,48 @@ def cmd_fit(args) -> int:
     _refuse_overwrite(args.out, args.force)
     data = _data(args)
     Estimator = TransferClassifier if args.task == "classify" else TransferRegressor
-    y = data.y if args.task == "classify" else _as_numbers(data.y, args.label_column)
+    y = data.y if args.task == "classify" else _as_numbers(data.y, args.label_column, "--task regress needs")
+    cache = feature_cache(args)
     estimator = Estimator(
         args.backbone, strategy=args.strategy, max_epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
         image_size=args.image_size if data.modality == "image" else None, head_epochs=args.head_epochs,
-        lora_rank=args.lora_rank, random_state=args.seed, verbose=0 if args.quiet else 1,
+        lora_rank=args.lora_rank, random_state=args.seed, verbose=0 if args.quiet else 1, feature_cache=cache,
         # Only when asked for: the estimator then refuses it for images with a message.
         **({"long_text": args.long_text} if args.long_text else {}),
     )
     estimator.fit(data.X, y)
+    # The progress output and this machine's cache directory are the command line's, not the
+    # model's: saved with the Python defaults, a later refit in Python is quiet and caches in memory.
+    estimator.set_params(verbose=0, feature_cache="memory")
     estimator.save_pretrained(args.out, overwrite=args.force)
+    trim(cache)
     if not args.quiet:
         print(f"fitted {args.backbone} ({args.strategy}) on {len(data.X)} {data.description}; saved to {args.out}")
     return 0
 
 
-def _as_numbers(values, column: str) -> np.ndarray:
+def _as_numbers(values, column: str, who: str) -> np.ndarray:
     try:
         return np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"--task regress needs numbers in the label column {column!r}.") from None
+        raise ValueError(
+            f"{who} numbers in the label column {column!r} (e.g. {str(values[0])[:40]!r} is not one); name the "
+            "column of numbers with --label-column."
+        ) from None
+
+
+def _targets(args, estimator, data):
+    if hasattr(estimator, "classes_"):
+        return data.y
+    return _as_numbers(data.y, args.label_column, f"{args.model} holds a regressor, which needs")
+
+
+def _prepare(estimator, args):
+    """The loaded model with the command's feature cache (ONNX exports have none); returns the cache."""
+    cache = feature_cache(args)
+    if hasattr(estimator, "set_params"):
+        estimator.set_params(feature_cache=cache)
+    return cache
 
 
 CHUNK = 512  # samples per progress step of a long prediction
@@ -188,68 +255,58 @@ def load_predictor(path):
     return estimator
 
 
+def _check_float_format(fmt: str) -> None:
+    try:
+        fmt % 0.5
+    except (TypeError, ValueError):
+        raise ValueError(f"--float-format {fmt!r} is not a printf-style number format; use e.g. %.6g or %.4f.") from None
+
+
 def cmd_predict(args) -> int:
     _refuse_overwrite(args.out, args.force)
+    _check_float_format(args.float_format)
     estimator = _load_single_label(args.model)
-    data = _data(args, need_labels=False)
+    cache = _prepare(estimator, args)
+    data = _data(args, need_labels=False, estimator=estimator)
     predictions, proba = outputs(estimator, data.X, args.quiet)
-    header, columns = ["id", "prediction"], [data.ids, predictions]
+    header, columns = [args.id_column or ("path" if data.modality == "image" else "id"), "prediction"], \
+        [data.ids, predictions]
     if proba is not None:
         header += [f"proba_{c}" for c in estimator.classes_]
-        columns += list(proba.T)
+        columns += [[args.float_format % p for p in column] for column in proba.T]
+    elif not hasattr(estimator, "classes_"):
+        columns[1] = [args.float_format % p for p in predictions]
     with open(args.out, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(zip(*columns))
+    trim(cache)
+    if not args.quiet:
+        print(f"wrote {len(data.X)} prediction(s) for {data.description} to {args.out}")
     return 0
 
 
-def metrics(estimator, X, y, predictions=None) -> str:
-    """The evaluation as text: scikit-learn's classification_report and confusion matrix,
-    or R², MAE and Pearson r."""
-    from scipy.stats import pearsonr
-    from sklearn.metrics import (
-        classification_report,
-        confusion_matrix,
-        mean_absolute_error,
-        r2_score,
-    )
-
-    predictions = estimator.predict(X) if predictions is None else predictions
-    if hasattr(estimator, "classes_"):
-        labels = list(estimator.classes_)
-        matrix = confusion_matrix(y, predictions, labels=labels)
-        width = max(len(str(label)) for label in labels) + 2
-        rows = ["confusion matrix (rows: true, columns: predicted)",
-                " " * width + "".join(str(label).rjust(width) for label in labels)]
-        rows += [str(label).ljust(width) + "".join(str(n).rjust(width) for n in row)
-                 for label, row in zip(labels, matrix)]
-        return classification_report(y, predictions, labels=labels, zero_division=0) + "\n" + "\n".join(rows)
-    y = np.asarray(y, dtype=np.float64)
-    r = pearsonr(y, predictions)[0] if len(y) > 1 and np.std(predictions) > 0 else float("nan")
-    return (f"R2    {r2_score(y, predictions):.4f}\nMAE   {mean_absolute_error(y, predictions):.4f}\n"
-            f"Pearson r {r:.4f}")
+def _refuse_onnx(args, what: str) -> None:
+    if is_exported(args.model):
+        raise ValueError(
+            f"{args.model} is an ONNX export, which predicts but can't be refitted or report its training "
+            f"({what}); give it the model directory it was exported from."
+        )
 
 
 def cmd_evaluate(args) -> int:
     if args.report:
         _refuse_overwrite(args.report, args.force)
-    if is_exported(args.model) and (args.cv is not None or args.report):
-        raise ValueError(
-            f"{args.model} is an ONNX export, which predicts but can't be refitted (--cv) or report its training "
-            "(--report); give those the model directory it was exported from."
-        )
+    if args.cv is not None or args.report:
+        _refuse_onnx(args, "--cv" if args.cv is not None else "--report")
     estimator = _load_single_label(args.model)
-    data = _data(args)
-    y = data.y if hasattr(estimator, "classes_") else _as_numbers(data.y, args.label_column)
+    cache = _prepare(estimator, args)
+    data = _data(args, estimator=estimator)
+    y = _targets(args, estimator, data)
     if args.cv is not None:
-        from sklearn.base import clone
-        from sklearn.model_selection import cross_val_predict
-
-        if args.cv < 2:
-            raise ValueError(f"--cv {args.cv}: cross-validation needs at least 2 folds.")
-        predictions = cross_val_predict(clone(estimator), data.X, y, cv=args.cv)
         print(f"{args.cv}-fold cross-validation of a fresh fit on {len(y)} {data.description}")
+        predictions = cross_validation(estimator, data.X, y, args.cv)
+        print("\npooled over the folds:")
         print(metrics(estimator, data.X, y, predictions))
         scores = None  # the report runs the fitted model itself
     else:
@@ -260,6 +317,24 @@ def cmd_evaluate(args) -> int:
     if args.report:
         from sktransfer.report import html_report
 
-        html_report(estimator, data.X, y, args.report, overwrite=args.force, y_score=scores)
+        html_report(estimator, data.X, y, args.report, overwrite=args.force, y_score=scores, ids=data.ids)
         print(f"report written to {args.report}")
+    trim(cache)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from sktransfer.report import html_report
+
+    _refuse_overwrite(args.out, args.force)
+    _refuse_onnx(args, "report")
+    estimator = _load_single_label(args.model)
+    cache = _prepare(estimator, args)
+    data = _data(args, estimator=estimator)
+    y = _targets(args, estimator, data)
+    _, proba = outputs(estimator, data.X, args.quiet)
+    scores = proba if proba is not None else _
+    html_report(estimator, data.X, y, args.out, overwrite=args.force, y_score=scores, ids=data.ids)
+    trim(cache)
+    print(f"report on {len(y)} {data.description} written to {args.out}")
     return 0

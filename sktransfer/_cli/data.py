@@ -1,12 +1,18 @@
-"""Data for the command line: a folder of class sub-folders of images, or a table file.
+"""Data for the command line: image folders (one sub-folder per class, or flat), image
+files or a glob, or a table file.
 
 A table is a CSV, TSV or Parquet file with a text column or an image-path column (paths
-relative to the table's folder), and a label column (optional for ``predict``).
+relative to the table's folder), and a label column (optional for ``predict``). The
+sample column is detected by name (``text``, ``sentence``, ``review``, ``caption`` for
+texts; ``path``, ``image``, ``file``, ``filename`` for images) unless named with
+``--text-column`` or ``--image-column``.
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
+import glob
 import os
 from dataclasses import dataclass
 
@@ -14,7 +20,10 @@ import numpy as np
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet")
 TEXT_COLUMNS = ("text", "sentence", "review", "caption")
-IMAGE_COLUMNS = ("image", "path", "file", "filename")
+IMAGE_COLUMNS = ("path", "image", "file", "filename")
+# Here, not imported from the input adapters: they import torch, and `sktransfer --help` must not.
+# tests/test_cli.py checks it equals sktransfer._inputs.pixels.IMAGE_EXTENSIONS.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
 @dataclass
@@ -24,26 +33,37 @@ class Dataset:
     X: list
     y: np.ndarray | None
     modality: str  # "image" or "text"
-    ids: list  # a path or a row number per sample, for predictions.csv
+    ids: list  # a file path, the --id-column's value or a row number per sample, for predictions.csv
     description: str
+
+
+def _images_in(folder: str) -> list[str]:
+    return [os.path.join(folder, name) for name in sorted(os.listdir(folder))
+            if name.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, name))]
 
 
 def load_image_folder(path: str) -> tuple[list[str], np.ndarray]:
     """Paths and labels from ``path/<class>/<image>`` (images are read lazily, in batches)."""
-    # Here, not at the top: the input adapters import torch, and `sktransfer --help` must not.
-    from sktransfer._inputs.pixels import IMAGE_EXTENSIONS
-
-    classes = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
+    classes = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)) and not d.startswith("."))
     paths, labels = [], []
+    empty = []
     for label in classes:
-        folder = os.path.join(path, label)
-        for name in sorted(os.listdir(folder)):
-            if name.lower().endswith(IMAGE_EXTENSIONS):
-                paths.append(os.path.join(folder, name))
-                labels.append(label)
-    if len(set(labels)) < 2:
+        found = _images_in(os.path.join(path, label))
+        if not found:
+            empty.append(label)
+        paths += found
+        labels += [label] * len(found)
+    if empty:
         raise ValueError(
-            f"{path!r} must hold one sub-folder of images per class, with at least 2 classes; found {classes}."
+            f"The class folder(s) {', '.join(repr(os.path.join(path, e)) for e in empty)} hold no images "
+            f"({', '.join(IMAGE_EXTENSIONS)}): add images to them or remove them."
+        )
+    if len(set(labels)) < 2:
+        flat = _images_in(path)
+        hint = (f" It holds {len(flat)} image(s) directly: labels come from one sub-folder per class (or a table "
+                "with a label column); `sktransfer predict` reads a flat folder." if flat else "")
+        raise ValueError(
+            f"{path!r} must hold one sub-folder of images per class, with at least 2 classes; found {classes}.{hint}"
         )
     return paths, np.array(labels)
 
@@ -65,51 +85,121 @@ def read_table(path: str) -> tuple[list[str], list[dict]]:
         return list(reader.fieldnames or []), rows
 
 
+def _no_column(path: str, given: str, columns: list[str], what: str, flag: str) -> ValueError:
+    close = difflib.get_close_matches(given, columns, n=1, cutoff=0.6)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return ValueError(f"{path!r} has no column {given!r} for the {what} (its columns: {columns}).{hint} Check {flag}.")
+
+
 def _pick(columns: list[str], given: str | None, candidates: tuple, what: str, flag: str, path: str) -> str | None:
     if given is not None:
         if given not in columns:
-            raise ValueError(f"{path!r} has no column {given!r} for the {what} (its columns: {columns}); check {flag}.")
+            raise _no_column(path, given, columns, what, flag)
         return given
     return next((c for c in candidates if c in columns), None)
 
 
-def load_table(path: str, *, text_column=None, image_column=None, label_column="label", need_labels=True) -> Dataset:
-    """Texts or image paths, and labels, from a table file."""
+def load_table(path: str, *, text_column=None, image_column=None, label_column="label", need_labels=True,
+               id_column=None, modality=None) -> Dataset:
+    """Texts or image paths, and labels, from a table file; with ``modality`` (the model's),
+    the column of that kind when the table has both."""
     columns, rows = read_table(path)
     if not rows:
         raise ValueError(f"{path!r} holds no rows.")
     text = _pick(columns, text_column, TEXT_COLUMNS, "texts", "--text-column", path)
     image = _pick(columns, image_column, IMAGE_COLUMNS, "image paths", "--image-column", path)
-    if text_column is None and image_column is not None:
+    if text_column is None and image_column is not None or (modality == "image" and image is not None):
         text = None
     if text is None and image is None:
         raise ValueError(
             f"{path!r} has no text or image column (its columns: {columns}); name one with --text-column or "
-            "--image-column."
+            f"--image-column (detected by name: {', '.join(TEXT_COLUMNS)} for texts, {', '.join(IMAGE_COLUMNS)} "
+            "for image paths)."
+        )
+    if modality == "text" and text is None:
+        raise ValueError(
+            f"{path!r} looks like image paths (column {image!r}), but the model takes text: it would read the file "
+            "names as sentences. Give it a table with a text column (--text-column), or use an image model."
         )
     if label_column not in columns:
         if need_labels:
+            close = difflib.get_close_matches(label_column, columns, n=1, cutoff=0.6)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ValueError(
-                f"{path!r} has no label column {label_column!r} (its columns: {columns}); name it with --label-column."
+                f"{path!r} has no label column {label_column!r} (its columns: {columns}).{hint} Name it with "
+                "--label-column."
             )
         labels = None
     else:
         labels = np.array([row[label_column] for row in rows])
+    if id_column is not None and id_column not in columns:
+        raise _no_column(path, id_column, columns, "row ids", "--id-column")
     if text is not None:
-        return Dataset([row[text] for row in rows], labels, "text", list(range(len(rows))), f"texts of {path}")
+        ids = [row[id_column] for row in rows] if id_column else list(range(len(rows)))
+        return Dataset([row[text] for row in rows], labels, "text", ids, f"texts of {path}")
     folder = os.path.dirname(os.path.abspath(path))
     paths = [row[image] if os.path.isabs(row[image]) else os.path.join(folder, row[image]) for row in rows]
-    return Dataset(paths, labels, "image", [row[image] for row in rows], f"images listed in {path}")
+    ids = [row[id_column or image] for row in rows]
+    return Dataset(paths, labels, "image", ids, f"images listed in {path}")
 
 
-def load_data(path: str, *, text_column=None, image_column=None, label_column="label", need_labels=True) -> Dataset:
-    """A folder of class sub-folders of images, or a table file."""
+def _image_files(paths: list[str]) -> Dataset:
+    """Unlabelled image files named one by one or by glob patterns, in the order given."""
+    files = []
+    for pattern in paths:
+        if glob.has_magic(pattern):
+            matched = sorted(glob.glob(pattern, recursive=True))
+            if not matched:
+                raise ValueError(f"The pattern {pattern!r} matches no file.")
+            files += matched
+        elif os.path.isfile(pattern):
+            files.append(pattern)
+        else:
+            raise ValueError(f"{pattern!r} does not exist.")
+    not_images = [f for f in files if not f.lower().endswith(IMAGE_EXTENSIONS)]
+    if not_images:
+        raise ValueError(
+            f"{not_images[0]!r} is not an image file ({', '.join(IMAGE_EXTENSIONS)}); pass image files, a folder of "
+            "images, or one table file."
+        )
+    return Dataset(files, None, "image", files, f"image file(s) {paths[0]}{' ...' if len(paths) > 1 else ''}")
+
+
+def load_folder(path: str, need_labels: bool) -> Dataset:
+    """A folder of class sub-folders of images (labelled), or a flat folder of images (``predict`` only)."""
+    has_classes = any(os.path.isdir(os.path.join(path, d)) and not d.startswith(".") for d in os.listdir(path))
+    flat = _images_in(path)
+    if flat and not has_classes and not need_labels:
+        return Dataset(flat, None, "image", flat, f"images in {path}")
+    if flat and not has_classes:
+        raise ValueError(
+            f"{path!r} holds {len(flat)} image(s) but no class sub-folders, so it has no labels: put the images in "
+            "one sub-folder per class, or pass a table with a label column (--label-column)."
+        )
+    paths, labels = load_image_folder(path)
+    return Dataset(paths, labels, "image", paths, f"image folder {path}")
+
+
+def load_data(path, *, text_column=None, image_column=None, label_column="label", need_labels=True,
+              id_column=None, modality=None) -> Dataset:
+    """A folder of images, image files or glob patterns (a list of them), or one table file."""
+    paths = [os.fspath(p) for p in path] if isinstance(path, (list, tuple)) else [os.fspath(path)]
+    if len(paths) > 1 or glob.has_magic(paths[0]) or paths[0].lower().endswith(IMAGE_EXTENSIONS):
+        if need_labels:
+            raise ValueError(
+                "Image files given one by one have no labels: give fit and evaluate a folder with one sub-folder "
+                "of images per class, or a table with a path and a label column."
+            )
+        return _image_files(paths)
+    path = paths[0]
     if os.path.isdir(path):
-        paths, labels = load_image_folder(path)
-        return Dataset(paths, labels, "image", [os.path.relpath(p, path) for p in paths], f"image folder {path}")
+        return load_folder(path, need_labels)
     if os.path.isfile(path):
         if not path.lower().endswith(TABLE_SUFFIXES):
-            raise ValueError(f"{path!r} is not a folder or a table file ({', '.join(TABLE_SUFFIXES)}).")
+            raise ValueError(f"{path!r} is not a folder, an image or a table file ({', '.join(TABLE_SUFFIXES)}).")
         return load_table(path, text_column=text_column, image_column=image_column, label_column=label_column,
-                          need_labels=need_labels)
-    raise ValueError(f"{path!r} does not exist: pass a folder of class sub-folders of images, or a CSV/TSV/Parquet file.")
+                          need_labels=need_labels, id_column=id_column, modality=modality)
+    raise ValueError(
+        f"{path!r} does not exist: pass a folder of images (one sub-folder per class to fit or evaluate), image "
+        "files or a glob, or a CSV/TSV/Parquet file."
+    )

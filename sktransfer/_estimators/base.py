@@ -63,6 +63,7 @@ from sktransfer._training.devices import check_device, resolve_device
 from sktransfer._training.net import FitInterrupted, draw_seed, release_accelerator_memory
 from sktransfer._training.net_factory import converges, make_net
 from sktransfer._training.preflight import batchnorm_drop_last, check_validation_split
+from sktransfer._training.scoring import validation_metric
 from sktransfer._training.strategies import make_strategy
 from sktransfer.exceptions import NonFiniteOutputError
 
@@ -124,6 +125,24 @@ def fitted_state(estimator) -> dict:
     return {"module": module, "branches": [branch], "fitted": fitted, "mapped": False}
 
 
+def probe_head(estimator, X, y, sample_weight, settings) -> dict | None:
+    """The head after ``head_epochs`` of training on frozen features, or None.
+
+    Linear probing, then fine-tuning (LP-FT, as fastai's ``fine_tune``): a random
+    head's first gradients reach the backbone as noise and wear down features that
+    already fit the task. The probe is this estimator with ``strategy="head"``: its
+    features come from the shared cache, with the validation split and early stopping.
+    """
+    head_epochs = planned_head_epochs(estimator.get_params(deep=False), settings.strategy.warm_starts_head)
+    if head_epochs == 0 or not settings.strategy.warm_starts_head:
+        return None
+    probe = type(estimator)(**estimator.get_params(deep=False))
+    probe.set_params(strategy="head", augment=None, head_epochs=0, max_epochs=head_epochs, verbose=0,
+                     net_params=None, compile=False)
+    probe.fit(X, y, sample_weight)
+    return {name: t.detach().to("cpu", copy=True) for name, t in probe.net_.module_.head.state_dict().items()}
+
+
 class _TransferBase(ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
     """Shared machinery of :class:`TransferClassifier` and :class:`TransferRegressor`."""
 
@@ -160,6 +179,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
         weight_decay=0.01,
         validation_fraction=None,
         patience=None,
+        early_stopping_metric="loss",
         augment=None,
         image_size=None,
         max_length=None,
@@ -201,6 +221,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.early_stopping_metric = early_stopping_metric
         self.augment = augment
         self.image_size = image_size
         self.max_length = max_length
@@ -293,7 +314,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
         prepared = self._prepare_fused(X, params) if fused else [self._prepare_single(X, params)]
         n = len(prepared[0].X_checked)
         target_dict, fitted, stratify = self._targets(X, n, y, sample_weight, init)
-        warm_head = None if fused else self._warm_head(X, y, sample_weight, prepared[0].settings)
+        warm_head = None if fused else probe_head(self, X, y, sample_weight, prepared[0].settings)
 
         seed = self._seed()
         device = self._fit_device()
@@ -321,7 +342,9 @@ class _TransferBase(ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
                           feature_cache=self.feature_cache)
             train_data = training_data(model, prepared, target_dict, batch_size=self.batch_size, device=device,
                                        fast=fast, feature_cache=self.feature_cache)
-            net = self._make_net(params, model, seed, device, fast, fitted)
+            kind = self._criterion_params(fitted)["criterion__kind"]  # multi-label: binary, no metric
+            metric = None if init is not None else validation_metric(kind, target_dict["target"])
+            net = self._make_net(params, model, seed, device, fast, fitted, metric)
             net.set_params(**train_params)
             net.fit(train_data, stratify)
         self._set_fitted(model, net, device, fast, init, fitted)
@@ -364,23 +387,6 @@ class _TransferBase(ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
             target_dict["offset"] = source_offsets(self._source_outputs, init, X, n, fitted, answers)
         return target_dict, fitted, stratify
 
-    def _warm_head(self, X, y, sample_weight, settings) -> dict | None:
-        """The head after ``head_epochs`` of training on frozen features, or None.
-
-        Linear probing, then fine-tuning (LP-FT, as fastai's ``fine_tune``): a random
-        head's first gradients reach the backbone as noise and wear down features that
-        already fit the task. The probe is this estimator with ``strategy="head"``: its
-        features come from the shared cache, with the validation split and early stopping.
-        """
-        head_epochs = planned_head_epochs(self.get_params(deep=False), settings.strategy.warm_starts_head)
-        if head_epochs == 0 or not settings.strategy.warm_starts_head:
-            return None
-        probe = type(self)(**self.get_params(deep=False))
-        probe.set_params(strategy="head", augment=None, head_epochs=0, max_epochs=head_epochs, verbose=0,
-                         net_params=None, compile=False)
-        probe.fit(X, y, sample_weight)
-        return {name: t.detach().to("cpu", copy=True) for name, t in probe.net_.module_.head.state_dict().items()}
-
     def _seed(self) -> int | None:
         seed = draw_seed(self.random_state)
         return seed if self.accelerator is None else shared_seed(self.accelerator, seed)
@@ -389,7 +395,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
         """The device the fit builds on: the Accelerator's (this process's GPU), or ``device``."""
         return resolve_device(self.device) if self.accelerator is None else str(self.accelerator.device)
 
-    def _make_net(self, params: dict, model: BuiltModel, seed, device, fast, fitted: dict):
+    def _make_net(self, params: dict, model: BuiltModel, seed, device, fast, fitted: dict, metric=None):
         single = None if model.fused else model.branches[0]
         strategy_callbacks = [] if single is None else single.settings.strategy.callbacks(single.module)
         return make_net(
@@ -397,7 +403,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
             param_groups=None if model.on_features else model.param_groups, seed=seed, device=device,
             on_features=model.on_features, fast=fast, strategy_callbacks=strategy_callbacks,
             criterion_params=self._criterion_params(fitted), stratified=self._stratified(fitted),
-            train_collate=self._train_collate(model.module, fitted),
+            train_collate=self._train_collate(model.module, fitted), metric=metric,
         )
 
     def _set_fitted(self, model: BuiltModel, net, device, fast, init, fitted: dict) -> None:

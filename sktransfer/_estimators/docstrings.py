@@ -126,10 +126,17 @@ _SHARED_PARAMETERS = """
     weight_decay : float, default=0.01
     validation_fraction : float in (0, 1), default=None
         Held-out share of the training data, reported as ``valid_loss`` in
-        ``net_.history``. ``None`` means no split, or 0.1 when ``patience`` is set.
+        ``net_.history`` with a metric (skorch's ``EpochScoring``): ``valid_acc`` for
+        classifiers, ``valid_f1_macro`` when the classes are unbalanced (the largest has
+        more than 1.5 times the samples of the smallest), ``valid_r2`` for regressors
+        (none for multi-label targets or ``init=``). ``None`` means no split, or 0.1
+        when ``patience`` is set.
     patience : int, default=None
-        Stop after this many epochs without a better validation loss and restore the
-        best epoch's weights.
+        Stop after this many epochs without a better ``early_stopping_metric`` and
+        restore the best epoch's weights.
+    early_stopping_metric : {"loss", "score"}, default="loss"
+        What ``patience`` watches: the validation loss, or the validation metric above
+        (higher is better).
     augment : {"default", "mixup", "cutmix", "word_dropout", "span_deletion"}, callable or None, default=None
         Training-time augmentation. Images: ``"default"`` is RandomResizedCrop,
         horizontal flips and TrivialAugmentWide; ``"mixup"`` and ``"cutmix"`` add

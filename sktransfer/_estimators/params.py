@@ -15,6 +15,7 @@ from sktransfer._inputs.text import CHUNK_POOLING, LONG_TEXT
 from sktransfer._training.callbacks import SCHEDULES
 from sktransfer._training.net import PRECISIONS
 from sktransfer._training.net_factory import HEAD_SOLVERS, OPTIMIZERS
+from sktransfer._training.scoring import EARLY_STOPPING_METRICS
 from sktransfer._training.strategies import STRATEGIES
 
 #: ``_parameter_constraints`` of TransferClassifier and TransferRegressor.
@@ -39,6 +40,7 @@ TRANSFER_PARAMETERS: dict = {
     "weight_decay": [Interval(Real, 0, None, closed="left")],
     "validation_fraction": [Interval(Real, 0, 1, closed="neither"), None],
     "patience": [Interval(Integral, 1, None, closed="left"), None],
+    "early_stopping_metric": [StrOptions(set(EARLY_STOPPING_METRICS))],
     "augment": [StrOptions(set(AUGMENT_NAMES)), callable, None],
     "lr_schedule": [StrOptions(set(SCHEDULES))],
     "warmup_fraction": [Interval(Real, 0, 1, closed="left")],

@@ -302,6 +302,31 @@ class DiskFeatureStore:
     def clear(self) -> None:
         self._run(lambda db: db.execute("DELETE FROM rows"))
 
+    def __len__(self):
+        return self._run(lambda db: db.execute("SELECT COUNT(*) FROM rows").fetchone()[0])
+
+    def trim(self, max_bytes: int) -> int:
+        """Drop the oldest rows (first inserted) until the rows' bytes are at most ``max_bytes``,
+        and give the space back to the disk; returns the number of rows dropped."""
+        def drop(db):
+            total = db.execute("SELECT COALESCE(SUM(LENGTH(key) + LENGTH(value)), 0) FROM rows").fetchone()[0]
+            dropped, last = 0, None
+            # rowid grows with insertion (INSERT OR IGNORE never rewrites a row): oldest first.
+            for rowid, size in db.execute("SELECT rowid, LENGTH(key) + LENGTH(value) FROM rows ORDER BY rowid"):
+                if total <= max_bytes:
+                    break
+                total -= size
+                dropped, last = dropped + 1, rowid
+            if last is not None:
+                db.execute("DELETE FROM rows WHERE rowid <= ?", (last,))
+            return dropped
+
+        dropped = self._run(drop)
+        if dropped or max_bytes == 0:
+            with contextlib.closing(sqlite3.connect(self.file, timeout=self.TIMEOUT)) as db:
+                db.execute("VACUUM")  # outside a transaction, as SQLite requires
+        return dropped
+
     def __repr__(self):
         return f"DiskFeatureStore({self.path!r})"
 

@@ -54,6 +54,22 @@ def _looks_like_path(X) -> bool:
     return " " not in text and text.lower().endswith(DATA_FILE_SUFFIXES)
 
 
+IMAGE_FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def check_not_image_paths(texts, name: str) -> None:
+    """Raise when every text is an image file name: a text model would "classify" the file
+    names, a wrong answer that looks like an answer."""
+    if not texts or not all(
+        isinstance(t, str) and t.strip().lower().endswith(IMAGE_FILE_SUFFIXES) and "\n" not in t for t in texts
+    ):
+        return
+    raise InputModalityError(
+        f"X looks like image paths (e.g. {texts[0][:80]!r}), but backbone {name!r} takes text: it would read the "
+        "file names as sentences. Give it the texts, or use a model fitted on an image backbone for images."
+    )
+
+
 def check_texts_encodable(texts) -> None:
     """Raise for texts that UTF-8 can't encode (lone surrogates), which tokenizers reject."""
     for i, text in enumerate(texts):

@@ -15,6 +15,7 @@ from sktransfer._inputs.base import (
 )
 from sktransfer._inputs.checks import (
     check_max_length,
+    check_not_image_paths,
     check_texts_encodable,
     load_tokenizer,
     model_config,
@@ -279,6 +280,7 @@ class TextAdapter(InputAdapter):
                     f"X[{i}] is a {type(x).__name__}, but backbone {self.name!r} takes text: every item must be a str."
                 )
         check_texts_encodable(X)
+        check_not_image_paths(X, self.name)
         return X
 
     def dataset(self, texts: list[str], targets=None, train: bool = False) -> SampleDataset:

@@ -38,6 +38,7 @@ from sktransfer._build.model import PreparedBranch, build_model, model_fast_path
 from sktransfer._build.settings import BranchSettings
 from sktransfer._inputs.fused import BranchColumns
 from sktransfer._persistence.card import check_card, check_metrics, remember_card, write_card
+from sktransfer._persistence.history import encode_history, restore_history
 from sktransfer._persistence.records import (
     backbone_record,
     fitted_attributes,
@@ -255,6 +256,7 @@ def save_pretrained(estimator, path, *, overwrite: bool = False, metrics=None, m
         part, tensors = _embedder_part(estimator, params)
     else:
         fitted, part, tensors = _estimator_part(estimator, params)
+        part = {**part, "history": encode_history(estimator.net_)}
     config = {
         "format": "sktransfer-model",
         # A format-1 reader rebuilds one-backbone classifiers and regressors only.
@@ -417,7 +419,9 @@ def _load_estimator(estimator, config, tensors, fitted, device, path):
                             fusion=estimator.fusion, mapped=bool(fused and config["fusion"]["mapped"]),
                             remainder=estimator.remainder, device=device, fast=fast,
                             feature_cache=estimator.feature_cache, saved=SavedModel(branches, rest, path))
-    return estimator.__sktransfer_restore__(model, fitted, device, fast)
+    estimator = estimator.__sktransfer_restore__(model, fitted, device, fast)
+    restore_history(estimator.net_, config.get("history"))
+    return estimator
 
 
 def _load_embedder(embedder, config, tensors, device, path):

@@ -11,21 +11,34 @@ from sktransfer._report.metrics import _classification_metrics, _regression_metr
 from sktransfer._report.samples import _modality, _samples_as_text
 
 
-def _worst_section(estimator, X, worst: TopLosses) -> str:
+def _sample_names(estimator, X, rows, ids) -> list:
+    """Each chosen row's name: the caller's id, else an image's file path, else the row number."""
+    if ids is not None:
+        return [ids[int(i)] for i in rows]
+    if _modality(estimator) == "image" and isinstance(X, (list, tuple)) and all(isinstance(x, str) for x in X):
+        return [X[int(i)] for i in rows]
+    return [f"row {int(i)}" for i in rows]
+
+
+def _worst_section(estimator, X, worst: TopLosses, ids=None) -> str:
     regression = worst.probability is None
-    header = ["row", "true", "predicted", "sq. error" if regression else "p(predicted)", "loss"]
+    # For a regressor the loss is the squared error: one column, not the same number twice.
+    header = ["sample", "true", "predicted", "sq. error"] if regression else \
+        ["sample", "true", "predicted", "p(predicted)", "loss"]
+    names = _sample_names(estimator, X, worst.index, ids)
     rows = []
-    for j, index in enumerate(worst.index):
-        true, pred = (_fmt(worst.true[j]), _fmt(worst.predicted[j])) if regression else (worst.true[j],
-                                                                                        worst.predicted[j])
-        third = f"{worst.loss[j]:.4g}" if regression else f"{worst.probability[j]:.3f}"
-        rows.append([int(index), true, pred, third, f"{worst.loss[j]:.4g}"])
-    numeric = {0, 3, 4} if not regression else {0, 1, 2, 3, 4}
+    for j, name in enumerate(names):
+        if regression:
+            rows.append([name, _fmt(worst.true[j]), _fmt(worst.predicted[j]), f"{worst.loss[j]:.4g}"])
+        else:
+            rows.append([name, worst.true[j], worst.predicted[j], f"{worst.probability[j]:.3f}",
+                         f"{worst.loss[j]:.4g}"])
+    numeric = {1, 2, 3} if regression else {3, 4}
     if _modality(estimator) == "image":
         return _png(_plot_worst(estimator, X, worst)) + _table(header, rows, numeric)
     texts = _samples_as_text(estimator, X, worst.index)
-    return _table(["row", "sample", *header[1:]], [[r[0], t, *r[1:]] for r, t in zip(rows, texts)],
-                  {0} | {j + 1 for j in numeric if j})
+    return _table(["sample", "text" if _modality(estimator) == "text" else "input", *header[1:]],
+                  [[r[0], t, *r[1:]] for r, t in zip(rows, texts)], {j + 1 for j in numeric})
 
 
 _STYLE = """
@@ -38,7 +51,7 @@ img { max-width: 100%; display: block; margin: 0.5em 0; } .meta { color: #666; f
 """
 
 
-def _document(estimator, X, out: _Outputs, title, k: int) -> str:
+def _document(estimator, X, out: _Outputs, title, k: int, ids=None) -> str:
     name = type(estimator).__name__
     backbone = getattr(getattr(estimator, "spec_", None), "name", None) or "fused backbones"
     title = title if title is not None else f"{name} on {backbone}"
@@ -55,10 +68,14 @@ def _document(estimator, X, out: _Outputs, title, k: int) -> str:
     else:
         sections += ["<h2>Metrics</h2>", _regression_metrics(out)]
     history = getattr(getattr(estimator, "net_", None), "history", None)
+    sections.append("<h2>Learning curves</h2>")
     if history is not None and len(history):
-        sections += ["<h2>Learning curves</h2>", _png(_learning_curves(estimator).figure)]
+        sections.append(_png(_learning_curves(estimator).figure))
+    else:
+        sections.append("<p>Not shown: this model has no training history (it was saved by an sktransfer older "
+                        "than the one that stores the history in model files, or it has no skorch net).</p>")
     sections += [f"<h2>Worst predictions (top {min(k, len(out.y_true))} by loss)</h2>",
-                 _worst_section(estimator, X, _top(out, k))]
+                 _worst_section(estimator, X, _top(out, k), ids)]
     body = "\n".join(sections)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -43,7 +43,20 @@ def _learning_curves(estimator, ax=None):
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.set_title("Learning curves")
-    ax.legend()
+    handles, labels = ax.get_legend_handles_labels()
+    # The validation metric (EpochScoring's valid_acc, valid_f1_macro, valid_r2) on its own scale.
+    metrics = [key for key in (history[0] if len(history) else {}) if key.startswith("valid_")
+               and key != "valid_loss" and not key.endswith("_best")]
+    if metrics:
+        right = ax.twinx()
+        for key in metrics:
+            epochs = [row["epoch"] for row in history if row.get(key) is not None]
+            right.plot(epochs, [row[key] for row in history if row.get(key) is not None], marker="s",
+                       linestyle="--", color="tab:green", label=key)
+        right.set_ylabel(", ".join(metrics))
+        more_handles, more_labels = right.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
+    ax.legend(handles, labels)
     return ax
 
 

@@ -147,6 +147,18 @@ class TransferNet(NeuralNet):
             loss = loss + head_l2 / len(y_true["weight"]) * weight.float().pow(2).sum()
         return loss
 
+    def predict(self, X):
+        """Encoded predictions, as a scikit-learn scorer reads them (``EpochScoring("accuracy")``):
+        the class index of a softmax head, 0/1 per label of a multi-label one, else the raw
+        (standardised) outputs. The estimators' ``predict`` decodes them to labels and units."""
+        out = self.predict_proba(X)
+        kind = getattr(getattr(self, "criterion_", None), "kind", None)
+        if kind == "cross_entropy":
+            return out.argmax(axis=1)
+        if kind == "binary_cross_entropy":
+            return (out > 0).astype(int)
+        return out
+
     def _autocast(self):
         if self.amp_dtype is None:
             return contextlib.nullcontext()

@@ -17,6 +17,7 @@ from sktransfer._training.accelerate import accelerated_net_class, print_on_main
 from sktransfer._training.callbacks import FiniteLossGuard, StopWhenConverged, WarmupLRScheduler
 from sktransfer._training.net import TransferNet
 from sktransfer._training.preflight import validation_fraction
+from sktransfer._training.scoring import dict_target, scoring_callbacks
 
 OPTIMIZERS = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD"}
 #: How a head on frozen features is trained: to convergence by full-batch L-BFGS on the
@@ -70,9 +71,10 @@ def optimizer_class(optimizer):
     return optimizer
 
 
-def make_callbacks(params: dict, strategy_callbacks: list, schedule: bool = True) -> list:
-    """Ours (the loss guard, the schedule, the strategy's, early stopping, the progress
-    bar) merged with ``net_params["callbacks"]``."""
+def make_callbacks(params: dict, strategy_callbacks: list, schedule: bool = True, metric=None) -> list:
+    """Ours (the loss guard, the schedule, the strategy's, the validation metric, early
+    stopping, the progress bar) merged with ``net_params["callbacks"]``. ``metric`` is
+    :func:`~sktransfer._training.scoring.validation_metric`'s answer, or None."""
     from skorch.callbacks import EarlyStopping, ProgressBar
 
     callbacks = [("finite_loss", FiniteLossGuard())]
@@ -81,10 +83,11 @@ def make_callbacks(params: dict, strategy_callbacks: list, schedule: bool = True
     else:  # a converged head: L-BFGS finds its own step sizes, and stops once converged
         callbacks.append(("converged", StopWhenConverged()))
     callbacks += strategy_callbacks
+    scoring, monitor = scoring_callbacks(params, metric)
+    callbacks += scoring  # before early stopping, which reads the epoch's score
     if params["patience"] is not None:
-        callbacks.append(
-            ("early_stopping", EarlyStopping(monitor="valid_loss", patience=params["patience"], load_best=True))
-        )
+        callbacks.append(("early_stopping", EarlyStopping(monitor=monitor, patience=params["patience"],
+                                                          lower_is_better=monitor == "valid_loss", load_best=True)))
     accelerator = params.get("accelerator")
     if params["verbose"] and (accelerator is None or accelerator.is_local_main_process):
         callbacks.append(("progress_bar", ProgressBar()))  # one bar per machine, as the epoch lines
@@ -103,7 +106,10 @@ def merge_user_callbacks(callbacks: list, net_params: dict | None) -> list:
             f"{type(user).__name__}."
         )
     merged, unnamed = dict(callbacks), []
-    for item in copy.deepcopy(list(user)):
+    user = copy.deepcopy(list(user))
+    for item in user:
+        read_dict_targets(item[1] if isinstance(item, tuple) else item)
+    for item in user:
         if isinstance(item, tuple):
             name, callback = item
             merged[name] = callback
@@ -112,8 +118,17 @@ def merge_user_callbacks(callbacks: list, net_params: dict | None) -> list:
     return [*merged.items(), *unnamed]
 
 
+def read_dict_targets(callback) -> None:
+    """A user's ``EpochScoring`` (or ``BatchScoring``) with skorch's default target extractor
+    gets :func:`~sktransfer._training.scoring.dict_target`: our batches' targets are dicts."""
+    from skorch.utils import to_numpy
+
+    if getattr(callback, "target_extractor", None) is to_numpy:
+        callback.target_extractor = dict_target
+
+
 def make_net(params: dict, module, collate_fn, *, param_groups, seed, device, on_features: bool, fast,
-             strategy_callbacks: list, criterion_params: dict, stratified: bool, train_collate=None):
+             strategy_callbacks: list, criterion_params: dict, stratified: bool, train_collate=None, metric=None):
     """The skorch net that trains (or, loaded, runs) ``module``.
 
     ``train_collate`` wraps the training batches' collate (MixUp, CutMix); the
@@ -140,7 +155,7 @@ def make_net(params: dict, module, collate_fn, *, param_groups, seed, device, on
         iterator_valid__num_workers=0 if on_features else fast.num_workers,
         iterator_train__pin_memory=fast.pin_memory,
         iterator_valid__pin_memory=fast.pin_memory,
-        callbacks=make_callbacks(params, strategy_callbacks, schedule=not converge),
+        callbacks=make_callbacks(params, strategy_callbacks, schedule=not converge, metric=metric),
         device=device,
         verbose=int(params["verbose"]),
         compile=bool(params["compile"]),
