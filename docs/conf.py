@@ -11,6 +11,7 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))  # the checkout's sktransfer, whatever is installed
+sys.path.insert(0, str(DOCS))  # _gallery_order
 
 # The gallery's examples read their data from $SKTRANSFER_DATA, else ../shared/data beside
 # the repository root; resolve it here once so that every example sees the same folder.
@@ -35,7 +36,7 @@ extensions = [
 ]
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "examples", "Thumbs.db", ".DS_Store", "BUILD.md", "screenshots", "make_report_screenshot.py"]
+exclude_patterns = ["_build", "examples", "_gallery_order.py", "Thumbs.db", ".DS_Store", "BUILD.md", "screenshots", "make_report_screenshot.py"]
 html_static_path = ["_static"]
 html_css_files = ["custom.css"]
 html_extra_path = []
@@ -56,7 +57,7 @@ sphinx_gallery_conf = {
     "filename_pattern": r"/plot_",
     # Stop at the first failing example; SKTRANSFER_DOCS_ALL_EXAMPLES=1 runs them all and reports every failure.
     "abort_on_example_error": os.environ.get("SKTRANSFER_DOCS_ALL_EXAMPLES") != "1",
-    "within_subsection_order": "ExampleTitleSortKey",
+    "within_subsection_order": "_gallery_order.ExampleOrder",
     "min_reported_time": 0,
     "show_memory": False,
     "remove_config_comments": True,
@@ -76,7 +77,8 @@ html_theme_options = {
     "navbar_align": "left",
     "show_toc_level": 2,
     "navigation_with_keys": False,
-    "secondary_sidebar_items": ["page-toc", "sourcelink"],
+    # API pages are one object each: their width goes to the signature and parameters.
+    "secondary_sidebar_items": {"**": ["page-toc", "sourcelink"], "generated/*": []},
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version", "theme-version"],
 }

@@ -48,7 +48,9 @@ clf.fit(X_train, y_train)
 fit_s = time.perf_counter() - start
 frozen_acc = clf.score(X_test, y_test)
 print(f"efficientnet_lite0, frozen: test accuracy {frozen_acc:.3f} (fit {fit_s:.1f} s)")
-print("probabilities of the first test image:", np.round(clf.predict_proba(X_test[:1]), 3))
+proba = clf.predict_proba(X_test[:5])
+for label, p in zip(y_test[:5], proba):
+    print(f"true {label}: predicted {clf.classes_[p.argmax()]} with probability {p.max():.3f}")
 
 # %%
 # Where it goes wrong

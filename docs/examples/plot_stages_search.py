@@ -23,7 +23,16 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 import sktransfer
 from sktransfer import TransferClassifier, TransferEmbedder
 
-data = Path(os.environ.get("SKTRANSFER_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+def data_dir():
+    """``$SKTRANSFER_DATA``, else ``../shared/data`` beside the repository root."""
+    if os.environ.get("SKTRANSFER_DATA"):
+        return Path(os.environ["SKTRANSFER_DATA"])
+    here = Path(globals().get("__file__", "plot.py")).resolve().parent  # sphinx-gallery runs in docs/examples
+    root = next((p for p in [here, *here.parents] if (p / "pyproject.toml").is_file()), here)
+    return root.parent / "shared" / "data"
+
+
+data = data_dir()
 flowers = data / "flowers12"
 if not (flowers / "train").is_dir():
     raise FileNotFoundError(f"flowers12 not found at {flowers}: set SKTRANSFER_DATA to the folder that holds flowers12/")
