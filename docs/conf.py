@@ -78,7 +78,10 @@ html_theme_options = {
     "show_toc_level": 2,
     "navigation_with_keys": False,
     # API pages are one object each: their width goes to the signature and parameters.
-    "secondary_sidebar_items": {"**": ["page-toc", "sourcelink"], "generated/*": []},
+    "secondary_sidebar_items": {
+        "index": ["page-toc", "sourcelink"], "api": ["page-toc", "sourcelink"], "guide/*": ["page-toc", "sourcelink"],
+        "auto_examples/*": ["page-toc", "sourcelink"], "modules/*": ["page-toc", "sourcelink"], "generated/*": [],
+    },
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version", "theme-version"],
 }
