@@ -18,7 +18,7 @@ sys.path.insert(0, str(DOCS))  # _gallery_order
 os.environ.setdefault("SKTRANSFER_DATA", str(ROOT.parent / "shared" / "data"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import sktransfer  # noqa: E402
+import sktransfer
 
 project = "sktransfer"
 author = "the sktransfer developers"
@@ -77,10 +77,10 @@ html_theme_options = {
     "navbar_align": "left",
     "show_toc_level": 2,
     "navigation_with_keys": False,
-    # API pages are one object each: their width goes to the signature and parameters.
+    # API pages (one object each) and gallery pages (code and output) get the width of the right-hand sidebar.
     "secondary_sidebar_items": {
         "index": ["page-toc", "sourcelink"], "api": ["page-toc", "sourcelink"], "guide/*": ["page-toc", "sourcelink"],
-        "auto_examples/*": ["page-toc", "sourcelink"], "modules/*": ["page-toc", "sourcelink"], "generated/*": [],
+        "modules/*": ["page-toc", "sourcelink"], "generated/*": [], "auto_examples/*": [],
     },
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version", "theme-version"],
