@@ -10,9 +10,6 @@ from collections import Counter
 
 import numpy as np
 
-# The strategies that train the head on frozen features as their fit: a --head-epochs probe first changes nothing.
-HEAD_ONLY = ("head", "contrastive")
-
 
 def _doesnt_apply(flag: str, why: str) -> ValueError:
     return ValueError(f"{flag} {why}: drop it.")
@@ -20,12 +17,17 @@ def _doesnt_apply(flag: str, why: str) -> ValueError:
 
 def check_fit_flags(args) -> None:
     """Flags of ``fit`` that its ``--strategy`` ignores, before any data is read."""
-    if args.lora_rank is not None and args.strategy != "lora":
+    if args.lora_rank is None and args.head_epochs is None:
+        return
+    from sktransfer._training.strategies import STRATEGIES, LoRA  # torch: only when these flags are given
+
+    strategy = STRATEGIES[args.strategy]
+    if args.lora_rank is not None and not issubclass(strategy, LoRA):
         raise ValueError(f"--lora-rank applies to --strategy lora, and this fit is --strategy {args.strategy}: drop "
                          "--lora-rank, or add --strategy lora.")
-    if args.head_epochs is not None and args.strategy in HEAD_ONLY:
-        raise _doesnt_apply("--head-epochs", f"trains a head before fine-tuning, and --strategy {args.strategy} fine-"
-                                             "tunes no backbone layer (its fit trains the head on frozen features)")
+    if args.head_epochs is not None and not strategy.warm_starts_head:
+        raise _doesnt_apply("--head-epochs", f"trains the head on frozen features before fine-tuning, and --strategy "
+                                             f"{args.strategy} trains its head on frozen features itself")
 
 
 def check_fit_data(args, data) -> None:
