@@ -83,8 +83,8 @@ def test_lora_long_text_and_head_epochs_flags_reach_the_model(text_table, tmp_pa
         "--long-text", "chunk", "--head-epochs", "1", "--epochs", "1", "--out", model, "--quiet")
     params = load(model).get_params()
     assert (params["strategy"], params["lora_rank"], params["long_text"], params["head_epochs"]) == ("lora", 2, "chunk", 1)
-    refused = run("fit", text_table, "--backbone", "all-MiniLM-L6-v2", "--lora-rank", "0", "--out",
-                  tmp_path / "bad", check=False)
+    refused = run("fit", text_table, "--backbone", "all-MiniLM-L6-v2", "--strategy", "lora", "--lora-rank", "0",
+                  "--out", tmp_path / "bad", check=False)
     assert refused.returncode == 2 and "lora_rank" in refused.stderr and not (tmp_path / "bad").exists()
 
 

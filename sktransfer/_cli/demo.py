@@ -8,19 +8,19 @@ column and a label column.
 
 from __future__ import annotations
 
-import csv
 import os
 import time
 
 import numpy as np
 
-from sktransfer._cli.data import load_image_folder
+from sktransfer._cli.data import encoding_name, labels_of, load_image_folder, read_table
 
 
 def add_demo_arguments(parser) -> None:
     parser.add_argument("--data", help="folder of class sub-folders of images, or a .csv/.tsv of texts")
     parser.add_argument("--text-column", default="text", help="column of texts in a CSV/TSV (default: text)")
     parser.add_argument("--label-column", default="label", help="column of labels in a CSV/TSV (default: label)")
+    parser.add_argument("--encoding", type=encoding_name, help="text encoding of the CSV/TSV (default: utf-8)")
     parser.add_argument("--backbone", help="default: efficientnet_lite0 for images, all-MiniLM-L6-v2 for text")
     parser.add_argument("--train-size", type=float, default=250, help="training samples (or fraction)")
     parser.add_argument("--test-size", type=float, default=500, help="test samples (or fraction)")
@@ -33,17 +33,14 @@ def _as_size(value: float):
     return int(value) if value >= 1 else float(value)
 
 
-def load_text_table(path: str, text_column: str, label_column: str):
-    delimiter = "\t" if path.lower().endswith((".tsv", ".txt")) else ","
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f, delimiter=delimiter))
-    if not rows or text_column not in rows[0] or label_column not in rows[0]:
-        found = list(rows[0]) if rows else []
+def load_text_table(path: str, text_column: str, label_column: str, encoding: str | None = None):
+    found, rows = read_table(path, encoding)
+    if not rows or text_column not in found or label_column not in found:
         raise ValueError(
             f"{path!r} needs a header with columns {text_column!r} and {label_column!r} "
             f"(found {found}); choose them with --text-column and --label-column."
         )
-    return [r[text_column] for r in rows], np.array([r[label_column] for r in rows])
+    return [r[text_column] for r in rows], labels_of(path, rows, label_column)
 
 
 def load_demo_data(args):
@@ -55,10 +52,12 @@ def load_demo_data(args):
         # Scale 0..16 intensities to 0..1 floats (read as 0..255 after scaling).
         return digits.images / 16.0, digits.target, "image", "scikit-learn digits (8x8, bundled)"
     if os.path.isdir(args.data):
+        if args.encoding is not None:
+            raise ValueError(f"--encoding applies to a CSV/TSV file, and {args.data!r} is a folder: drop it.")
         X, y = load_image_folder(args.data)
         return X, y, "image", f"image folder {args.data}"
     if os.path.isfile(args.data):
-        X, y = load_text_table(args.data, args.text_column, args.label_column)
+        X, y = load_text_table(args.data, args.text_column, args.label_column, args.encoding)
         return X, y, "text", f"text table {args.data}"
     raise ValueError(f"--data {args.data!r} is neither a folder of images nor a CSV/TSV file.")
 
