@@ -161,7 +161,13 @@ class TextAdapter(InputAdapter):
 
     def set_state(self, state: dict) -> "TextAdapter":
         self._check_kind(state)
-        self.collate_fn.max_length = int(state["max_length"])
+        max_length = state["max_length"]
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+            raise ValueError(f"adapter.max_length is {max_length!r}, not a positive number of tokens")
+        for field, options in (("long_text", LONG_TEXT), ("chunk_pooling", CHUNK_POOLING)):
+            if state.get(field, options[0]) not in options:
+                raise ValueError(f"adapter.{field} is {state[field]!r}, not one of {options}")
+        self.collate_fn.max_length = max_length
         self.pooling = state["pooling"]
         # Files written before long_text existed truncated.
         self.collate_fn.long_text = state.get("long_text", "truncate")

@@ -37,6 +37,7 @@ from sktransfer._build.fusion import branch_table, check_fusion_params, is_fused
 from sktransfer._build.model import PreparedBranch, build_model, model_fast_path
 from sktransfer._build.settings import BranchSettings
 from sktransfer._inputs.fused import BranchColumns
+from sktransfer._persistence.checks import check_config, check_lora_rank, check_tensors, parse_config
 from sktransfer._persistence.records import (
     backbone_record,
     fitted_attributes,
@@ -53,6 +54,7 @@ from sktransfer._persistence.saved import (
     resolve_spec,
 )
 from sktransfer._persistence.values import decode, encode
+from sktransfer._spec.model_files import reading_model_file
 from sktransfer._training.devices import check_device, resolve_device
 from sktransfer._training.net import fast_path
 from sktransfer._version import __version__
@@ -262,10 +264,7 @@ def _read_config(path: Path) -> dict:
     config_path = path / CONFIG
     if not config_path.is_file():
         raise ModelFileError(f"{config_path} is missing: {path} is not a model directory written by save_pretrained.")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{config_path} is not valid JSON ({exc}); the file is damaged. Save the model again.")
+    config = parse_config(config_path)
     if not isinstance(config, dict) or config.get("format") != "sktransfer-model":
         raise ModelFileError(f"{config_path} is not an sktransfer model config.")
     version = config.get("format_version")
@@ -308,9 +307,11 @@ def _read_tensors(path: Path, config: dict) -> dict:
             f"{expected.get('bytes')} expected): it was truncated, edited or replaced. Save the model again."
         )
     try:
-        return load_file(str(weights_path), device="cpu")
+        tensors = load_file(str(weights_path), device="cpu")
     except Exception as exc:
         raise ModelFileError(f"{weights_path} is not a readable safetensors file: {exc}") from None
+    check_tensors(tensors, weights_path)
+    return tensors
 
 
 def _validated(cls, params: dict):
@@ -341,6 +342,16 @@ def _decoded(config: dict, config_path: Path, classes: dict):
     return estimator, fitted
 
 
+def _check_lora(estimator, config: dict, tensors: dict, path: Path) -> None:
+    """A LoRA model's rank against its stored adapters, before any adapter is allocated."""
+    if _is_embedder(type(estimator)):
+        return
+    params = estimator.get_params(deep=False)
+    table = branch_table(estimator.backbone) if "branches" in config else None
+    if any(hasattr(settings.strategy, "rank") for settings in _branch_settings(params, table)):
+        check_lora_rank(params["lora_rank"], tensors, path / CONFIG, path / WEIGHTS)
+
+
 def load(path, *, device="auto", classes: dict):
     """The estimator in the model directory ``path``, rebuilt by the build path on
     ``device`` (``sktransfer.load`` documents it); ``classes`` maps the config's
@@ -349,12 +360,16 @@ def load(path, *, device="auto", classes: dict):
     config = _read_config(path)
     tensors = _read_tensors(path, config)
     estimator, fitted = _decoded(config, path / CONFIG, classes)
+    # Sizes against the tensors, before anything is allocated.
+    check_config(config, tensors, path / CONFIG, path / WEIGHTS, embedder=_is_embedder(type(estimator)))
+    _check_lora(estimator, config, tensors, path)
     check_device(device)
     device = resolve_device(device)
     try:
-        if _is_embedder(type(estimator)):
-            return _load_embedder(estimator, config, tensors, device, path)
-        return _load_estimator(estimator, config, tensors, fitted, device, path)
+        with reading_model_file(path / CONFIG):  # backbones read safetensors only
+            if _is_embedder(type(estimator)):
+                return _load_embedder(estimator, config, tensors, device, path)
+            return _load_estimator(estimator, config, tensors, fitted, device, path)
     except ModelFileError:
         raise
     except (KeyError, IndexError, TypeError, ValueError) as exc:  # a hand-made config that passed the checksum
