@@ -21,9 +21,6 @@ estimator's own validation.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from pathlib import Path
 
 import torch
@@ -54,6 +51,7 @@ from sktransfer._persistence.saved import (
     resolve_spec,
 )
 from sktransfer._persistence.values import decode, encode
+from sktransfer._persistence.writing import _config_checksum, _sha256, _write
 from sktransfer._spec.model_files import reading_model_file
 from sktransfer._training.devices import check_device, resolve_device
 from sktransfer._training.net import fast_path
@@ -69,19 +67,6 @@ FORMAT_VERSION = 2
 def _is_embedder(cls) -> bool:
     # An embedder declares itself (the estimators live in the layer above this one).
     return getattr(cls, "__sktransfer_kind__", "estimator") == "embedder"
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def _canonical(config: dict) -> bytes:
-    return json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
-
-
-def _config_checksum(config: dict) -> str:
-    return hashlib.sha256(_canonical({k: v for k, v in config.items() if k != "checksum"})).hexdigest()
 
 
 def _version(text: str) -> Version | None:
@@ -184,31 +169,6 @@ def _embedder_part(embedder, params: dict) -> tuple[dict, dict]:
         return records[0], tensors
     return {"branches": records, "inputs": input_attributes(embedder),
             "n_features_out_": int(embedder.n_features_out_)}, tensors
-
-
-def _write(path, config: dict, tensors: dict, overwrite: bool) -> Path:
-    """Write ``model.safetensors`` and ``config.json`` (with the checksums) to ``path``."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f"{path} exists and is not a directory; save_pretrained writes a directory.")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise FileExistsError(f"{path} already holds files; pass overwrite=True to replace the model there.")
-    path.mkdir(parents=True, exist_ok=True)
-    # Written to temporary names, then renamed: config.json, last, marks a complete model.
-    weights_tmp, config_tmp = path / (WEIGHTS + ".tmp"), path / (CONFIG + ".tmp")
-    try:
-        save_file(tensors, str(weights_tmp), metadata={"format": "pt"})
-        config["files"] = {WEIGHTS: {"sha256": _sha256(weights_tmp), "bytes": weights_tmp.stat().st_size}}
-        config["checksum"] = _config_checksum(config)
-        config_tmp.write_text(json.dumps(config, indent=2, sort_keys=True, allow_nan=False), encoding="utf-8")
-        os.replace(weights_tmp, path / WEIGHTS)
-        os.replace(config_tmp, path / CONFIG)
-    finally:
-        for tmp in (weights_tmp, config_tmp):
-            tmp.unlink(missing_ok=True)
-    return path
 
 
 def save_pretrained(estimator, path, *, overwrite: bool = False) -> Path:

@@ -133,6 +133,7 @@ def build_hf_encoder(source: str, pretrained: bool = True) -> TokenStates:
 
     path = _local_dir_or_raise(source)
     if pretrained:
+        _check_safetensors(source, path)
         # transformers' own progress bar would print on every fit; ours (verbose) is enough.
         bars_were_disabled = hf_logging.is_progress_bar_enabled() is False
         hf_logging.disable_progress_bar()
