@@ -35,6 +35,7 @@ from sktransfer._build.model import (
     model_fast_path,
     training_data,
 )
+from sktransfer._build.param_checks import StrictParams, plain_numbers
 from sktransfer._build.settings import BranchSettings
 from sktransfer._build.sources import modality_of
 from sktransfer._estimators.fusion import FusionMixin
@@ -124,7 +125,7 @@ def fitted_state(estimator) -> dict:
     return {"module": module, "branches": [branch], "fitted": fitted, "mapped": False}
 
 
-class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
+class _TransferBase(StrictParams, ClonePickleMixin, FusionMixin, BaseEstimator):
     """Shared machinery of :class:`TransferClassifier` and :class:`TransferRegressor`."""
 
     _parameter_constraints: dict = TRANSFER_PARAMETERS
@@ -282,7 +283,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
 
     def _fit(self, X, y, sample_weight):
         self._validate_params()
-        params = self.get_params(deep=False)
+        params = plain_numbers(self.get_params(deep=False))  # numpy numbers from a search grid work too
         check_device(self.device)
         check_accelerator(self.accelerator, self, make_strategy(self.strategy))
         check_samples(X)
@@ -319,7 +320,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
             for p, branch in zip(prepared, model.branches):  # contrastive tuning: before the features
                 tune_body(branch, p.X_checked, target_dict, device=device, fast=fast, seed=seed,
                           feature_cache=self.feature_cache)
-            train_data = training_data(model, prepared, target_dict, batch_size=self.batch_size, device=device,
+            train_data = training_data(model, prepared, target_dict, batch_size=params["batch_size"], device=device,
                                        fast=fast, feature_cache=self.feature_cache)
             net = self._make_net(params, model, seed, device, fast, fitted)
             net.set_params(**train_params)
@@ -356,7 +357,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
             check_class_labels(y)
         check_consistent_length(np.empty((n, 0)), y)
         targets, fitted, stratify, class_weight = self._encode_targets(y)
-        check_validation_split(self.get_params(deep=False), n, stratify, fitted.get("classes_"))
+        check_validation_split(plain_numbers(self.get_params(deep=False)), n, stratify, fitted.get("classes_"))
         target_dict = {"target": targets, "weight": normalised_weights(sample_weight, n, class_weight)}
         if init is not None:
             # The source model runs once per fit; its output rides along with the targets.
@@ -372,7 +373,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
         already fit the task. The probe is this estimator with ``strategy="head"``: its
         features come from the shared cache, with the validation split and early stopping.
         """
-        head_epochs = planned_head_epochs(self.get_params(deep=False), settings.strategy.warm_starts_head)
+        head_epochs = planned_head_epochs(plain_numbers(self.get_params(deep=False)), settings.strategy.warm_starts_head)
         if head_epochs == 0 or not settings.strategy.warm_starts_head:
             return None
         probe = type(self)(**self.get_params(deep=False))
@@ -436,7 +437,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
     def __sktransfer_restore__(self, model: BuiltModel, fitted: dict, device: str, fast):
         """Become the fitted estimator of a model the build path rebuilt (``sktransfer.load``)."""
         self._validate_params()
-        params = self.get_params(deep=False)
+        params = plain_numbers(self.get_params(deep=False))
         # A loaded model doesn't train: the number only completes the net's settings.
         params["max_epochs"] = planned_epochs(params, 0, full_batch=True)
         net = self._make_net(params, model, self._seed(), device, fast, fitted)
@@ -453,13 +454,13 @@ class _TransferBase(ClonePickleMixin, FusionMixin, BaseEstimator):
         restore = None
         if isinstance(self.adapter_, FusedInput):
             dataset = self.adapter_.dataset(
-                X_checked, self.net_.module_, batch_size=self.batch_size, device=self.device_, fast=self.fast_path_,
+                X_checked, self.net_.module_, batch_size=int(self.batch_size), device=self.device_, fast=self.fast_path_,
                 feature_cache=self.feature_cache,
             )
         elif self.feature_fingerprint_ is not None:
             # A frozen backbone: reuse (or add) cached features and run only the head.
             features = frozen_features(self.net_.module_, self.spec_, self.adapter_, X_checked,
-                                       fingerprint=self.feature_fingerprint_, batch_size=self.batch_size,
+                                       fingerprint=self.feature_fingerprint_, batch_size=int(self.batch_size),
                                        device=self.device_, fast=self.fast_path_, feature_cache=self.feature_cache)
             dataset = feature_dataset(features, None)
         else:

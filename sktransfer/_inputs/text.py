@@ -279,7 +279,7 @@ class TextAdapter(InputAdapter):
         non_empty(X, "texts")
         for i, x in enumerate(X):
             if not isinstance(x, str):
-                if x is None or (isinstance(x, float) and np.isnan(x)):
+                if x is None or type(x).__name__ == "NAType" or (isinstance(x, float) and np.isnan(x)):
                     raise InvalidInputError(f"X[{i}] is missing ({x!r}); fill missing texts, e.g. with ''.")
                 raise InputModalityError(
                     f"X[{i}] is a {type(x).__name__}, but backbone {self.name!r} takes text: every item must be a str."

@@ -56,8 +56,8 @@ def _check_values(config, config_path: Path) -> None:
             )
         if isinstance(value, float) and not math.isfinite(value):
             raise ModelFileError(
-                f"{config_path}: {where} is {json.dumps(value)}, not a finite number (JSON model files hold finite numbers "
-                f"only). {_AGAIN}"
+                f"{config_path}: {where} is {json.dumps(value)}, not a finite number (JSON model files hold "
+                f"finite numbers only). {_AGAIN}"
             )
         if isinstance(value, dict):
             stack.extend((v, f"{where}.{k}" if where else str(k), depth + 1) for k, v in value.items())
@@ -173,9 +173,9 @@ def check_config(config: dict, tensors: dict, config_path: Path, weights_path: P
         if tensor is None or tuple(tensor.shape) != shape:
             found = "no such tensor" if tensor is None else f"shape {tuple(tensor.shape)}"
             raise ModelFileError(
-                f"{weights_path} does not fit {config_path}: the head's {name} should have shape {shape} ({n_outputs} outputs, fitted.n_outputs_ "
-                f"there, on {width} features, the backbones' feature_dim), but the file has {found}. "
-                f"{_AGAIN}"
+                f"{weights_path} does not fit {config_path}: the head's {name} should have shape {shape} "
+                f"({n_outputs} outputs, fitted.n_outputs_ there, on {width} features, the backbones' feature_dim), "
+                f"but the file has {found}. {_AGAIN}"
             )
 
 

@@ -32,6 +32,7 @@ from sklearn.utils.validation import check_is_fitted
 from sktransfer._build.branch import build_branch, is_pretrained, make_adapter
 from sktransfer._build.fusion import branch_table, check_fusion_params, is_fused
 from sktransfer._build.model import PreparedBranch, build_model, model_fast_path
+from sktransfer._build.param_checks import reject_booleans
 from sktransfer._build.settings import BranchSettings
 from sktransfer._inputs.fused import BranchColumns
 from sktransfer._persistence.checks import check_config, check_lora_rank, check_tensors, parse_config
@@ -165,10 +166,13 @@ def _embedder_part(embedder, params: dict) -> tuple[dict, dict]:
             record = {"name": branch["name"], "column": branch["column"], **record}
         records.append(record)
         tensors.update(own)
+    # set_output(transform="pandas") is part of what the embedder returns: kept.
+    output = {k: v for k, v in getattr(embedder, "_sklearn_output_config", {}).items() if isinstance(v, str)}
+    extra = {"output": output} if output else {}
     if not state["fused"]:
-        return records[0], tensors
+        return {**records[0], **extra}, tensors
     return {"branches": records, "inputs": input_attributes(embedder),
-            "n_features_out_": int(embedder.n_features_out_)}, tensors
+            "n_features_out_": int(embedder.n_features_out_), **extra}, tensors
 
 
 def save_pretrained(estimator, path, *, overwrite: bool = False) -> Path:
@@ -277,6 +281,7 @@ def _read_tensors(path: Path, config: dict) -> dict:
 def _validated(cls, params: dict):
     """An estimator from the saved parameters, validated as ``fit`` validates them."""
     validate_parameter_constraints(cls._parameter_constraints, params, caller_name=cls.__name__)
+    reject_booleans(cls._parameter_constraints, params, cls.__name__)
     return cls(**params)
 
 
@@ -288,8 +293,7 @@ def _decoded(config: dict, config_path: Path, classes: dict):
         estimator = _validated(cls, {name: decode(value) for name, value in config["params"].items()})
         table = branch_table(estimator.backbone) if is_fused(estimator.backbone) else None
         for _, _, branch in table or []:
-            validate_parameter_constraints(type(branch)._parameter_constraints, branch.get_params(deep=False),
-                                           caller_name="Branch")
+            branch._validate_params()  # scikit-learn's constraints, and no booleans for numbers
         if not all(isinstance(backbone, str) for backbone in
                    ([branch.backbone for _, _, branch in table] if table else [estimator.backbone])):
             raise ValueError("a backbone is not a name")
@@ -409,4 +413,9 @@ def _load_embedder(embedder, config, tensors, device, path):
         restore_inputs(child, record["inputs"])
     if fused:
         restore_inputs(embedder, config["inputs"])
+    output = config.get("output", {})
+    if not isinstance(output, dict):
+        raise TypeError(f"output={output!r} is not a JSON object")
+    if output.get("transform") is not None:
+        embedder.set_output(transform=output["transform"])  # refuses what scikit-learn doesn't know
     return embedder
