@@ -373,7 +373,8 @@ class _TransferBase(StrictParams, ClonePickleMixin, FusionMixin, BaseEstimator):
         already fit the task. The probe is this estimator with ``strategy="head"``: its
         features come from the shared cache, with the validation split and early stopping.
         """
-        head_epochs = planned_head_epochs(plain_numbers(self.get_params(deep=False)), settings.strategy.warm_starts_head)
+        params = plain_numbers(self.get_params(deep=False))
+        head_epochs = planned_head_epochs(params, settings.strategy.warm_starts_head)
         if head_epochs == 0 or not settings.strategy.warm_starts_head:
             return None
         probe = type(self)(**self.get_params(deep=False))
@@ -454,8 +455,8 @@ class _TransferBase(StrictParams, ClonePickleMixin, FusionMixin, BaseEstimator):
         restore = None
         if isinstance(self.adapter_, FusedInput):
             dataset = self.adapter_.dataset(
-                X_checked, self.net_.module_, batch_size=int(self.batch_size), device=self.device_, fast=self.fast_path_,
-                feature_cache=self.feature_cache,
+                X_checked, self.net_.module_, batch_size=int(self.batch_size), device=self.device_,
+                fast=self.fast_path_, feature_cache=self.feature_cache,
             )
         elif self.feature_fingerprint_ is not None:
             # A frozen backbone: reuse (or add) cached features and run only the head.
