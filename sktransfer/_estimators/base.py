@@ -35,6 +35,7 @@ from sktransfer._build.model import (
     model_fast_path,
     training_data,
 )
+from sktransfer._build.param_checks import StrictParams, plain_numbers
 from sktransfer._build.settings import BranchSettings
 from sktransfer._build.sources import modality_of
 from sktransfer._estimators.fusion import FusionMixin
@@ -133,7 +134,8 @@ def probe_head(estimator, X, y, sample_weight, settings) -> dict | None:
     already fit the task. The probe is this estimator with ``strategy="head"``: its
     features come from the shared cache, with the validation split and early stopping.
     """
-    head_epochs = planned_head_epochs(estimator.get_params(deep=False), settings.strategy.warm_starts_head)
+    params = plain_numbers(estimator.get_params(deep=False))
+    head_epochs = planned_head_epochs(params, settings.strategy.warm_starts_head)
     if head_epochs == 0 or not settings.strategy.warm_starts_head:
         return None
     probe = type(estimator)(**estimator.get_params(deep=False))
@@ -143,7 +145,7 @@ def probe_head(estimator, X, y, sample_weight, settings) -> dict | None:
     return {name: t.detach().to("cpu", copy=True) for name, t in probe.net_.module_.head.state_dict().items()}
 
 
-class _TransferBase(ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
+class _TransferBase(StrictParams, ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
     """Shared machinery of :class:`TransferClassifier` and :class:`TransferRegressor`."""
 
     _parameter_constraints: dict = TRANSFER_PARAMETERS
@@ -303,7 +305,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
 
     def _fit(self, X, y, sample_weight):
         self._validate_params()
-        params = self.get_params(deep=False)
+        params = plain_numbers(self.get_params(deep=False))  # numpy numbers from a search grid work too
         check_device(self.device)
         check_accelerator(self.accelerator, self, make_strategy(self.strategy))
         check_samples(X)
@@ -340,7 +342,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
             for p, branch in zip(prepared, model.branches):  # contrastive tuning: before the features
                 tune_body(branch, p.X_checked, target_dict, device=device, fast=fast, seed=seed,
                           feature_cache=self.feature_cache)
-            train_data = training_data(model, prepared, target_dict, batch_size=self.batch_size, device=device,
+            train_data = training_data(model, prepared, target_dict, batch_size=params["batch_size"], device=device,
                                        fast=fast, feature_cache=self.feature_cache)
             kind = self._criterion_params(fitted)["criterion__kind"]  # multi-label: binary, no metric
             metric = None if init is not None else validation_metric(kind, target_dict["target"])
@@ -379,7 +381,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
             check_class_labels(y)
         check_consistent_length(np.empty((n, 0)), y)
         targets, fitted, stratify, class_weight = self._encode_targets(y)
-        check_validation_split(self.get_params(deep=False), n, stratify, fitted.get("classes_"))
+        check_validation_split(plain_numbers(self.get_params(deep=False)), n, stratify, fitted.get("classes_"))
         target_dict = {"target": targets, "weight": normalised_weights(sample_weight, n, class_weight)}
         if init is not None:
             # The source model runs once per fit; its output rides along with the targets.
@@ -436,7 +438,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
     def __sktransfer_restore__(self, model: BuiltModel, fitted: dict, device: str, fast):
         """Become the fitted estimator of a model the build path rebuilt (``sktransfer.load``)."""
         self._validate_params()
-        params = self.get_params(deep=False)
+        params = plain_numbers(self.get_params(deep=False))
         # A loaded model doesn't train: the number only completes the net's settings.
         params["max_epochs"] = planned_epochs(params, 0, full_batch=True)
         net = self._make_net(params, model, self._seed(), device, fast, fitted)
@@ -453,13 +455,13 @@ class _TransferBase(ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
         restore = None
         if isinstance(self.adapter_, FusedInput):
             dataset = self.adapter_.dataset(
-                X_checked, self.net_.module_, batch_size=self.batch_size, device=self.device_, fast=self.fast_path_,
-                feature_cache=self.feature_cache,
+                X_checked, self.net_.module_, batch_size=int(self.batch_size), device=self.device_,
+                fast=self.fast_path_, feature_cache=self.feature_cache,
             )
         elif self.feature_fingerprint_ is not None:
             # A frozen backbone: reuse (or add) cached features and run only the head.
             features = frozen_features(self.net_.module_, self.spec_, self.adapter_, X_checked,
-                                       fingerprint=self.feature_fingerprint_, batch_size=self.batch_size,
+                                       fingerprint=self.feature_fingerprint_, batch_size=int(self.batch_size),
                                        device=self.device_, fast=self.fast_path_, feature_cache=self.feature_cache)
             dataset = feature_dataset(features, None)
         else:

@@ -24,6 +24,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from sktransfer._build.branch import build_branch, make_adapter, resolve_backbone
 from sktransfer._build.fusion import REMAINDERS, branch_table, is_fused
+from sktransfer._build.param_checks import StrictParams
 from sktransfer._build.settings import BranchSettings
 from sktransfer._build.sources import (
     modality_of,
@@ -46,7 +47,7 @@ def feature_prefix(name: str) -> str:
     return prefix if prefix[0].isalpha() else f"f_{prefix}"
 
 
-class TransferEmbedder(SharingMixin, TransformerMixin, BaseEstimator):
+class TransferEmbedder(StrictParams, SharingMixin, TransformerMixin, BaseEstimator):
     """The frozen features of a pretrained backbone, as a scikit-learn transformer.
 
     ``transform`` returns one row of backbone features per sample: the backbone's own
@@ -329,7 +330,7 @@ class TransferEmbedder(SharingMixin, TransformerMixin, BaseEstimator):
         X_checked = self.adapter_.check(X, estimator=self, reset=False)
         fingerprint = self.feature_fingerprint_ if self.adapter_.shares_features else None
         features = frozen_features(self.module_, self.spec_, self.adapter_, X_checked, fingerprint=fingerprint,
-                                   batch_size=self.batch_size, device=self.device_, fast=self.fast_path_,
+                                   batch_size=int(self.batch_size), device=self.device_, fast=self.fast_path_,
                                    feature_cache=self.feature_cache)
         return features.numpy().astype(np.float32, copy=False)
 
