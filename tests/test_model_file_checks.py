@@ -268,7 +268,7 @@ def test_overwrite_into_a_chmod_read_only_directory(clf, saved, tmp_path):
 
 def test_save_into_a_new_directory_leaves_no_staging_behind(clf, tmp_path):
     path = clf.save_pretrained(tmp_path / "a" / "b")
-    assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in path.iterdir()) == ["README.md", "config.json", "model.safetensors"]  # the card
     assert sorted(p.name for p in path.parent.iterdir()) == ["b"]
     config = json.loads((path / "config.json").read_text())
     assert config["files"]["model.safetensors"]["sha256"] == hashlib.sha256(
