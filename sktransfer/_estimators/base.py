@@ -316,6 +316,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
         prepared = self._prepare_fused(X, params) if fused else [self._prepare_single(X, params)]
         n = len(prepared[0].X_checked)
         target_dict, fitted, stratify = self._targets(X, n, y, sample_weight, init)
+        fitted["n_samples_fit_"] = n
         warm_head = None if fused else probe_head(self, X, y, sample_weight, prepared[0].settings)
 
         seed = self._seed()

@@ -239,6 +239,8 @@ _SHARED_ATTRIBUTES = """
     adapter_ : object
         Validates and feeds inputs (image transforms, tokenizer or scaler).
     n_outputs_ : int
+    n_samples_fit_ : int
+        The number of training samples ``fit`` was given (a validation split included).
     n_features_in_ : int
         Only for tabular backbones.
 """
