@@ -124,6 +124,8 @@ def curves_figure(estimator, out: _Outputs, rows: list[Curve]):
         RocCurveDisplay.from_predictions(positive, out.proba[:, i], ax=roc, name=name, pos_label=1)
         PrecisionRecallDisplay.from_predictions(positive, out.proba[:, i], ax=pr, name=name, pos_label=1)
     roc.plot([0, 1], [0, 1], linestyle=":", color="grey", label="chance (AUC 0.5)")
+    roc.set(xlabel="false positive rate", ylabel="true positive rate")
+    pr.set(xlabel="recall", ylabel="precision")
     for ax, title in ((roc, "ROC"), (pr, "Precision-recall")):
         ax.set_title(title + (" (one-vs-rest)" if many else ""))
         ax.legend(fontsize=7 if len(rows) > 8 else 9, loc="lower right" if ax is roc else "lower left")

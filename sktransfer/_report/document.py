@@ -89,6 +89,7 @@ def _classifier_sections(estimator, X, out: _Outputs, k: int, ids) -> list[str]:
                          for r in rows])]
     if any(r.roc_auc is not None for r in rows):
         sections.append(_png(curves_figure(estimator, out, rows)))
+    sections += _learning_section(estimator)
     wrong = out.y_true != out.y_pred
     n_wrong, n_right = int(wrong.sum()), int((~wrong).sum())
     sections += [f"<h2>Wrong predictions ({min(k, n_wrong)} of {n_wrong}, highest loss first)</h2>",
@@ -118,7 +119,6 @@ def _document(estimator, X, out: _Outputs, title, k: int, ids=None) -> str:
                 "<h2>Settings</h2>", settings_table(estimator)]
     if out.proba is not None:
         sections += _classifier_sections(estimator, X, out, k, ids)
-        sections += _learning_section(estimator)
     else:
         sections += ["<h2>Metrics</h2>", _regression_metrics(out),
                      "<h2>Predictions against the truth</h2>", _png(_regression_figure(out.y_true, out.y_pred))]

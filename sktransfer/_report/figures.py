@@ -89,6 +89,9 @@ def _confusion(estimator, y_true, y_pred, ax=None, normalize=None):
     colorbar = display.im_.colorbar
     if normalize:
         display.im_.set_clim(0, 1)
+        for text in display.text_.ravel() if display.text_ is not None else []:
+            if float(text.get_text()) == 0:
+                text.set_text("")  # a grid of 0.00 hides the few cells that matter
         ax.set_title("Normalised by true class (recall on the diagonal)")
     else:
         colorbar.locator = MaxNLocator(integer=True)  # counts are whole numbers
