@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from sktransfer._report.calibration import (
+    CONFIDENCE_GAP,
+    CONFIDENCE_MIN_SAMPLES,
     ECE_BINS,
     calibration,
     confidence_warning,
@@ -60,6 +62,19 @@ img { max-width: 100%; display: block; margin: 0.5em 0; } .meta { color: #666; f
 """
 
 
+_CALIBRATION_NOTE = (
+    '<p class="note">The expected calibration error (ECE) is the mean gap between how often the model is right and '
+    "the probability it gives its answer, over equal-width probability bins weighted by their samples; 0 is "
+    "perfectly calibrated. Points below the diagonal are over-confident, above it under-confident. A model is "
+    f"flagged when accuracy and mean top-class probability differ by more than {CONFIDENCE_GAP:.2f} on "
+    f"{CONFIDENCE_MIN_SAMPLES} samples or more.</p>"
+)
+_UNSURE_NOTE = ('<p class="note">Right answers given with the least confidence: often ambiguous, mislabelled or '
+                "unusual samples.</p>")
+_NO_HISTORY = ("<p>Not shown: this model has no training history (it was saved by an sktransfer older than the one "
+               "that stores the history in model files, or it has no skorch net).</p>")
+
+
 def _classifier_sections(estimator, X, out: _Outputs, k: int, ids) -> list[str]:
     cal = calibration(out)
     warning = confidence_warning(cal)
@@ -73,11 +88,7 @@ def _classifier_sections(estimator, X, out: _Outputs, k: int, ids) -> list[str]:
         "<h2>Calibration</h2>",
         _table(["accuracy", "mean top-class probability", f"top-label ECE ({ECE_BINS} bins)", "samples"],
                [[f"{cal.accuracy:.3f}", f"{cal.mean_confidence:.3f}", f"{cal.ece:.3f}", cal.n]], {0, 1, 2, 3}),
-        '<p class="note">The expected calibration error (ECE) is the mean gap between how often the model is '
-        "right and the probability it gives its answer, over equal-width probability bins weighted by their "
-        "samples; 0 is perfectly calibrated. Points below the diagonal are over-confident, above it "
-        "under-confident. A model is flagged when accuracy and mean top-class probability differ by more than "
-        "0.10 on 20 samples or more.</p>",
+        _CALIBRATION_NOTE,
         _png(reliability_figure(estimator, out, cal)),
     ]
     rows = curves(estimator, out)
@@ -95,8 +106,7 @@ def _classifier_sections(estimator, X, out: _Outputs, k: int, ids) -> list[str]:
     sections += [f"<h2>Wrong predictions ({min(k, n_wrong)} of {n_wrong}, highest loss first)</h2>",
                  _worst_section(estimator, X, _top(out, k, wrong), ids) if n_wrong else "<p>None.</p>",
                  f"<h2>Right but unsure ({min(k, n_right)} of {n_right}, lowest probability first)</h2>",
-                 '<p class="note">Right answers given with the least confidence: often ambiguous, mislabelled or '
-                 "unusual samples.</p>",
+                 _UNSURE_NOTE,
                  _worst_section(estimator, X, _top(out, k, ~wrong), ids) if n_right else "<p>None.</p>"]
     return sections
 
@@ -105,9 +115,7 @@ def _learning_section(estimator) -> list[str]:
     history = getattr(getattr(estimator, "net_", None), "history", None)
     if history is not None and len(history):
         return ["<h2>Learning curves</h2>", _png(_learning_curves(estimator).figure)]
-    return ["<h2>Learning curves</h2>",
-            "<p>Not shown: this model has no training history (it was saved by an sktransfer older than the one "
-            "that stores the history in model files, or it has no skorch net).</p>"]
+    return ["<h2>Learning curves</h2>", _NO_HISTORY]
 
 
 def _document(estimator, X, out: _Outputs, title, k: int, ids=None) -> str:
