@@ -239,20 +239,25 @@ def _prepare(estimator, args):
     return cache
 
 
-CHUNK = 512  # samples per progress step of a long prediction
+CHUNK = 512  # samples per progress step of a long prediction by an ONNX export
 
 
 def outputs(estimator, X, quiet: bool = True):
-    """``(predictions, probabilities or None)``, in chunks under a progress bar for long
-    inputs; a classifier's predictions are read off its probabilities (one pass)."""
+    """``(predictions, probabilities or None)``; a classifier's predictions are read off its
+    probabilities (one pass). Our estimators show their own bars (extraction, prediction:
+    see ``main``); an ONNX export predicts in chunks under one bar."""
     method = estimator.predict_proba if hasattr(estimator, "predict_proba") else estimator.predict
-    if quiet or len(X) <= CHUNK:
+    if quiet or len(X) <= CHUNK or hasattr(estimator, "get_params"):
         out = method(X)
     else:
-        from tqdm.auto import tqdm
+        from sktransfer._features.progress import bar
 
-        steps = range(0, len(X), CHUNK)
-        out = np.concatenate([method(X[i : i + CHUNK]) for i in tqdm(steps, desc="predicting", unit="chunk")])
+        with bar("predicting", len(X)) as progress:
+            parts = []
+            for i in range(0, len(X), CHUNK):
+                parts.append(method(X[i : i + CHUNK]))
+                progress.update(len(parts[-1]))
+        out = np.concatenate(parts)
     if method == estimator.predict:
         return out, None
     return estimator.classes_[np.argmax(out, axis=1)], out

@@ -27,6 +27,7 @@ def add_demo_arguments(parser) -> None:
     parser.add_argument("--image-size", type=int, default=64, help="image side in pixels (default: 64)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars (the steps and results still print)")
 
 
 def _as_size(value: float):
@@ -85,12 +86,17 @@ def _pixels(X):
     return np.stack([np.asarray(Image.open(p).convert("L").resize((32, 32))).ravel() for p in X]).astype(float)
 
 
+def _say(text: str) -> None:
+    print(text, flush=True)  # each step shows as it starts, also through a pipe
+
+
 def run_demo(args) -> int:
     from sklearn.model_selection import train_test_split
 
-    from sktransfer import TransferClassifier
-
+    _say("loading the data..." if args.data else "loading scikit-learn's digits...")
     X, y, modality, description = load_demo_data(args)
+    from sktransfer import TransferClassifier  # torch and the backbones: after the data
+
     backbone = args.backbone or ("efficientnet_lite0" if modality == "image" else "all-MiniLM-L6-v2")
     idx_train, idx_test = train_test_split(
         np.arange(len(y)), train_size=_as_size(args.train_size), test_size=_as_size(args.test_size),
@@ -98,24 +104,32 @@ def run_demo(args) -> int:
     )
     take = (lambda idx: X[idx]) if isinstance(X, np.ndarray) else (lambda idx: [X[i] for i in idx])
     X_train, X_test, y_train, y_test = take(idx_train), take(idx_test), y[idx_train], y[idx_test]
-    print(f"data: {description}; {len(y_train)} training and {len(y_test)} test samples, "
-          f"{len(np.unique(y))} classes")
-    print(f"backbone: {backbone}\n")
+    _say(f"data: {description}; {len(y_train)} training and {len(y_test)} test samples, "
+         f"{len(np.unique(y))} classes")
+    _say(f"backbone: {backbone}\n")
 
     common = dict(max_epochs=args.epochs, random_state=args.seed, batch_size=32)
     if modality == "image":
         common["image_size"] = args.image_size
     name, base = baseline(modality)
     candidates = [
-        (name, base),
-        (f"{backbone}, frozen (strategy='head')", TransferClassifier(backbone, strategy="head", lr=1e-2, **common)),
-        (f"{backbone}, fine-tuned (strategy='full')",
-         TransferClassifier(backbone, strategy="full", **common)),
+        (name, base, "a baseline without transfer"),
+        (f"{backbone}, frozen (strategy='head')", TransferClassifier(backbone, strategy="head", lr=1e-2, **common),
+         "the pretrained backbone's features, frozen, with a new head solved on them"),
+        (f"{backbone}, fine-tuned (strategy='full')", TransferClassifier(backbone, strategy="full", **common),
+         f"every weight trained for {args.epochs} epochs, after a head on the frozen features"),
     ]
-    print(f"{'model':<55} {'test accuracy':>13} {'seconds':>8}")
-    for label, model in candidates:
+    results = []
+    for step, (label, model, what) in enumerate(candidates, start=1):
+        _say(f"[{step}/{len(candidates)}] {label}: {what}")
+        _say(f"      fitting on {len(y_train)} samples...")
         start = time.perf_counter()
         model.fit(X_train, y_train)
+        _say(f"      scoring on {len(y_test)} test samples...")
         score = model.score(X_test, y_test)
-        print(f"{label:<55} {score:>13.3f} {time.perf_counter() - start:>8.1f}", flush=True)
+        results.append((label, score, time.perf_counter() - start))
+        _say(f"      test accuracy {score:.3f} in {results[-1][2]:.1f} s\n")
+    _say(f"{'model':<55} {'test accuracy':>13} {'seconds':>8}")
+    for label, score, seconds in results:
+        _say(f"{label:<55} {score:>13.3f} {seconds:>8.1f}")
     return 0

@@ -48,7 +48,8 @@ from sktransfer._estimators.params import TRANSFER_PARAMETERS
 from sktransfer._estimators.pickling import ClonePickleMixin
 from sktransfer._estimators.sharing import SharingMixin
 from sktransfer._estimators.targets import check_class_labels
-from sktransfer._features.extraction import feature_dataset, frozen_features, inference_subset
+from sktransfer._features.extraction import FeatureDataset, feature_dataset, frozen_features, inference_subset
+from sktransfer._features.progress import shows_progress
 from sktransfer._inputs import adapter_class
 from sktransfer._inputs.augment import mixes_batches
 from sktransfer._inputs.checks import check_samples
@@ -61,7 +62,7 @@ from sktransfer._training.accelerate import (
 )
 from sktransfer._training.budget import planned_epochs, planned_head_epochs
 from sktransfer._training.devices import check_device, resolve_device
-from sktransfer._training.net import FitInterrupted, draw_seed, release_accelerator_memory
+from sktransfer._training.net import FitInterrupted, draw_seed, forward_outputs, release_accelerator_memory
 from sktransfer._training.net_factory import converges, make_net
 from sktransfer._training.preflight import batchnorm_drop_last, check_validation_split
 from sktransfer._training.scoring import validation_metric
@@ -270,6 +271,7 @@ class _TransferBase(StrictParams, ClonePickleMixin, FusionMixin, SharingMixin, B
     _target_attributes: tuple = ("n_outputs_",)
 
     # ------------------------------------------------------------------ fit
+    @shows_progress
     def fit(self, X, y, sample_weight=None):
         """Fit the head (and the backbone, depending on ``strategy``) to ``X`` and ``y``.
 
@@ -316,6 +318,7 @@ class _TransferBase(StrictParams, ClonePickleMixin, FusionMixin, SharingMixin, B
         prepared = self._prepare_fused(X, params) if fused else [self._prepare_single(X, params)]
         n = len(prepared[0].X_checked)
         target_dict, fitted, stratify = self._targets(X, n, y, sample_weight, init)
+        fitted["n_samples_fit_"] = n
         warm_head = None if fused else probe_head(self, X, y, sample_weight, prepared[0].settings)
 
         seed = self._seed()
@@ -447,6 +450,7 @@ class _TransferBase(StrictParams, ClonePickleMixin, FusionMixin, SharingMixin, B
         return self
 
     # ------------------------------------------------------------------ predict
+    @shows_progress
     def _forward(self, X) -> np.ndarray:
         """Raw outputs (logits or standardised targets) for X, batch by batch."""
         check_is_fitted(self)
@@ -467,7 +471,8 @@ class _TransferBase(StrictParams, ClonePickleMixin, FusionMixin, SharingMixin, B
         else:
             # In the adapter's inference order (texts by length: less padding), outputs put back below.
             dataset, restore = inference_subset(self.adapter_, X_checked, self.adapter_.dataset(X_checked))
-        out = self.net_.forward(dataset, training=False, device="cpu").numpy()
+        quick = isinstance(dataset, FeatureDataset)  # only the head runs: no bar
+        out = forward_outputs(self.net_, dataset, None if quick else "predicting").numpy()
         if restore is not None:
             out = out[restore]
         if self.init_ is not None:

@@ -31,6 +31,7 @@ from sktransfer._build.sources import (
 )
 from sktransfer._estimators.sharing import SharingMixin
 from sktransfer._features.extraction import frozen_features
+from sktransfer._features.progress import shows_progress
 from sktransfer._inputs import adapter_class
 from sktransfer._inputs.checks import check_samples
 from sktransfer._inputs.fused import check_columns, select
@@ -110,6 +111,9 @@ class TransferEmbedder(StrictParams, SharingMixin, TransformerMixin, BaseEstimat
     remainder : {"error", "drop"}, default="error"
         With a column mapping: columns of ``X`` that are not mapped raise an error, or
         are dropped (as in :class:`sklearn.compose.ColumnTransformer`).
+    verbose : int, default=0
+        ``1`` or more shows a progress bar on stderr while ``transform`` computes features
+        (when stderr is a terminal, or ``SKTRANSFER_PROGRESS=1``).
 
     Attributes
     ----------
@@ -169,6 +173,7 @@ class TransferEmbedder(StrictParams, SharingMixin, TransformerMixin, BaseEstimat
         "precision": [StrOptions(set(PRECISIONS))],
         "feature_cache": [StrOptions({"memory"}), str, os.PathLike, HasMethods(["get_many", "put_many"]), None],
         "random_state": ["random_state"],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -188,6 +193,7 @@ class TransferEmbedder(StrictParams, SharingMixin, TransformerMixin, BaseEstimat
         feature_cache="memory",
         random_state=None,
         remainder="error",
+        verbose=0,
     ):
         self.backbone = backbone
         self.pretrained = pretrained
@@ -203,6 +209,7 @@ class TransferEmbedder(StrictParams, SharingMixin, TransformerMixin, BaseEstimat
         self.feature_cache = feature_cache
         self.random_state = random_state
         self.remainder = remainder
+        self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None):
@@ -309,6 +316,7 @@ class TransferEmbedder(StrictParams, SharingMixin, TransformerMixin, BaseEstimat
         return child
 
     # ------------------------------------------------------------------ transform
+    @shows_progress
     def transform(self, X):
         """The backbone's features for ``X``: rows seen before come from the cache.
 

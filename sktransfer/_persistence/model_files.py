@@ -223,6 +223,8 @@ def save_pretrained(estimator, path, *, overwrite: bool = False, metrics=None, m
     else:
         fitted, part, tensors = _estimator_part(estimator, params)
         part = {**part, "history": encode_history(estimator.net_)}
+        if hasattr(estimator, "n_samples_fit_"):  # the training-set size, which reports show
+            part["n_samples_fit"] = int(estimator.n_samples_fit_)
     config = {
         "format": "sktransfer-model",
         # A format-1 reader rebuilds one-backbone classifiers and regressors only.
@@ -400,6 +402,8 @@ def _load_estimator(estimator, config, tensors, fitted, device, path):
                             feature_cache=estimator.feature_cache, saved=SavedModel(branches, rest, path))
     estimator = estimator.__sktransfer_restore__(model, fitted, device, fast)
     restore_history(estimator.net_, config.get("history"))
+    if isinstance(config.get("n_samples_fit"), int):  # files saved before it was recorded lack it
+        estimator.n_samples_fit_ = config["n_samples_fit"]
     return estimator
 
 
