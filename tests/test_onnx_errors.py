@@ -41,13 +41,6 @@ def test_init_models_are_refused_with_the_reason():
         export_onnx(clf, "unused")
 
 
-def test_fused_models_are_refused():
-    X, y = tabular()
-    clf = TransferClassifier(["mlp", "passthrough"], max_epochs=1, random_state=0).fit(X, y)
-    with pytest.raises(ValueError, match="fuses several backbones"):
-        export_onnx(clf, "unused")
-
-
 class DataDependent(torch.nn.Module):
     """A backbone whose Python control flow depends on the values: torch.export refuses it."""
 

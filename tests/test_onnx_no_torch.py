@@ -57,10 +57,14 @@ def test_the_predictor_needs_no_torch(tmp_path):
     image = TransferEmbedder("example_tinycnn", image_size=16, feature_cache=None, random_state=0).fit(X_img)
     X_tab, y_tab = tabular()
     reg = TransferRegressor("mlp", max_epochs=2, random_state=0).fit(X_tab, y_tab * 3.0)
+    columns = {"review": TEXTS, "price": list(range(len(TEXTS)))}  # a dict of columns: no pandas
+    fused = TransferRegressor({"review": tiny, "price": "passthrough"}, max_length=16, max_epochs=1,
+                              random_state=0).fit(columns, np.arange(len(TEXTS)) * 2.0)
     jobs = {
         "text": (str(export_onnx(text, tmp_path / "text")), "predict_proba", TEXTS),
         "image": (str(export_onnx(image, tmp_path / "image")), "transform", X_img.tolist()),
         "tabular": (str(export_onnx(reg, tmp_path / "reg")), "predict", X_tab.tolist()),
+        "fused": (str(export_onnx(fused, tmp_path / "fused")), "predict", columns),
     }
     result = run_without_torch(jobs)
     assert result["loaded"] == []
@@ -68,6 +72,7 @@ def test_the_predictor_needs_no_torch(tmp_path):
     np.testing.assert_allclose(result["out"]["text"], text.predict_proba(TEXTS), atol=1e-4)
     np.testing.assert_allclose(result["out"]["image"], image.transform(X_img), atol=1e-3)
     np.testing.assert_allclose(result["out"]["tabular"], reg.predict(X_tab), atol=1e-4)
+    np.testing.assert_allclose(result["out"]["fused"], fused.predict(columns), atol=1e-4)
 
 
 def test_import_sktransfer_leaves_onnx_out():

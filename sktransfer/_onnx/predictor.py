@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from sktransfer._onnx.config import decode_array, read_config
-from sktransfer._onnx.preprocess import inputs_for
+from sktransfer._onnx.fused_inputs import inputs_for
 from sktransfer.exceptions import InvalidInputError
 
 INSTALL_HINT = "pip install 'sktransfer[onnx]'"

@@ -50,9 +50,18 @@ class Inputs:
         """``samples`` (a slice of :meth:`check`'s) as the items :meth:`batch` takes."""
         return samples
 
-    def order(self, items) -> np.ndarray | None:
-        """The order to run ``items`` in (None: as they are)."""
+    def lengths(self, items) -> np.ndarray | None:
+        """Each item's tokens, where batches pad to their longest item (None: no padding)."""
         return None
+
+    def order(self, items) -> np.ndarray | None:
+        """The order to run ``items`` in, None: as they are. Longest first, as the estimators
+        run texts: each batch then pads to lengths alike, and far fewer padding tokens run
+        through the graph."""
+        lengths = self.lengths(items)
+        if lengths is None or len(lengths) < 2:
+            return None
+        return np.argsort(-lengths, kind="stable")
 
     def batch(self, items, rows, offset: int = 0) -> dict[str, np.ndarray]:
         """The graph's inputs for ``items`` at ``rows``, which are ``X[offset + rows]``."""
@@ -100,13 +109,9 @@ class TextInputs(Inputs):
             return [[encoding] for encoding in encodings]
         return [([encoding] + list(encoding.overflowing))[: self.config["max_windows"]] for encoding in encodings]
 
-    def order(self, items):
-        """Most tokens first (all windows counted), as the estimators run texts: each batch
-        pads to lengths alike, so far fewer padding tokens run through the graph."""
-        if len(items) < 2:
-            return None
-        counts = np.array([sum(len(window.ids) for window in windows) for windows in items])
-        return np.argsort(-counts, kind="stable")
+    def lengths(self, items):
+        """Tokens of every window kept (as ``TextCollate.token_counts`` counts them)."""
+        return np.array([sum(len(window.ids) for window in windows) for windows in items], dtype=np.int64)
 
     def batch(self, items, rows, offset=0):
         texts = take(items, rows)
@@ -262,8 +267,3 @@ class TabularInputs(Inputs):
 
 
 INPUTS = {"text": TextInputs, "image": ImageInputs, "tabular": TabularInputs}
-
-
-def inputs_for(config: dict, directory: str) -> Inputs:
-    """The inputs class of the exported model's modality."""
-    return INPUTS[config["kind"]](config, directory)
