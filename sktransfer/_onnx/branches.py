@@ -100,4 +100,4 @@ def exported_parts(estimator, module: nn.Module) -> tuple[list[BranchFeatures], 
                              getattr(estimator, "feature_names_in_", None))
         return features, FusedHead(module), inputs
     signature = signature_for(adapter, estimator)
-    return [_features(module, signature)], Head(module), GraphInputs([Branch(None, None, signature)], False)
+    return [_features(module, signature)], Head(module.head), GraphInputs([Branch(None, None, signature)], False)

@@ -95,6 +95,10 @@ def _check_exportable(estimator) -> None:
 
 def _write_graph(graph, inputs: GraphInputs, file: str, output_name: str) -> None:
     example = inputs.example(2)
+    with torch.no_grad():
+        # One run first builds the readers of chosen stages (``layers=``: torchvision's fx
+        # feature extractor), whose own fx tracing fails inside torch.export's tracing.
+        graph(*example)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's notes on axis names and opset choices

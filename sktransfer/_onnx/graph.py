@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sktransfer._nn.fusion_module import FusionModule
+
 #: Graph inputs of windowed texts (``long_text="chunk"``) besides the tokenizer's.
 WINDOW_INDEX = "window_index"
 WINDOW_MASK = "window_mask"
@@ -83,26 +85,31 @@ class BranchFeatures(nn.Module):
 
 
 class Head(nn.Module):
-    """One backbone's features through its module's head (``nn.Identity`` for an embedder)."""
+    """One backbone's features through its module's head (``nn.Identity`` for an embedder).
 
-    def __init__(self, module: nn.Module):
+    Holds the head alone: the module is the branch's, and a module registered under two
+    parents breaks torch.export's tracing of stage readers (``layers=``).
+    """
+
+    def __init__(self, head: nn.Module):
         super().__init__()
-        self.module = module
+        self.head = head
 
     def forward(self, parts: list[torch.Tensor]) -> torch.Tensor:
-        return self.module.head(parts[0])
+        return self.head(parts[0])
 
 
 class FusedHead(nn.Module):
-    """Several branches' features fused (normalised, gated) and the fusion head, as
-    :class:`~sktransfer._nn.fusion_module.FusionModule` does."""
+    """Several branches' features fused (normalised, gated) and the fusion head, by
+    :meth:`FusionModule.fuse <sktransfer._nn.fusion_module.FusionModule.fuse>` itself, on
+    the fusion module's parts without its branches (those are the graph's branches)."""
 
-    def __init__(self, module: nn.Module):
+    def __init__(self, fusion: nn.Module):
         super().__init__()
-        self.module = module
+        self.norms, self.gates, self.head = fusion.norms, fusion.gates, fusion.head
 
     def forward(self, parts: list[torch.Tensor]) -> torch.Tensor:
-        return self.module.head(self.module.fuse(parts))
+        return self.head(FusionModule.fuse(self, parts))
 
 
 class Concat(nn.Module):
