@@ -162,3 +162,12 @@ def test_the_demo_says_what_it_does_as_it_goes(image_folder):
     assert "fine-tuning" in bars(demo.stderr) and "extracting features" in bars(demo.stderr)
     assert run("demo", "--data", image_folder, "--train-size", "8", "--test-size", "8", "--image-size", "32",
                "--epochs", "1", "--quiet", env={ENV: "1"}).stderr == ""
+
+
+def test_contrastive_tuning_shows_its_steps(forced, capsys):
+    X, y = brightness_images(12)
+    TransferClassifier("example_tinycnn", strategy="contrastive", contrastive_iterations=2, image_size=16,
+                       verbose=1, random_state=0).fit(X, y)
+    drawn = bars(capsys.readouterr().err)
+    # 2 * 2 iterations * 12 samples = 48 pairs, 16 a step: 3 steps in one epoch
+    assert drawn["tuning the body on pairs"][-1] == (3, 3)
