@@ -21,7 +21,7 @@ from sklearn.utils.validation import (
     check_is_fitted,
 )
 
-from sktransfer._build.branch import make_adapter, resolve_backbone, tune_body
+from sktransfer._build.branch import is_pretrained, make_adapter, resolve_backbone, tune_body
 from sktransfer._build.fusion import (
     branch_table,
     check_fusion_params,
@@ -127,7 +127,7 @@ def fitted_state(estimator) -> dict:
     return {"module": module, "branches": [branch], "fitted": fitted, "mapped": False}
 
 
-def probe_head(estimator, X, y, sample_weight, settings) -> dict | None:
+def probe_head(estimator, X, y, sample_weight, prepared: PreparedBranch) -> dict | None:
     """The head after ``head_epochs`` of training on frozen features, or None.
 
     Linear probing, then fine-tuning (LP-FT, as fastai's ``fine_tune``): a random
@@ -135,8 +135,12 @@ def probe_head(estimator, X, y, sample_weight, settings) -> dict | None:
     already fit the task. The probe is this estimator with ``strategy="head"``: its
     features come from the shared cache, with the validation split and early stopping.
     """
+    settings = prepared.settings
     params = plain_numbers(estimator.get_params(deep=False))
-    head_epochs = planned_head_epochs(params, settings.strategy.warm_starts_head)
+    # A registry backbone without weights (mlp), or pretrained=False, has random features: none to protect.
+    # A user's module is taken to be pretrained: that is why it is passed.
+    random_body = isinstance(estimator.backbone, str) and not is_pretrained(settings, prepared.spec, prepared.source)
+    head_epochs = planned_head_epochs(params, settings.strategy.warm_starts_head, pretrained=not random_body)
     if head_epochs == 0 or not settings.strategy.warm_starts_head:
         return None
     probe = type(estimator)(**estimator.get_params(deep=False))
@@ -319,7 +323,7 @@ class _TransferBase(StrictParams, ClonePickleMixin, FusionMixin, SharingMixin, B
         n = len(prepared[0].X_checked)
         target_dict, fitted, stratify = self._targets(X, n, y, sample_weight, init)
         fitted["n_samples_fit_"] = n
-        warm_head = None if fused else probe_head(self, X, y, sample_weight, prepared[0].settings)
+        warm_head = None if fused else probe_head(self, X, y, sample_weight, prepared[0])
 
         seed = self._seed()
         device = self._fit_device()

@@ -169,6 +169,8 @@ def make_net(params: dict, module, collate_fn, *, param_groups, seed, device, on
     if converge:
         del kwargs["optimizer__weight_decay"]  # the head's penalty is C's
         kwargs.update(converged_head_settings(params, criterion_params, module.head.out_features))
+        # Full-batch L-BFGS on cached features: float32, and a GradScaler can't step an optimizer that needs a closure.
+        kwargs.update(amp_dtype=None, grad_scaler=False)
     net_class = TransferNet
     accelerator = params.get("accelerator")
     if accelerator is not None:
