@@ -165,8 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)  # bad usage: argparse exits with 2
+    from sktransfer._features.progress import progress_scope
+
     try:
-        return args.func(args)
+        # Progress bars on every long step unless --quiet; the estimators' own verbose (the
+        # epoch table) stays each command's choice.
+        with progress_scope(0 if getattr(args, "quiet", False) else 1):
+            return args.func(args)
     except BrokenPipeError:  # output piped into `head`: stop quietly, as command-line tools do
         sys.stderr.close()
         return 0

@@ -83,8 +83,8 @@ def test_lora_long_text_and_head_epochs_flags_reach_the_model(text_table, tmp_pa
         "--long-text", "chunk", "--head-epochs", "1", "--epochs", "1", "--out", model, "--quiet")
     params = load(model).get_params()
     assert (params["strategy"], params["lora_rank"], params["long_text"], params["head_epochs"]) == ("lora", 2, "chunk", 1)
-    refused = run("fit", text_table, "--backbone", "all-MiniLM-L6-v2", "--lora-rank", "0", "--out",
-                  tmp_path / "bad", check=False)
+    refused = run("fit", text_table, "--backbone", "all-MiniLM-L6-v2", "--strategy", "lora", "--lora-rank", "0",
+                  "--out", tmp_path / "bad", check=False)
     assert refused.returncode == 2 and "lora_rank" in refused.stderr and not (tmp_path / "bad").exists()
 
 
@@ -104,17 +104,31 @@ def test_bad_input_exits_2_with_one_line_and_never_overwrites(text_table, tmp_pa
 def test_long_predictions_in_chunks_match_one_pass(monkeypatch, capsys):
     from sktransfer import TransferClassifier, TransferRegressor
     from sktransfer._cli import commands as commands
+    from sktransfer._features.progress import ENV, progress_scope
 
+    monkeypatch.setenv(ENV, "1")  # bars although stderr is captured
     X = np.random.RandomState(0).normal(size=(50, 3))
     y = np.array(["a", "b"] * 25)
     clf = TransferClassifier("mlp", max_epochs=1, random_state=0).fit(X, y)
     monkeypatch.setattr(commands, "CHUNK", 8)
-    predictions, proba = commands.outputs(clf, X, quiet=False)
-    np.testing.assert_allclose(proba, clf.predict_proba(X), rtol=1e-6)
-    np.testing.assert_array_equal(predictions, clf.predict(X))
-    assert "predicting" in capsys.readouterr().err  # the progress bar
-    reg = TransferRegressor("mlp", max_epochs=1, random_state=0).fit(X, X[:, 0])
-    values, none = commands.outputs(reg, X, quiet=False)
+
+    class Exported:  # an ONNX export's interface: no get_params, no bars of its own
+        classes_ = clf.classes_
+
+        def predict_proba(self, X):
+            return clf.predict_proba(X)
+
+        def predict(self, X):
+            return clf.predict(X)
+
+    with progress_scope(1):
+        for model in (Exported(), clf):  # in chunks under one bar; our estimators: one pass, their own bar
+            predictions, proba = commands.outputs(model, X, quiet=False)
+            np.testing.assert_allclose(proba, clf.predict_proba(X), rtol=1e-6)
+            np.testing.assert_array_equal(predictions, clf.predict(X))
+            assert "predicting: 100%" in capsys.readouterr().err.replace("\r", "\n")
+        reg = TransferRegressor("mlp", max_epochs=1, random_state=0).fit(X, X[:, 0])
+        values, none = commands.outputs(reg, X, quiet=False)
     assert none is None
     np.testing.assert_allclose(values, reg.predict(X), rtol=1e-6)
 

@@ -68,5 +68,6 @@ def test_contrastive_model_exports_to_onnx_and_reports(tmp_path):
     np.testing.assert_allclose(predictor.predict_proba(X), clf.predict_proba(X), atol=1e-3)
     np.testing.assert_array_equal(predictor.predict(X), clf.predict(X))
     html = open(html_report(clf, X, y, tmp_path / "report.html"), encoding="utf-8").read()
-    for section in ("Per-class metrics", "Confusion matrix", "Learning curves", "Worst predictions"):
+    for section in ("Settings", "Per-class metrics", "Confusion matrix", "Calibration", "Learning curves",
+                    "Wrong predictions", "Right but unsure"):
         assert f"<h2>{section}" in html

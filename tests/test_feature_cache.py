@@ -119,10 +119,18 @@ def test_registered_backbones_are_keyed_by_name_and_initialisation(images):
 def test_cache_is_bypassed_when_the_backbone_trains_or_augments(images):
     X, y = images
     head_clf(augment="default", max_epochs=1).fit(X, y)
-    head_clf(strategy="full", max_epochs=1).fit(X, y)
-    head_clf(strategy="partial", max_epochs=1).fit(X, y)
+    head_clf(strategy="full", max_epochs=1, head_epochs=0).fit(X, y)
+    head_clf(strategy="partial", max_epochs=1, head_epochs=0).fit(X, y)
     assert len(memory_store()) == 0
     assert memory_store().hits == memory_store().misses == 0
+
+
+def test_the_probe_before_fine_tuning_reads_the_cache(images):
+    X, y = images
+    head_clf(strategy="full", max_epochs=1).fit(X, y)  # head_epochs="auto": a converged probe first
+    assert len(memory_store()) == len(X)  # the probe's frozen features, once per row
+    head_clf(strategy="full", max_epochs=1).fit(X, y)
+    assert memory_store().hits == len(X)  # the second fit's probe reads them back
 
 
 def test_memory_store_is_bounded_and_evicts_least_recently_used():

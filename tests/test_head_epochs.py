@@ -4,7 +4,6 @@ import numpy as np
 from sklearn.datasets import make_classification
 
 from sktransfer import TransferClassifier
-from sktransfer._build.settings import BranchSettings
 from sktransfer._estimators.base import probe_head
 
 
@@ -16,7 +15,8 @@ def test_fine_tuning_starts_from_the_probed_head():
     X, y = _data()
     probe = TransferClassifier("mlp", strategy="head", max_epochs=4, random_state=0).fit(X, y)
     est = TransferClassifier("mlp", head_epochs=4, random_state=0)
-    warm_head = probe_head(est, X, y, None, BranchSettings.from_params(est.get_params(deep=False)))
+    prepared = est._prepare_single(X, est.get_params(deep=False))
+    warm_head = probe_head(est, X, y, None, prepared)
     for name, tensor in probe.net_.module_.head.state_dict().items():
         np.testing.assert_array_equal(warm_head[name].numpy(), tensor.numpy())
     # A trained head starts fine-tuning at a lower loss than a random one.

@@ -143,17 +143,22 @@ def test_model_file_holds_adapters_and_head_only(text_lora, sentences, tmp_path)
     assert all(is_lora_name(n) or n.startswith("head.") for n in trainable(loaded))
 
 
-def test_model_file_refuses_other_adapters(text_lora, tmp_path):
+@pytest.mark.parametrize("rank, match", [
+    (2, r"config\.json: params\.lora_rank=2, but model\.safetensors holds adapters of rank \[4\]"),
+    # Refused before any adapter is allocated (peft would ask for terabytes).
+    (10**9, r"config\.json: params\.lora_rank=1000000000 is outside 1\.\.1048576.*nothing was allocated"),
+])
+def test_model_file_refuses_other_adapters(text_lora, tmp_path, rank, match):
     from sktransfer.exceptions import ModelFileError
 
     path = text_lora.save_pretrained(tmp_path / "lora")
     config = json.loads((path / "config.json").read_text())
-    config["params"]["lora_rank"] = 2  # adapters of another shape
+    config["params"]["lora_rank"] = rank  # adapters of another shape
     from sktransfer._persistence.model_files import _config_checksum
 
     config["checksum"] = _config_checksum(config)
     (path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ModelFileError, match="does not fit the model"):
+    with pytest.raises(ModelFileError, match=match):
         load(path)
 
 

@@ -19,33 +19,30 @@ import sktransfer
 from sktransfer import TransferClassifier, TransferEmbedder, TransferRegressor, export_onnx
 
 PACKAGE = os.path.dirname(sktransfer.__file__)
-FORBIDDEN = ("torch", "torchvision", "transformers", "skorch", "peft", "sklearn", "scipy")
+FORBIDDEN = ("torch", "torchvision", "transformers", "skorch", "peft", "sklearn", "scipy", "pandas", "timm")
 
-# Blocks the heavy libraries (``import torch`` raises ImportError), then predicts. The package's
-# __init__ imports the estimators (torch), so ``sktransfer`` is a bare package here: what is tested
-# is that the predictor's own modules import nothing heavy, even transitively.
+# Blocks the heavy libraries (``import torch`` raises ImportError), then does what a serving
+# process does: a plain ``import sktransfer`` and ``sktransfer.load_onnx``. Prints what it
+# predicted, which sktransfer it imported and which heavy modules got loaded anyway.
 SCRIPT = textwrap.dedent("""
-    import json, sys, types
+    import json, sys
     for name in {forbidden!r}:
         sys.modules[name] = None
-    package = types.ModuleType("sktransfer")
-    package.__path__ = [{package!r}]
-    sys.modules["sktransfer"] = package
 
     import numpy as np
-    from sktransfer._onnx.predictor import load_onnx
+    import sktransfer
 
     out = {{}}
     for name, (path, method, X) in json.loads(sys.argv[1]).items():
         X = np.asarray(X) if name == "tabular" or name == "image" else X
-        out[name] = getattr(load_onnx(path), method)(X).tolist()
+        out[name] = getattr(sktransfer.load_onnx(path), method)(X).tolist()
     loaded = sorted(m for m in sys.modules if m.split(".")[0] in {forbidden!r} and sys.modules[m] is not None)
-    print(json.dumps({{"out": out, "loaded": loaded}}))
+    print(json.dumps({{"out": out, "loaded": loaded, "package": sktransfer.__file__}}))
 """)
 
 
 def run_without_torch(jobs: dict) -> dict:
-    script = SCRIPT.format(forbidden=FORBIDDEN, package=PACKAGE)
+    script = SCRIPT.format(forbidden=FORBIDDEN)
     result = subprocess.run([sys.executable, "-c", script, json.dumps(jobs)], capture_output=True, text=True,
                             timeout=300, check=False)
     assert result.returncode == 0, result.stderr
@@ -60,16 +57,22 @@ def test_the_predictor_needs_no_torch(tmp_path):
     image = TransferEmbedder("example_tinycnn", image_size=16, feature_cache=None, random_state=0).fit(X_img)
     X_tab, y_tab = tabular()
     reg = TransferRegressor("mlp", max_epochs=2, random_state=0).fit(X_tab, y_tab * 3.0)
+    columns = {"review": TEXTS, "price": list(range(len(TEXTS)))}  # a dict of columns: no pandas
+    fused = TransferRegressor({"review": tiny, "price": "passthrough"}, max_length=16, max_epochs=1,
+                              random_state=0).fit(columns, np.arange(len(TEXTS)) * 2.0)
     jobs = {
         "text": (str(export_onnx(text, tmp_path / "text")), "predict_proba", TEXTS),
         "image": (str(export_onnx(image, tmp_path / "image")), "transform", X_img.tolist()),
         "tabular": (str(export_onnx(reg, tmp_path / "reg")), "predict", X_tab.tolist()),
+        "fused": (str(export_onnx(fused, tmp_path / "fused")), "predict", columns),
     }
     result = run_without_torch(jobs)
     assert result["loaded"] == []
+    assert os.path.dirname(result["package"]) == PACKAGE  # the package under test, imported whole
     np.testing.assert_allclose(result["out"]["text"], text.predict_proba(TEXTS), atol=1e-4)
     np.testing.assert_allclose(result["out"]["image"], image.transform(X_img), atol=1e-3)
     np.testing.assert_allclose(result["out"]["tabular"], reg.predict(X_tab), atol=1e-4)
+    np.testing.assert_allclose(result["out"]["fused"], fused.predict(columns), atol=1e-4)
 
 
 def test_import_sktransfer_leaves_onnx_out():

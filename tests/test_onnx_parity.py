@@ -41,7 +41,31 @@ def test_text_classifier_matches_torch_on_long_and_empty_texts(tiny_bert, tmp_pa
     # A text of several windows: its own row, whatever else is in the batch.
     np.testing.assert_allclose(onnx.predict_proba(TEXTS[-3:-2]), onnx.predict_proba(TEXTS)[-3:-2], atol=1e-6)
     if long_text == "chunk":  # the windows matter: the long text's answer is not the truncated one
-        assert onnx.inputs.batch([TEXTS[-3]])["window_mask"].sum() > 1
+        assert onnx.inputs.batch(onnx.inputs.encode([TEXTS[-3]]), [0])["window_mask"].sum() > 1
+
+
+@pytest.mark.parametrize("long_text", ["truncate", "chunk"])
+def test_texts_run_longest_first_and_come_back_in_the_callers_order(tiny_bert, tmp_path, long_text):
+    clf = TransferClassifier(tiny_bert, max_length=MAX_LENGTH, long_text=long_text, max_epochs=2, lr=1e-2,
+                             random_state=0).fit(SENTENCES, LABELS)
+    onnx = exported(clf, tmp_path, batch_size=3)
+    texts = ["ok", *TEXTS, "so so", "really quite good"]
+    order = onnx.inputs.order(onnx.inputs.encode(texts))
+    counts = [sum(len(w.ids) for w in windows) for windows in onnx.inputs.encode(texts)]
+    assert list(order[:2]) == sorted(range(len(texts)), key=lambda i: -counts[i])[:2]  # the longest first
+    assert order.tolist() != list(range(len(texts)))  # the order really changes here
+    fed = []
+    run = onnx.session.run
+    onnx.session = type("Spy", (), {"run": lambda self, names, feed: fed.append(feed) or run(names, feed)})()
+    proba = onnx.predict_proba(texts)
+    np.testing.assert_allclose(proba, clf.predict_proba(texts), rtol=0, atol=1e-4)
+    one_by_one = np.concatenate([onnx.predict_proba([text]) for text in texts])
+    np.testing.assert_allclose(proba, one_by_one, rtol=0, atol=1e-6)
+    # Batches of texts alike pad less than batches in the caller's order would.
+    sorted_padding = sum(int((feed["attention_mask"] == 0).sum()) for feed in fed[: -(-len(texts) // 3)])
+    unsorted = [onnx.inputs.batch(onnx.inputs.encode(texts), np.arange(i, min(i + 3, len(texts))))
+                for i in range(0, len(texts), 3)]
+    assert sorted_padding < sum(int((feed["attention_mask"] == 0).sum()) for feed in unsorted)
 
 
 def test_text_regressor_and_embedder_match_torch(tiny_bert, tmp_path):

@@ -420,7 +420,7 @@ def test_cli_pattern_builds_only_printed_specs(capsys, monkeypatch):
     built = []
     real = _registry.get_spec
     monkeypatch.setattr(_registry, "get_spec", lambda name: built.append(name) or real(name))
-    assert main(["backbones", "--pattern", "timm/convnext_atto*"]) == 0
+    assert main(["backbones", "--all", "--pattern", "timm/convnext_atto*"]) == 0
     out = capsys.readouterr().out
     assert "timm/convnext_atto.d2_in1k" in out and "resnet18" not in out
     assert built and all(name.startswith("timm/convnext_atto") for name in built)

@@ -24,6 +24,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from sktransfer._build.model import prepare_fused_branch
+from sktransfer._build.param_checks import StrictParams
 from sktransfer._build.settings import BranchSettings
 from sktransfer._inputs.augment import mixes_batches
 from sktransfer._training.strategies import STRATEGIES
@@ -34,7 +35,7 @@ REMAINDERS = ("error", "drop")
 BRANCH_PARAMS = ("strategy", "lr", "layers", "trainable_blocks", "pretrained")
 
 
-class Branch(BaseEstimator):
+class Branch(StrictParams, BaseEstimator):
     """One branch of a fused model: a backbone, and the settings where it differs.
 
     Parameters

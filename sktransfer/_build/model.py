@@ -14,7 +14,7 @@ from sktransfer._build.branch import (
 )
 from sktransfer._build.branch import training_data as branch_training_data
 from sktransfer._build.settings import BranchSettings
-from sktransfer._inputs.fused import BranchColumns, FittedBranch, FusedInput, select
+from sktransfer._inputs.fused import BranchColumns, FittedBranch, FusedInput, check_branch_input, select
 from sktransfer._nn.fusion_module import FusionModule
 from sktransfer._training.net import fast_path
 
@@ -53,11 +53,8 @@ def prepare_fused_branch(name, column, settings: BranchSettings, X) -> PreparedB
     settings = settings.for_modality(spec.modality)
     adapter = make_adapter(spec, source, settings)
     columns = BranchColumns()
-    try:
-        X_checked = adapter.check(select(X, column, spec.modality), estimator=columns, reset=True)
-    except (ValueError, TypeError) as exc:
-        where = f"column {column!r}" if column is not None else f"branch {name!r}"
-        raise type(exc)(f"{where} ({spec.name}): {exc}") from exc
+    X_checked = check_branch_input(adapter, select(X, column, spec.modality), columns, column=column, name=name,
+                                   backbone=spec.name, reset=True)
     if source is None:
         adapter.fit(X_checked)
     return PreparedBranch(name, column, settings, spec, source, adapter, columns, X_checked)

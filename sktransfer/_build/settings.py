@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from sktransfer._build.param_checks import plain_number, plain_numbers
 from sktransfer._inputs import adapter_class
 from sktransfer._inputs.augment import modality_default
 from sktransfer._training.strategies import Head, Strategy, make_strategy
@@ -42,15 +43,15 @@ class BranchSettings:
     def from_params(cls, params: dict, branch=None) -> "BranchSettings":
         """The settings of an estimator with parameters ``params`` (its ``get_params(deep=False)``),
         or of its fused branch ``branch`` (a :class:`~sktransfer.Branch`)."""
-        params = dict(params)
+        params = plain_numbers(params)  # numpy numbers from a search grid work as Python ones
         if branch is not None:
             params["backbone"] = branch.backbone
             params["init"] = None  # the offset belongs to the fused model's output, not a branch's
             for name in BRANCH_OVERRIDES:
                 if getattr(branch, name) is not None:
-                    params[name] = getattr(branch, name)
+                    params[name] = plain_number(getattr(branch, name))
             if branch.lr is not None:
-                params["backbone_lr"] = branch.lr
+                params["backbone_lr"] = plain_number(branch.lr)
         strategy = make_strategy(
             params.get("strategy", "head"),
             trainable_blocks=params.get("trainable_blocks", 1),

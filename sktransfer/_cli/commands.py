@@ -15,7 +15,8 @@ import os
 import numpy as np
 
 from sktransfer._cli.cache import add_feature_cache_argument, feature_cache, trim
-from sktransfer._cli.data import load_data
+from sktransfer._cli.checks import check_evaluate_flags, check_fit_data, check_fit_flags, coerce_labels, known_labels
+from sktransfer._cli.data import check_table_flags, encoding_name, load_data
 from sktransfer._cli.evaluation import cross_validation, metrics
 from sktransfer._onnx.config import is_exported
 
@@ -30,7 +31,9 @@ def add_data_arguments(parser) -> None:
     parser.add_argument("--text-column", help="column of texts in a table (default: text, sentence, review, caption)")
     parser.add_argument("--image-column", help="column of image paths in a table, relative to the table's folder "
                                                "(default: path, image, file, filename)")
-    parser.add_argument("--label-column", default="label", help="column of labels in a table (default: label)")
+    parser.add_argument("--label-column", help="column of labels in a table (default: label)")
+    parser.add_argument("--encoding", type=encoding_name,
+                        help="text encoding of a CSV or TSV file, e.g. latin-1, cp1252, utf-16 (default: utf-8)")
     add_feature_cache_argument(parser)
 
 
@@ -53,11 +56,11 @@ def add_fit_arguments(parser) -> None:
                         help="passes over the data, or auto: 10 and at least 50 optimizer steps (default: auto)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--image-size", type=int, help="image side in pixels (default: the backbone's)")
-    parser.add_argument("--head-epochs", type=epochs, default="auto",
+    parser.add_argument("--image-size", type=int, help="image side in pixels (images only; default: the backbone's)")
+    parser.add_argument("--head-epochs", type=epochs,
                         help="epochs training the head on frozen features before fine-tuning, or auto: a probe "
-                             "solved to convergence (default: auto)")
-    parser.add_argument("--lora-rank", type=int, default=8, help="rank of the LoRA adapters (--strategy lora)")
+                             "solved to convergence (default: auto; not with --strategy head or contrastive)")
+    parser.add_argument("--lora-rank", type=int, help="rank of the LoRA adapters (--strategy lora only; default: 8)")
     parser.add_argument("--long-text", choices=["truncate", "chunk"],
                         help="texts longer than the model's window: cut them (default) or pool overlapping windows")
     parser.add_argument("--task", choices=TASKS, default="classify")
@@ -94,6 +97,9 @@ def add_report_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="the self-contained HTML file to write")
     parser.add_argument("--id-column", help="a table's column that names each sample in the report (default: the "
                                             "image path, else the row number)")
+    parser.add_argument("--unknown-labels", choices=["error", "ignore"],
+                        help="rows whose labels the model never saw: stop (error, the default) or leave them out of "
+                             "the metrics with a warning that counts them (ignore)")
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -102,6 +108,9 @@ def add_evaluate_arguments(parser) -> None:
     add_model_and_data_arguments(parser)
     parser.add_argument("--cv", type=int, metavar="K", help="K-fold cross-validation of a fresh fit on DATA instead")
     parser.add_argument("--report", help="write a self-contained HTML report to this file")
+    parser.add_argument("--unknown-labels", choices=["error", "ignore"],
+                        help="rows whose labels the model never saw: stop (error, the default) or leave them out of "
+                             "the metrics with a warning that counts them (ignore)")
     parser.add_argument("--force", action="store_true", help="overwrite --report if it exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -140,12 +149,19 @@ def _load_single_label(path):
     return estimator
 
 
+def _check_data_flags(args) -> None:
+    """The data flags checked against each other and DATA before a model is read (which takes seconds)."""
+    check_table_flags(args.data, text_column=args.text_column, image_column=args.image_column,
+                      label_column=args.label_column, id_column=getattr(args, "id_column", None),
+                      encoding=args.encoding)
+
+
 def _data(args, need_labels=True, estimator=None):
     """The command's data; given the model, checked against the kind of input it takes."""
     modality = None if estimator is None else model_modality(estimator)
     data = load_data(args.data, text_column=args.text_column, image_column=args.image_column,
                      label_column=args.label_column, need_labels=need_labels,
-                     id_column=getattr(args, "id_column", None), modality=modality)
+                     id_column=getattr(args, "id_column", None), modality=modality, encoding=args.encoding)
     if modality is not None and modality != data.modality:
         looks = {"image": "image paths", "text": "texts"}[data.modality]
         fix = ("name its column of texts with --text-column" if modality == "text" else
@@ -167,19 +183,22 @@ def model_modality(estimator) -> str | None:
 
 
 def cmd_fit(args) -> int:
-    from sktransfer import TransferClassifier, TransferRegressor
-
+    check_fit_flags(args)
+    _check_data_flags(args)
     _refuse_overwrite(args.out, args.force)
     data = _data(args)
+    check_fit_data(args, data)
+    from sktransfer import TransferClassifier, TransferRegressor  # torch: after the checks, which need none
+
     Estimator = TransferClassifier if args.task == "classify" else TransferRegressor
-    y = data.y if args.task == "classify" else _as_numbers(data.y, args.label_column, "--task regress needs")
+    y = data.y if args.task == "classify" else _as_numbers(data.y, _label(args), "--task regress needs")
     cache = feature_cache(args)
     estimator = Estimator(
         args.backbone, strategy=args.strategy, max_epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-        image_size=args.image_size if data.modality == "image" else None, head_epochs=args.head_epochs,
-        lora_rank=args.lora_rank, random_state=args.seed, verbose=0 if args.quiet else 1, feature_cache=cache,
-        # Only when asked for: the estimator then refuses it for images with a message.
-        **({"long_text": args.long_text} if args.long_text else {}),
+        image_size=args.image_size, random_state=args.seed, verbose=0 if args.quiet else 1, feature_cache=cache,
+        # Only when asked for (the estimators' defaults otherwise); the estimator refuses long_text for images.
+        **{name: value for name, value in [("long_text", args.long_text), ("head_epochs", args.head_epochs),
+                                           ("lora_rank", args.lora_rank)] if value is not None},
     )
     estimator.fit(data.X, y)
     # The progress output and this machine's cache directory are the command line's, not the
@@ -190,6 +209,10 @@ def cmd_fit(args) -> int:
     if not args.quiet:
         print(f"fitted {args.backbone} ({args.strategy}) on {len(data.X)} {data.description}; saved to {args.out}")
     return 0
+
+
+def _label(args) -> str:
+    return args.label_column or "label"
 
 
 def _as_numbers(values, column: str, who: str) -> np.ndarray:
@@ -204,8 +227,8 @@ def _as_numbers(values, column: str, who: str) -> np.ndarray:
 
 def _targets(args, estimator, data):
     if hasattr(estimator, "classes_"):
-        return data.y
-    return _as_numbers(data.y, args.label_column, f"{args.model} holds a regressor, which needs")
+        return coerce_labels(estimator, data.y)
+    return _as_numbers(data.y, _label(args), f"{args.model} holds a regressor, which needs")
 
 
 def _prepare(estimator, args):
@@ -216,20 +239,25 @@ def _prepare(estimator, args):
     return cache
 
 
-CHUNK = 512  # samples per progress step of a long prediction
+CHUNK = 512  # samples per progress step of a long prediction by an ONNX export
 
 
 def outputs(estimator, X, quiet: bool = True):
-    """``(predictions, probabilities or None)``, in chunks under a progress bar for long
-    inputs; a classifier's predictions are read off its probabilities (one pass)."""
+    """``(predictions, probabilities or None)``; a classifier's predictions are read off its
+    probabilities (one pass). Our estimators show their own bars (extraction, prediction:
+    see ``main``); an ONNX export predicts in chunks under one bar."""
     method = estimator.predict_proba if hasattr(estimator, "predict_proba") else estimator.predict
-    if quiet or len(X) <= CHUNK:
+    if quiet or len(X) <= CHUNK or hasattr(estimator, "get_params"):
         out = method(X)
     else:
-        from tqdm.auto import tqdm
+        from sktransfer._features.progress import bar
 
-        steps = range(0, len(X), CHUNK)
-        out = np.concatenate([method(X[i : i + CHUNK]) for i in tqdm(steps, desc="predicting", unit="chunk")])
+        with bar("predicting", len(X)) as progress:
+            parts = []
+            for i in range(0, len(X), CHUNK):
+                parts.append(method(X[i : i + CHUNK]))
+                progress.update(len(parts[-1]))
+        out = np.concatenate(parts)
     if method == estimator.predict:
         return out, None
     return estimator.classes_[np.argmax(out, axis=1)], out
@@ -265,6 +293,7 @@ def _check_float_format(fmt: str) -> None:
 def cmd_predict(args) -> int:
     _refuse_overwrite(args.out, args.force)
     _check_float_format(args.float_format)
+    _check_data_flags(args)
     estimator = _load_single_label(args.model)
     cache = _prepare(estimator, args)
     data = _data(args, need_labels=False, estimator=estimator)
@@ -295,6 +324,8 @@ def _refuse_onnx(args, what: str) -> None:
 
 
 def cmd_evaluate(args) -> int:
+    check_evaluate_flags(args)
+    _check_data_flags(args)
     if args.report:
         _refuse_overwrite(args.report, args.force)
     if args.cv is not None or args.report:
@@ -303,21 +334,23 @@ def cmd_evaluate(args) -> int:
     cache = _prepare(estimator, args)
     data = _data(args, estimator=estimator)
     y = _targets(args, estimator, data)
+    X, ids = data.X, data.ids
     if args.cv is not None:
         print(f"{args.cv}-fold cross-validation of a fresh fit on {len(y)} {data.description}")
-        predictions = cross_validation(estimator, data.X, y, args.cv)
+        predictions = cross_validation(estimator, X, y, args.cv)
         print("\npooled over the folds:")
-        print(metrics(estimator, data.X, y, predictions))
+        print(metrics(estimator, X, y, predictions))
         scores = None  # the report runs the fitted model itself
     else:
+        X, y, ids = known_labels(args, estimator, data, y)
         print(f"{args.model} on {len(y)} {data.description}")
-        predictions, proba = outputs(estimator, data.X, args.quiet)
-        print(metrics(estimator, data.X, y, predictions))
+        predictions, proba = outputs(estimator, X, args.quiet)
+        print(metrics(estimator, X, y, predictions))
         scores = predictions if proba is None else proba  # the report reuses them: one pass over DATA
     if args.report:
         from sktransfer.report import html_report
 
-        html_report(estimator, data.X, y, args.report, overwrite=args.force, y_score=scores, ids=data.ids)
+        html_report(estimator, X, y, args.report, overwrite=args.force, y_score=scores, ids=ids)
         print(f"report written to {args.report}")
     trim(cache)
     return 0
@@ -327,14 +360,15 @@ def cmd_report(args) -> int:
     from sktransfer.report import html_report
 
     _refuse_overwrite(args.out, args.force)
+    _check_data_flags(args)
     _refuse_onnx(args, "report")
     estimator = _load_single_label(args.model)
     cache = _prepare(estimator, args)
     data = _data(args, estimator=estimator)
-    y = _targets(args, estimator, data)
-    _, proba = outputs(estimator, data.X, args.quiet)
+    X, y, ids = known_labels(args, estimator, data, _targets(args, estimator, data))
+    _, proba = outputs(estimator, X, args.quiet)
     scores = proba if proba is not None else _
-    html_report(estimator, data.X, y, args.out, overwrite=args.force, y_score=scores, ids=data.ids)
+    html_report(estimator, X, y, args.out, overwrite=args.force, y_score=scores, ids=ids)
     trim(cache)
     print(f"report on {len(y)} {data.description} written to {args.out}")
     return 0

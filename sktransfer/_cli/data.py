@@ -6,13 +6,20 @@ relative to the table's folder), and a label column (optional for ``predict``). 
 sample column is detected by name (``text``, ``sentence``, ``review``, ``caption`` for
 texts; ``path``, ``image``, ``file``, ``filename`` for images) unless named with
 ``--text-column`` or ``--image-column``.
+
+CSV and TSV files are read as UTF-8 (a byte-order mark is skipped) unless ``--encoding``
+names another encoding. The flags that name a table's columns or its encoding are refused
+for data that isn't a table, and a label column with empty cells is refused where labels
+are needed.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import difflib
 import glob
+import io
 import os
 from dataclasses import dataclass
 
@@ -68,21 +75,81 @@ def load_image_folder(path: str) -> tuple[list[str], np.ndarray]:
     return paths, np.array(labels)
 
 
-def read_table(path: str) -> tuple[list[str], list[dict]]:
-    """Column names and rows of a CSV, TSV or Parquet file, as strings."""
+def encoding_name(value: str) -> str:
+    """An encoding Python knows, for argparse (``--encoding``)."""
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"unknown encoding {value!r}; e.g. utf-8, latin-1, cp1252, utf-16") from None
+    return value
+
+
+def _decode_error(path: str, encoding: str, detail: str) -> ValueError:
+    return ValueError(
+        f"{path!r} is not {encoding} text ({detail}): pass the file's encoding with --encoding, e.g. --encoding "
+        "latin-1, cp1252 or utf-16."
+    )
+
+
+def read_text(path: str, encoding: str | None = None) -> str:
+    """A CSV or TSV file's text; UTF-8 by default (a byte-order mark is skipped). A file that
+    doesn't decode, or that decodes to NUL characters (UTF-16 read as UTF-8), names the file,
+    the encoding tried and ``--encoding``."""
+    encoding = encoding or "utf-8"
+    codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+    with open(path, "rb") as f:
+        raw = f.read()
+    nul = raw.find(b"\x00")
+    as_utf16 = f"NUL bytes from position {nul}, as UTF-16 text has"
+    try:
+        text = raw.decode(codec)
+    except UnicodeDecodeError as exc:
+        detail = as_utf16 if nul >= 0 else f"byte {raw[exc.start]:#04x} at position {exc.start}: {exc.reason}"
+        raise _decode_error(path, encoding, detail) from None
+    except UnicodeError as exc:
+        raise _decode_error(path, encoding, str(exc)) from None
+    if "\x00" in text:
+        raise _decode_error(path, encoding, as_utf16)
+    return text
+
+
+def read_table(path: str, encoding: str | None = None) -> tuple[list[str], list[dict]]:
+    """Column names and rows of a CSV, TSV or Parquet file, as strings; a Parquet file's
+    missing cells are empty strings, as a CSV's empty cells are."""
     if path.lower().endswith(".parquet"):
+        if encoding is not None:
+            raise ValueError(f"--encoding applies to CSV and TSV files; {path!r} is a Parquet file, which stores its "
+                             "own: drop --encoding.")
         try:
             import pandas as pd
 
             frame = pd.read_parquet(path)
         except ImportError as exc:
             raise ValueError(f"Reading {path!r} needs pandas and pyarrow: pip install pandas pyarrow.") from exc
+        frame = frame.astype(object).where(frame.notna(), "")
         return [str(c) for c in frame.columns], frame.astype(str).to_dict("records")
     delimiter = "\t" if path.lower().endswith((".tsv", ".txt")) else ","
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
+    reader = csv.DictReader(io.StringIO(read_text(path, encoding), newline=""), delimiter=delimiter)
+    try:
         rows = list(reader)
-        return list(reader.fieldnames or []), rows
+    except csv.Error as exc:
+        raise ValueError(f"{path!r} is not a valid table: {exc} (line {reader.line_num}).") from None
+    return list(reader.fieldnames or []), rows
+
+
+def labels_of(path: str, rows: list[dict], label_column: str) -> np.ndarray:
+    """The label column, refused when a cell is empty: ``''`` would become a class."""
+    empty = [i for i, row in enumerate(rows, start=1) if not (row[label_column] or "").strip()]
+    if empty:
+        shown = ", ".join(map(str, empty[:5])) + (", ..." if len(empty) > 5 else "")
+        raise ValueError(
+            f"{path!r} has {len(empty)} of {len(rows)} row(s) with an empty cell in the label column "
+            f"{label_column!r} (row {shown}; row 1 is the first under the header), which would make '' a class: fill "
+            "them in, or remove those rows (`sktransfer predict` reads rows without labels)."
+        )
+    return np.array([row[label_column] for row in rows])
 
 
 def _no_column(path: str, given: str, columns: list[str], what: str, flag: str) -> ValueError:
@@ -99,11 +166,12 @@ def _pick(columns: list[str], given: str | None, candidates: tuple, what: str, f
     return next((c for c in candidates if c in columns), None)
 
 
-def load_table(path: str, *, text_column=None, image_column=None, label_column="label", need_labels=True,
-               id_column=None, modality=None) -> Dataset:
+def load_table(path: str, *, text_column=None, image_column=None, label_column=None, need_labels=True,
+               id_column=None, modality=None, encoding=None) -> Dataset:
     """Texts or image paths, and labels, from a table file; with ``modality`` (the model's),
     the column of that kind when the table has both."""
-    columns, rows = read_table(path)
+    label_column = label_column or "label"
+    columns, rows = read_table(path, encoding)
     if not rows:
         raise ValueError(f"{path!r} holds no rows.")
     text = _pick(columns, text_column, TEXT_COLUMNS, "texts", "--text-column", path)
@@ -130,6 +198,8 @@ def load_table(path: str, *, text_column=None, image_column=None, label_column="
                 "--label-column."
             )
         labels = None
+    elif need_labels:
+        labels = labels_of(path, rows, label_column)
     else:
         labels = np.array([row[label_column] for row in rows])
     if id_column is not None and id_column not in columns:
@@ -180,9 +250,34 @@ def load_folder(path: str, need_labels: bool) -> Dataset:
     return Dataset(paths, labels, "image", paths, f"image folder {path}")
 
 
-def load_data(path, *, text_column=None, image_column=None, label_column="label", need_labels=True,
-              id_column=None, modality=None) -> Dataset:
-    """A folder of images, image files or glob patterns (a list of them), or one table file."""
+def check_table_flags(path, *, text_column=None, image_column=None, label_column=None, id_column=None,
+                      encoding=None) -> None:
+    """Refuses ``--text-column`` with ``--image-column``, and the table flags (a column's name,
+    ``--encoding``) for data that isn't a table; cheap, so commands call it before reading a model."""
+    if text_column is not None and image_column is not None:
+        raise ValueError(
+            "--text-column and --image-column can't be used together: a model reads one column of samples, texts "
+            "or image paths; keep the one its data is in."
+        )
+    given = {"text_column": text_column, "image_column": image_column, "label_column": label_column,
+             "id_column": id_column, "encoding": encoding}
+    flags = [f"--{name.replace('_', '-')}" for name, value in given.items() if value is not None]
+    paths = [os.fspath(p) for p in path] if isinstance(path, (list, tuple)) else [os.fspath(path)]
+    is_table = len(paths) == 1 and os.path.isfile(paths[0]) and paths[0].lower().endswith(TABLE_SUFFIXES)
+    if flags and not is_table and (len(paths) > 1 or os.path.exists(paths[0]) or glob.has_magic(paths[0])):
+        raise ValueError(
+            f"{' and '.join(flags)} appl{'ies' if len(flags) == 1 else 'y'} to tables (CSV, TSV, Parquet), and "
+            f"{paths[0]!r}{' ...' if len(paths) > 1 else ''} is {'a folder' if os.path.isdir(paths[0]) else 'images'}"
+            f": drop {'it' if len(flags) == 1 else 'them'}."
+        )
+
+
+def load_data(path, *, text_column=None, image_column=None, label_column=None, need_labels=True,
+              id_column=None, modality=None, encoding=None) -> Dataset:
+    """A folder of images, image files or glob patterns (a list of them), or one table file.
+    The table flags (a column's name, ``encoding``) are refused for data that isn't a table."""
+    check_table_flags(path, text_column=text_column, image_column=image_column, label_column=label_column,
+                      id_column=id_column, encoding=encoding)
     paths = [os.fspath(p) for p in path] if isinstance(path, (list, tuple)) else [os.fspath(path)]
     if len(paths) > 1 or glob.has_magic(paths[0]) or paths[0].lower().endswith(IMAGE_EXTENSIONS):
         if need_labels:
@@ -198,7 +293,7 @@ def load_data(path, *, text_column=None, image_column=None, label_column="label"
         if not path.lower().endswith(TABLE_SUFFIXES):
             raise ValueError(f"{path!r} is not a folder, an image or a table file ({', '.join(TABLE_SUFFIXES)}).")
         return load_table(path, text_column=text_column, image_column=image_column, label_column=label_column,
-                          need_labels=need_labels, id_column=id_column, modality=modality)
+                          need_labels=need_labels, id_column=id_column, modality=modality, encoding=encoding)
     raise ValueError(
         f"{path!r} does not exist: pass a folder of images (one sub-folder per class to fit or evaluate), image "
         "files or a glob, or a CSV/TSV/Parquet file."

@@ -21,7 +21,7 @@ from sklearn.utils.validation import (
     check_is_fitted,
 )
 
-from sktransfer._build.branch import make_adapter, resolve_backbone, tune_body
+from sktransfer._build.branch import is_pretrained, make_adapter, resolve_backbone, tune_body
 from sktransfer._build.fusion import (
     branch_table,
     check_fusion_params,
@@ -35,6 +35,7 @@ from sktransfer._build.model import (
     model_fast_path,
     training_data,
 )
+from sktransfer._build.param_checks import StrictParams, plain_numbers
 from sktransfer._build.settings import BranchSettings
 from sktransfer._build.sources import modality_of
 from sktransfer._estimators.fusion import FusionMixin
@@ -47,7 +48,8 @@ from sktransfer._estimators.params import TRANSFER_PARAMETERS
 from sktransfer._estimators.pickling import ClonePickleMixin
 from sktransfer._estimators.sharing import SharingMixin
 from sktransfer._estimators.targets import check_class_labels
-from sktransfer._features.extraction import feature_dataset, frozen_features, inference_subset
+from sktransfer._features.extraction import FeatureDataset, feature_dataset, frozen_features, inference_subset
+from sktransfer._features.progress import shows_progress
 from sktransfer._inputs import adapter_class
 from sktransfer._inputs.augment import mixes_batches
 from sktransfer._inputs.checks import check_samples
@@ -60,7 +62,7 @@ from sktransfer._training.accelerate import (
 )
 from sktransfer._training.budget import planned_epochs, planned_head_epochs
 from sktransfer._training.devices import check_device, resolve_device
-from sktransfer._training.net import FitInterrupted, draw_seed, release_accelerator_memory
+from sktransfer._training.net import FitInterrupted, draw_seed, forward_outputs, release_accelerator_memory
 from sktransfer._training.net_factory import converges, make_net
 from sktransfer._training.preflight import batchnorm_drop_last, check_validation_split
 from sktransfer._training.scoring import validation_metric
@@ -125,7 +127,7 @@ def fitted_state(estimator) -> dict:
     return {"module": module, "branches": [branch], "fitted": fitted, "mapped": False}
 
 
-def probe_head(estimator, X, y, sample_weight, settings) -> dict | None:
+def probe_head(estimator, X, y, sample_weight, prepared: PreparedBranch) -> dict | None:
     """The head after ``head_epochs`` of training on frozen features, or None.
 
     Linear probing, then fine-tuning (LP-FT, as fastai's ``fine_tune``): a random
@@ -133,7 +135,12 @@ def probe_head(estimator, X, y, sample_weight, settings) -> dict | None:
     already fit the task. The probe is this estimator with ``strategy="head"``: its
     features come from the shared cache, with the validation split and early stopping.
     """
-    head_epochs = planned_head_epochs(estimator.get_params(deep=False), settings.strategy.warm_starts_head)
+    settings = prepared.settings
+    params = plain_numbers(estimator.get_params(deep=False))
+    # A registry backbone without weights (mlp), or pretrained=False, has random features: none to protect.
+    # A user's module is taken to be pretrained: that is why it is passed.
+    random_body = isinstance(estimator.backbone, str) and not is_pretrained(settings, prepared.spec, prepared.source)
+    head_epochs = planned_head_epochs(params, settings.strategy.warm_starts_head, pretrained=not random_body)
     if head_epochs == 0 or not settings.strategy.warm_starts_head:
         return None
     probe = type(estimator)(**estimator.get_params(deep=False))
@@ -143,7 +150,7 @@ def probe_head(estimator, X, y, sample_weight, settings) -> dict | None:
     return {name: t.detach().to("cpu", copy=True) for name, t in probe.net_.module_.head.state_dict().items()}
 
 
-class _TransferBase(ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
+class _TransferBase(StrictParams, ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
     """Shared machinery of :class:`TransferClassifier` and :class:`TransferRegressor`."""
 
     _parameter_constraints: dict = TRANSFER_PARAMETERS
@@ -268,6 +275,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
     _target_attributes: tuple = ("n_outputs_",)
 
     # ------------------------------------------------------------------ fit
+    @shows_progress
     def fit(self, X, y, sample_weight=None):
         """Fit the head (and the backbone, depending on ``strategy``) to ``X`` and ``y``.
 
@@ -303,7 +311,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
 
     def _fit(self, X, y, sample_weight):
         self._validate_params()
-        params = self.get_params(deep=False)
+        params = plain_numbers(self.get_params(deep=False))  # numpy numbers from a search grid work too
         check_device(self.device)
         check_accelerator(self.accelerator, self, make_strategy(self.strategy))
         check_samples(X)
@@ -314,7 +322,8 @@ class _TransferBase(ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
         prepared = self._prepare_fused(X, params) if fused else [self._prepare_single(X, params)]
         n = len(prepared[0].X_checked)
         target_dict, fitted, stratify = self._targets(X, n, y, sample_weight, init)
-        warm_head = None if fused else probe_head(self, X, y, sample_weight, prepared[0].settings)
+        fitted["n_samples_fit_"] = n
+        warm_head = None if fused else probe_head(self, X, y, sample_weight, prepared[0])
 
         seed = self._seed()
         device = self._fit_device()
@@ -340,7 +349,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
             for p, branch in zip(prepared, model.branches):  # contrastive tuning: before the features
                 tune_body(branch, p.X_checked, target_dict, device=device, fast=fast, seed=seed,
                           feature_cache=self.feature_cache)
-            train_data = training_data(model, prepared, target_dict, batch_size=self.batch_size, device=device,
+            train_data = training_data(model, prepared, target_dict, batch_size=params["batch_size"], device=device,
                                        fast=fast, feature_cache=self.feature_cache)
             kind = self._criterion_params(fitted)["criterion__kind"]  # multi-label: binary, no metric
             metric = None if init is not None else validation_metric(kind, target_dict["target"])
@@ -379,7 +388,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
             check_class_labels(y)
         check_consistent_length(np.empty((n, 0)), y)
         targets, fitted, stratify, class_weight = self._encode_targets(y)
-        check_validation_split(self.get_params(deep=False), n, stratify, fitted.get("classes_"))
+        check_validation_split(plain_numbers(self.get_params(deep=False)), n, stratify, fitted.get("classes_"))
         target_dict = {"target": targets, "weight": normalised_weights(sample_weight, n, class_weight)}
         if init is not None:
             # The source model runs once per fit; its output rides along with the targets.
@@ -436,7 +445,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
     def __sktransfer_restore__(self, model: BuiltModel, fitted: dict, device: str, fast):
         """Become the fitted estimator of a model the build path rebuilt (``sktransfer.load``)."""
         self._validate_params()
-        params = self.get_params(deep=False)
+        params = plain_numbers(self.get_params(deep=False))
         # A loaded model doesn't train: the number only completes the net's settings.
         params["max_epochs"] = planned_epochs(params, 0, full_batch=True)
         net = self._make_net(params, model, self._seed(), device, fast, fitted)
@@ -445,6 +454,7 @@ class _TransferBase(ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
         return self
 
     # ------------------------------------------------------------------ predict
+    @shows_progress
     def _forward(self, X) -> np.ndarray:
         """Raw outputs (logits or standardised targets) for X, batch by batch."""
         check_is_fitted(self)
@@ -453,19 +463,20 @@ class _TransferBase(ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
         restore = None
         if isinstance(self.adapter_, FusedInput):
             dataset = self.adapter_.dataset(
-                X_checked, self.net_.module_, batch_size=self.batch_size, device=self.device_, fast=self.fast_path_,
-                feature_cache=self.feature_cache,
+                X_checked, self.net_.module_, batch_size=int(self.batch_size), device=self.device_,
+                fast=self.fast_path_, feature_cache=self.feature_cache,
             )
         elif self.feature_fingerprint_ is not None:
             # A frozen backbone: reuse (or add) cached features and run only the head.
             features = frozen_features(self.net_.module_, self.spec_, self.adapter_, X_checked,
-                                       fingerprint=self.feature_fingerprint_, batch_size=self.batch_size,
+                                       fingerprint=self.feature_fingerprint_, batch_size=int(self.batch_size),
                                        device=self.device_, fast=self.fast_path_, feature_cache=self.feature_cache)
             dataset = feature_dataset(features, None)
         else:
             # In the adapter's inference order (texts by length: less padding), outputs put back below.
             dataset, restore = inference_subset(self.adapter_, X_checked, self.adapter_.dataset(X_checked))
-        out = self.net_.forward(dataset, training=False, device="cpu").numpy()
+        quick = isinstance(dataset, FeatureDataset)  # only the head runs: no bar
+        out = forward_outputs(self.net_, dataset, None if quick else "predicting").numpy()
         if restore is not None:
             out = out[restore]
         if self.init_ is not None:

@@ -180,7 +180,10 @@ _SHARED_PARAMETERS = """
         the cache may differ from fresh ones in float32 rounding. The global torch RNG is
         left as it was.
     verbose : int, default=0
-        ``1`` or more prints a line per epoch and a progress bar over batches.
+        ``1`` or more prints a line per epoch and shows progress bars on stderr: one over
+        the whole fit (epochs x batches), and one per long step (extracting frozen
+        features, predicting). Bars show only when stderr is a terminal (or a Jupyter
+        notebook); ``SKTRANSFER_PROGRESS=1`` shows them anyway (a log file, CI), ``0`` never.
     feature_cache : "memory", path, FeatureStore or None, default="memory"
         Where frozen-backbone features (``strategy="head"``, no augmentation) are
         shared across fits: a process-wide in-memory store bounded by
@@ -236,6 +239,8 @@ _SHARED_ATTRIBUTES = """
     adapter_ : object
         Validates and feeds inputs (image transforms, tokenizer or scaler).
     n_outputs_ : int
+    n_samples_fit_ : int
+        The number of training samples ``fit`` was given (a validation split included).
     n_features_in_ : int
         Only for tabular backbones.
 """

@@ -24,12 +24,14 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from sktransfer._build.branch import build_branch, make_adapter, resolve_backbone
 from sktransfer._build.fusion import REMAINDERS, branch_table, is_fused
+from sktransfer._build.param_checks import StrictParams
 from sktransfer._build.settings import BranchSettings
 from sktransfer._build.sources import (
     modality_of,
 )
 from sktransfer._estimators.sharing import SharingMixin
 from sktransfer._features.extraction import frozen_features
+from sktransfer._features.progress import shows_progress
 from sktransfer._inputs import adapter_class
 from sktransfer._inputs.checks import check_samples
 from sktransfer._inputs.fused import check_columns, select
@@ -46,7 +48,7 @@ def feature_prefix(name: str) -> str:
     return prefix if prefix[0].isalpha() else f"f_{prefix}"
 
 
-class TransferEmbedder(SharingMixin, TransformerMixin, BaseEstimator):
+class TransferEmbedder(StrictParams, SharingMixin, TransformerMixin, BaseEstimator):
     """The frozen features of a pretrained backbone, as a scikit-learn transformer.
 
     ``transform`` returns one row of backbone features per sample: the backbone's own
@@ -109,6 +111,9 @@ class TransferEmbedder(SharingMixin, TransformerMixin, BaseEstimator):
     remainder : {"error", "drop"}, default="error"
         With a column mapping: columns of ``X`` that are not mapped raise an error, or
         are dropped (as in :class:`sklearn.compose.ColumnTransformer`).
+    verbose : int, default=0
+        ``1`` or more shows a progress bar on stderr while ``transform`` computes features
+        (when stderr is a terminal, or ``SKTRANSFER_PROGRESS=1``).
 
     Attributes
     ----------
@@ -168,6 +173,7 @@ class TransferEmbedder(SharingMixin, TransformerMixin, BaseEstimator):
         "precision": [StrOptions(set(PRECISIONS))],
         "feature_cache": [StrOptions({"memory"}), str, os.PathLike, HasMethods(["get_many", "put_many"]), None],
         "random_state": ["random_state"],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -187,6 +193,7 @@ class TransferEmbedder(SharingMixin, TransformerMixin, BaseEstimator):
         feature_cache="memory",
         random_state=None,
         remainder="error",
+        verbose=0,
     ):
         self.backbone = backbone
         self.pretrained = pretrained
@@ -202,6 +209,7 @@ class TransferEmbedder(SharingMixin, TransformerMixin, BaseEstimator):
         self.feature_cache = feature_cache
         self.random_state = random_state
         self.remainder = remainder
+        self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None):
@@ -308,6 +316,7 @@ class TransferEmbedder(SharingMixin, TransformerMixin, BaseEstimator):
         return child
 
     # ------------------------------------------------------------------ transform
+    @shows_progress
     def transform(self, X):
         """The backbone's features for ``X``: rows seen before come from the cache.
 
@@ -329,7 +338,7 @@ class TransferEmbedder(SharingMixin, TransformerMixin, BaseEstimator):
         X_checked = self.adapter_.check(X, estimator=self, reset=False)
         fingerprint = self.feature_fingerprint_ if self.adapter_.shares_features else None
         features = frozen_features(self.module_, self.spec_, self.adapter_, X_checked, fingerprint=fingerprint,
-                                   batch_size=self.batch_size, device=self.device_, fast=self.fast_path_,
+                                   batch_size=int(self.batch_size), device=self.device_, fast=self.fast_path_,
                                    feature_cache=self.feature_cache)
         return features.numpy().astype(np.float32, copy=False)
 

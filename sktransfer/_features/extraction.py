@@ -7,6 +7,7 @@ import torch
 from skorch.utils import to_device
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
+from sktransfer._features.progress import bar
 from sktransfer._features.protocol import check_found_rows, check_row_widths
 from sktransfer._features.stores import get_store
 from sktransfer._hashing import digest
@@ -66,6 +67,7 @@ def extract_features(module, dataset, collate_fn, batch_size: int, device, fast=
     was_training = module.training
     module.eval()
     chunks = []
+    progress = bar("extracting features", len(dataset))
     try:
         # fork_rng: iterating a DataLoader draws a seed from the global RNG; features
         # that come from the cache must leave training with the same random stream.
@@ -76,7 +78,9 @@ def extract_features(module, dataset, collate_fn, batch_size: int, device, fast=
                     chunks.append(module.features(*args, **kwargs).float().cpu())
                 else:
                     chunks.append([t.float().cpu() for t in module.pooled_stages(*args, names=stages, **kwargs)])
+                progress.update(len(chunks[-1] if stages is None else chunks[-1][0]))
     finally:
+        progress.close()
         module.train(was_training)
     if stages is None:
         return torch.cat(chunks)

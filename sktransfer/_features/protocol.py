@@ -90,6 +90,9 @@ def check_found_rows(store, found, asked) -> None:
             problem = f"a row of shape {row.shape} instead of a 1-D array"
         elif not np.issubdtype(row.dtype, np.floating):
             problem = f"a row of dtype {row.dtype} instead of a floating one"
+        elif not np.isfinite(row).all():
+            problem = (f"a row holding {int((~np.isfinite(row)).sum())} NaN or infinite value(s) under key {key!r} "
+                       "(the backbone's features are finite; the store's copy is damaged)")
         if problem is not None:
             raise ValueError(
                 f"feature_cache={store!r}: get_many returned {problem}. A feature store must return, for each key "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -363,12 +364,25 @@ def _describe_memory_stores() -> str:
 _caches.register("features", clear_memory_stores, _describe_memory_stores)
 
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url(text: str) -> bool:
+    """Whether ``text`` is a URL (``scheme://...``) rather than a local path."""
+    return bool(_URL.match(text))
+
+
 def get_store(feature_cache):
     """The store for an estimator's ``feature_cache`` parameter, or None."""
     if feature_cache is None:
         return None
     if isinstance(feature_cache, str) and feature_cache == "memory":
         return _MEMORY_STORE
+    if isinstance(feature_cache, str) and is_url(feature_cache):
+        # "s3://bucket/feats", "memory://feats": fsspec's, never a local folder named "s3:".
+        from sktransfer._features.fsspec_store import FsspecFeatureStore
+
+        return FsspecFeatureStore(feature_cache)
     if isinstance(feature_cache, (str, os.PathLike)):
         return DiskFeatureStore(feature_cache)
     return feature_cache  # a store object (FeatureStore); _parameter_constraints checked its methods

@@ -4,6 +4,7 @@ feed the FusionModule."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -46,9 +47,19 @@ def _frame_columns(X) -> list:
     )
 
 
+def _check_unique(columns: list, wanted) -> None:
+    repeated = sorted({str(c) for c in wanted if columns.count(c) > 1})
+    if repeated:
+        raise InvalidInputError(
+            f"X has several columns named {repeated}; each column a backbone reads needs a unique name. Rename "
+            "them (X.columns = [...]) or drop the copies (X.loc[:, ~X.columns.duplicated()])."
+        )
+
+
 def check_columns(X, mapped: list[str], remainder: str) -> list:
     """The columns of ``X``, checked against the mapping."""
     columns = _frame_columns(X)
+    _check_unique(columns, mapped)
     missing = [c for c in mapped if c not in columns]
     extra = [c for c in columns if c not in mapped]
     if missing or (extra and remainder == "error"):
@@ -71,12 +82,66 @@ def select(X, column, modality: str):
     if column is None:
         return X
     if hasattr(X, "columns"):
+        _check_unique(list(X.columns), [column])
         return X[[column]] if modality == "tabular" else X[column]
     values = X[column]
     if modality == "tabular":
         values = np.asarray(values)
         return values.reshape(-1, 1) if values.ndim == 1 else values
     return values
+
+
+def _is_missing(value) -> bool:
+    # None, NaN, pandas' NA and NaT, without importing pandas.
+    return value is None or type(value).__name__ in ("NAType", "NaTType") or (
+        isinstance(value, float) and math.isnan(value))
+
+
+def _not_a_number(value) -> bool:
+    if isinstance(value, (str, bytes)):
+        try:
+            float(value)
+        except ValueError:
+            return True
+        return False
+    return not isinstance(value, (int, float, np.number))
+
+
+def check_numeric_column(values, where: str, backbone: str) -> None:
+    """A column fed to a tabular branch (``"passthrough"``): numbers, none missing; the
+    rows at fault named, with the column."""
+    arr = values.to_numpy(dtype=object) if hasattr(values, "to_numpy") else np.asarray(values, dtype=object)
+    rows = np.asarray(arr, dtype=object).reshape(len(arr), -1)
+    try:
+        if not np.isnan(rows.astype(np.float64)).any():
+            return  # the common case, without a Python loop
+    except (TypeError, ValueError):
+        pass
+    missing = [i for i, row in enumerate(rows) if any(_is_missing(v) for v in row)]
+    if missing:
+        raise InvalidInputError(
+            f"{where} ({backbone}) has missing values (None, NaN or pd.NA) in rows {missing[:5]}"
+            f"{' ...' if len(missing) > 5 else ''}; a column for {backbone!r} takes numbers. Fill them "
+            "(X[column].fillna(...)) or drop those rows."
+        )
+    text = [(i, v) for i, row in enumerate(rows) for v in row if _not_a_number(v)]
+    if text:
+        raise InvalidInputError(
+            f"{where} ({backbone}) holds values that are not numbers: {[v for _, v in text[:3]]} in rows "
+            f"{[i for i, _ in text[:5]]}; a column for {backbone!r} takes numbers. Convert it (pd.to_numeric), or "
+            "map the column to a text backbone."
+        )
+
+
+def check_branch_input(adapter, values, columns, *, column, name, backbone: str, reset: bool):
+    """One fused branch's input checked by its adapter; a failure names the column (or branch)."""
+    where = f"column {column!r}" if column is not None else f"branch {name!r}"
+    if adapter.modality == "tabular" and column is not None:
+        check_numeric_column(values, where, backbone)
+    try:
+        return adapter.check(values, estimator=columns, reset=reset)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"{where} ({backbone}): {exc}") from exc
 
 
 class FusedInput:
@@ -96,7 +161,8 @@ class FusedInput:
             check_columns(X, [b.column for b in self.branches], self.remainder)
         checked = {}
         for b in self.branches:
-            checked[b.key] = b.adapter.check(select(X, b.column, b.spec.modality), estimator=b.columns, reset=reset)
+            checked[b.key] = check_branch_input(b.adapter, select(X, b.column, b.spec.modality), b.columns,
+                                                column=b.column, name=b.name, backbone=b.spec.name, reset=reset)
         return checked
 
     def dataset(self, checked: dict, module, targets=None, *, train=False, batch_size=32, device="cpu", fast=None,

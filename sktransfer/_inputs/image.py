@@ -113,6 +113,28 @@ class BatchMix:
         return images, {**target, "target": mixing @ target["target"].float()}
 
 
+#: The largest image side a model file may ask predict to resize to.
+MAX_SAVED_SIDE = 16384
+
+
+def _check_preprocessing_state(prep: dict) -> None:
+    """Saved preprocessing that predict can use: sizes in 1..MAX_SAVED_SIDE, three finite
+    means and three standard deviations > 0."""
+    for field in ("input_size", "resize_size"):
+        value = prep.get(field)
+        if value is None and field == "resize_size":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SAVED_SIDE:
+            raise ValueError(f"adapter.preprocessing.{field} is {value!r}, not a size in 1..{MAX_SAVED_SIDE}")
+    for field in ("mean", "std"):
+        values = prep.get(field)
+        if (not isinstance(values, list) or len(values) != 3
+                or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in values)
+                or (field == "std" and not all(v > 0 for v in values))):
+            raise ValueError(f"adapter.preprocessing.{field} is {values!r}, not three finite numbers"
+                             + (" > 0" if field == "std" else ""))
+
+
 class ImageAdapter(InputAdapter):
     """Images: numpy arrays, lists of PIL images or arrays, or lists of file paths."""
 
@@ -140,6 +162,7 @@ class ImageAdapter(InputAdapter):
 
         self._check_kind(state)
         prep = dict(state["preprocessing"])
+        _check_preprocessing_state(prep)
         prep["mean"], prep["std"] = tuple(prep["mean"]), tuple(prep["std"])
         self.preprocessing = ImagePreprocessing(**prep)
         return self

@@ -22,6 +22,32 @@ def looks_tabular(X) -> bool:
     return getattr(X, "ndim", 0) == 2
 
 
+def _check_scaler_state(state: dict) -> None:
+    """The saved standardisation against itself: one finite mean, scale and variance per
+    feature, each scale > 0 (what fit's StandardScaler gives), before predict divides by them."""
+    n = state["n_features_in"]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"adapter.n_features_in is {n!r}, not a positive number of features")
+    for field in ("mean", "scale", "var"):
+        values = state[field]
+        if not isinstance(values, list) or len(values) != n:
+            raise ValueError(
+                f"adapter.{field} holds {len(values) if isinstance(values, list) else values!r} values for "
+                f"adapter.n_features_in={n} features; the standardisation needs one per feature"
+            )
+        arr = np.asarray(values, dtype=np.float64)
+        bad = ~np.isfinite(arr) if field == "mean" else ~(arr > 0) if field == "scale" else ~(arr >= 0)
+        if bad.any():
+            rule = {"mean": "finite", "scale": "finite and > 0 (a constant feature's is 1)", "var": "finite and >= 0"}
+            raise ValueError(
+                f"adapter.{field} holds {arr[bad][:3].tolist()} for feature(s) {np.flatnonzero(bad)[:3].tolist()}; "
+                f"each must be {rule[field]}"
+            )
+    exponent = state["exponent"]
+    if exponent is not None and (not isinstance(exponent, list) or len(exponent) != n):
+        raise ValueError(f"adapter.exponent must be None or a list of {n} exponents, not {exponent!r}")
+
+
 class TabularAdapter(InputAdapter):
     """2-D float matrices, standardised with the training mean and scale."""
 
@@ -47,6 +73,7 @@ class TabularAdapter(InputAdapter):
         from sklearn.preprocessing import StandardScaler
 
         self._check_kind(state)
+        _check_scaler_state(state)
         scaler = StandardScaler()
         scaler.mean_ = np.asarray(state["mean"], dtype=np.float64)
         scaler.scale_ = np.asarray(state["scale"], dtype=np.float64)

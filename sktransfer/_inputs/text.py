@@ -162,7 +162,13 @@ class TextAdapter(InputAdapter):
 
     def set_state(self, state: dict) -> "TextAdapter":
         self._check_kind(state)
-        self.collate_fn.max_length = int(state["max_length"])
+        max_length = state["max_length"]
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+            raise ValueError(f"adapter.max_length is {max_length!r}, not a positive number of tokens")
+        for field, options in (("long_text", LONG_TEXT), ("chunk_pooling", CHUNK_POOLING)):
+            if state.get(field, options[0]) not in options:
+                raise ValueError(f"adapter.{field} is {state[field]!r}, not one of {options}")
+        self.collate_fn.max_length = max_length
         self.pooling = state["pooling"]
         # Files written before long_text existed truncated.
         self.collate_fn.long_text = state.get("long_text", "truncate")
@@ -274,7 +280,7 @@ class TextAdapter(InputAdapter):
         non_empty(X, "texts")
         for i, x in enumerate(X):
             if not isinstance(x, str):
-                if x is None or (isinstance(x, float) and np.isnan(x)):
+                if x is None or type(x).__name__ == "NAType" or (isinstance(x, float) and np.isnan(x)):
                     raise InvalidInputError(f"X[{i}] is missing ({x!r}); fill missing texts, e.g. with ''.")
                 raise InputModalityError(
                     f"X[{i}] is a {type(x).__name__}, but backbone {self.name!r} takes text: every item must be a str."

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import shutil
 import tempfile
@@ -17,11 +16,10 @@ from sktransfer._estimators.base import unwrapped
 from sktransfer._estimators.classes import TransferClassifier, TransferRegressor
 from sktransfer._estimators.embedder import TransferEmbedder
 from sktransfer._estimators.loading import load
-from sktransfer._inputs.fused import FusedInput
-from sktransfer._nn.lora import merge_adapters
+from sktransfer._onnx.branches import GraphInputs, exported_parts
 from sktransfer._onnx.config import CONFIG_FILE, FORMAT, GRAPH_FILE, VERSION, encode_array, write_config
 from sktransfer._onnx.graph import ExportedModel, FinalStep
-from sktransfer._onnx.signatures import as_numpy, signature_for
+from sktransfer._onnx.signatures import as_numpy
 from sktransfer._version import __version__
 
 INSTALL_HINT = "pip install 'sktransfer[onnx]'"
@@ -58,7 +56,7 @@ def _net_module(estimator):
 
 
 def _embedder_module(embedder):
-    return embedder.module_
+    return getattr(embedder, "module_", None)  # a fused embedder has its branches' instead
 
 
 # Per estimator class: the kind, its fitted module, and the last step with its JSON.
@@ -93,33 +91,25 @@ def _check_exportable(estimator) -> None:
             "time by that model, which is not part of the network and can't go into the ONNX graph. Refit without "
             "init= to export it."
         )
-    if hasattr(estimator, "branches_") or isinstance(getattr(estimator, "adapter_", None), FusedInput):
-        raise ValueError(
-            "This model fuses several backbones (a list or a column mapping); export_onnx supports models with "
-            "one backbone so far."
-        )
 
 
-def _export_module(estimator):
-    """A CPU copy of the fitted module in eval mode, LoRA adapters folded into its weights."""
-    module = copy.deepcopy(_entry(estimator)[1](estimator)).cpu().eval()
-    module.channels_last = False
-    return merge_adapters(module)
-
-
-def _write_graph(graph, signature, file: str, output_name: str) -> None:
-    example = signature.example(2)
+def _write_graph(graph, inputs: GraphInputs, file: str, output_name: str) -> None:
+    example = inputs.example(2)
+    with torch.no_grad():
+        # One run first builds the readers of chosen stages (``layers=``: torchvision's fx
+        # feature extractor), whose own fx tracing fails inside torch.export's tracing.
+        graph(*example)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's notes on axis names and opset choices
-            torch.onnx.export(graph, example, file, input_names=list(signature.input_names), output_names=[output_name],
-                              dynamic_shapes=(signature.dynamic_shapes(),), dynamo=True, external_data=False,
+            torch.onnx.export(graph, example, file, input_names=inputs.names, output_names=[output_name],
+                              dynamic_shapes=(inputs.dynamic_shapes(),), dynamo=True, external_data=False,
                               verbose=False)
     except Exception as exc:
+        backbones = ", ".join(type(b.module.backbone).__name__ for b in graph.branches)
         raise TypeError(
-            f"torch.onnx.export could not export this model's network ({type(graph.module.backbone).__name__} "
-            f"backbone): {_root_cause(exc)}. Networks with data-dependent Python control flow, or operations ONNX "
-            "lacks, can't be exported."
+            f"torch.onnx.export could not export this model's network ({backbones} backbone): {_root_cause(exc)}. "
+            "Networks with data-dependent Python control flow, or operations ONNX lacks, can't be exported."
         ) from exc
 
 
@@ -131,16 +121,16 @@ def _root_cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0].strip()[:300] if lines else ''}"
 
 
-def _verify(graph, signature, file: str) -> None:
+def _verify(graph, inputs: GraphInputs, file: str) -> None:
     """Run the written graph on a new batch (other sizes than the export's) against torch."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(file, providers=["CPUExecutionProvider"])
     for n in (3, 1):
-        example = signature.example(n)
+        example = inputs.example(n)
         with torch.inference_mode():
             expected = graph(*example).numpy()
-        got = session.run(None, dict(zip(signature.input_names, as_numpy(example))))[0]
+        got = session.run(None, dict(zip(inputs.names, as_numpy(example))))[0]
         if got.shape != expected.shape or not np.allclose(got, expected, rtol=VERIFY_TOLERANCE, atol=VERIFY_TOLERANCE):
             worst = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("nan")
             raise RuntimeError(
@@ -165,12 +155,16 @@ def export_onnx(model, path, *, quantize=None, overwrite=False):
     user's units or features out) and ``sktransfer_onnx.json`` (the preprocessing
     around the graph: tokenizer files, image size and normalisation, column scaling,
     class labels...). LoRA adapters are folded into a copy of the weights first.
+    A fused model (a list of backbones, or a column mapping) is one graph taking each
+    branch's inputs (named ``"b0.input_ids"``...); the JSON lists each branch's
+    column and preprocessing, and the predictor splits DataFrames (or dicts of
+    columns) as the estimator does.
 
     Parameters
     ----------
     model : TransferClassifier, TransferRegressor, TransferEmbedder, str or os.PathLike
-        A fitted estimator with one backbone, or a model directory written by
-        ``save_pretrained``.
+        A fitted estimator (one backbone or several), or a model directory written
+        by ``save_pretrained``.
     path : str or os.PathLike
         The directory to write (created if needed).
     quantize : {None, "int8"}, default=None
@@ -188,7 +182,7 @@ def export_onnx(model, path, *, quantize=None, overwrite=False):
     Raises
     ------
     ValueError
-        For models that can't be exported (fitted with ``init=``, several backbones).
+        For models that can't be exported (fitted with ``init=``).
     TypeError
         When torch's exporter refuses the network (a user module it can't trace).
     ImportError
@@ -199,17 +193,16 @@ def export_onnx(model, path, *, quantize=None, overwrite=False):
     _require_onnx()
     estimator = _fitted_model(model)
     _check_exportable(estimator)
-    kind, _, describe = _entry(estimator)
+    kind, module_of, describe = _entry(estimator)
     final, outputs = describe(estimator)
-    signature = signature_for(estimator.adapter_, estimator)
-    graph = ExportedModel(_export_module(estimator), signature.input_names, signature.keywords, final,
-                          signature.chunk_pooling).eval()
+    features, combine, inputs = exported_parts(estimator, module_of(estimator))
+    graph = ExportedModel(features, combine, final).eval()
     path = Path(path)
     _prepare_directory(path, overwrite)
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = os.path.join(tmp, GRAPH_FILE)
-        _write_graph(graph, signature, fp32, outputs["name"])
-        _verify(graph, signature, fp32)
+        _write_graph(graph, inputs, fp32, outputs["name"])
+        _verify(graph, inputs, fp32)
         if quantize == "int8":
             from sktransfer._onnx.quantize import quantize_int8
 
@@ -221,13 +214,20 @@ def export_onnx(model, path, *, quantize=None, overwrite=False):
         "version": VERSION,
         "kind": kind,
         "graph": GRAPH_FILE,
-        "backbone": getattr(getattr(estimator, "spec_", None), "name", None),
+        "backbone": _backbone_names(estimator, inputs),
         "quantize": quantize,
-        "inputs": signature.config(path),
+        "inputs": inputs.config(path),
         "outputs": outputs,
         "sktransfer_version": __version__,
     })
     return path
+
+
+def _backbone_names(estimator, inputs: GraphInputs):
+    """The backbone's name, or each branch's for a fused model."""
+    if inputs.fused:
+        return [b.name for b in inputs.branches]
+    return getattr(getattr(estimator, "spec_", None), "name", None)
 
 
 def _require_onnx() -> None:

@@ -1,15 +1,19 @@
 """The module that is exported: the path ``predict`` runs after preprocessing, plus its last step.
 
-A fitted :class:`~sktransfer._nn.module.TransferModule` runs its backbone (and pooling,
-stages, head) as it does in ``predict``; :class:`FinalStep` then turns the head's
-outputs into what the estimator returns (probabilities, targets in the user's units,
-features), in float64 where the estimator computes in float64.
+Each branch (one for a single backbone, several for a fused model) runs its fitted
+:class:`~sktransfer._nn.module.TransferModule`'s backbone (and pooling, stages) as it
+does in ``predict``; the branches' features are combined (the head, the fusion head, or
+side by side); :class:`FinalStep` then turns that into what the estimator returns
+(probabilities, targets in the user's units, features), in float64 where the estimator
+computes in float64.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from sktransfer._nn.fusion_module import FusionModule
 
 #: Graph inputs of windowed texts (``long_text="chunk"``) besides the tokenizer's.
 WINDOW_INDEX = "window_index"
@@ -38,13 +42,13 @@ class FinalStep(nn.Module):
         return out
 
 
-class ExportedModel(nn.Module):
-    """``module``'s features (and head) on named inputs, then ``final``.
+class BranchFeatures(nn.Module):
+    """One backbone's features on its named inputs, as its module computes them in ``predict``.
 
     Parameters
     ----------
     module : TransferModule
-        In eval mode; its head is ``nn.Identity`` for an embedder.
+        In eval mode; only its ``features`` run here.
     input_names : list of str
         The tokenizer's keys for text (passed as keywords), one pixel or feature
         tensor otherwise (passed positionally).
@@ -57,13 +61,11 @@ class ExportedModel(nn.Module):
         per text as :func:`sktransfer._nn.pooling.pool_windows` pools them.
     """
 
-    def __init__(self, module: nn.Module, input_names: list[str], keywords: bool, final: FinalStep,
-                 chunk_pooling: str | None = None):
+    def __init__(self, module: nn.Module, input_names: list[str], keywords: bool, chunk_pooling: str | None = None):
         super().__init__()
         self.module = module
         self.input_names = list(input_names)
         self.keywords = keywords
-        self.final = final
         self.chunk_pooling = chunk_pooling
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
@@ -72,7 +74,7 @@ class ExportedModel(nn.Module):
         features = self.module.features(**named) if self.keywords else self.module.features(*named.values())
         if window_index is not None:
             features = self._pool_windows(features, window_index, window_mask)
-        return self.final(self.module.head(features))
+        return features
 
     def _pool_windows(self, features, index, mask):
         dense = features[index]  # (N, W, D); padding slots point at any window and are masked out
@@ -80,3 +82,59 @@ class ExportedModel(nn.Module):
         if self.chunk_pooling == "max":
             return dense.masked_fill(~mask3, float("-inf")).amax(dim=1)
         return torch.where(mask3, dense, 0.0).sum(dim=1) / mask.sum(dim=1, keepdim=True).to(dense.dtype)
+
+
+class Head(nn.Module):
+    """One backbone's features through its module's head (``nn.Identity`` for an embedder).
+
+    Holds the head alone: the module is the branch's, and a module registered under two
+    parents breaks torch.export's tracing of stage readers (``layers=``).
+    """
+
+    def __init__(self, head: nn.Module):
+        super().__init__()
+        self.head = head
+
+    def forward(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        return self.head(parts[0])
+
+
+class FusedHead(nn.Module):
+    """Several branches' features fused (normalised, gated) and the fusion head, by
+    :meth:`FusionModule.fuse <sktransfer._nn.fusion_module.FusionModule.fuse>` itself, on
+    the fusion module's parts without its branches (those are the graph's branches)."""
+
+    def __init__(self, fusion: nn.Module):
+        super().__init__()
+        self.norms, self.gates, self.head = fusion.norms, fusion.gates, fusion.head
+
+    def forward(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        return self.head(FusionModule.fuse(self, parts))
+
+
+class Concat(nn.Module):
+    """Several embedders' features side by side (a fused :class:`~sktransfer.TransferEmbedder`)."""
+
+    def forward(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(parts, dim=1)
+
+
+class ExportedModel(nn.Module):
+    """Each branch's features on its own inputs, then ``combine`` and ``final``.
+
+    The graph's inputs are the branches' inputs one after the other, in the order of
+    ``branches``.
+    """
+
+    def __init__(self, branches: list[BranchFeatures], combine: nn.Module, final: FinalStep):
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+        self.combine = combine
+        self.final = final
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        parts, start = [], 0
+        for branch in self.branches:
+            parts.append(branch(*inputs[start: start + len(branch.input_names)]))
+            start += len(branch.input_names)
+        return self.final(self.combine(parts))

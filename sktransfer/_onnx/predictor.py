@@ -12,10 +12,12 @@ import os
 import numpy as np
 
 from sktransfer._onnx.config import decode_array, read_config
-from sktransfer._onnx.preprocess import inputs_for
+from sktransfer._onnx.fused_inputs import inputs_for
 from sktransfer.exceptions import InvalidInputError
 
 INSTALL_HINT = "pip install 'sktransfer[onnx]'"
+#: Samples encoded (tokenised) and ordered at a time.
+SLICE = 4096
 
 
 def _onnxruntime():
@@ -50,21 +52,30 @@ class OnnxModel:
         self.quantize = config.get("quantize")
 
     def _run(self, X) -> np.ndarray:
-        """The graph's output for every sample of ``X``, batch by batch."""
+        """The graph's output for every sample of ``X``, in ``X``'s order."""
         if X is None:
             raise InvalidInputError("X is None: pass the samples (an array, or a list of texts or images).")
         samples = self.inputs.check(X)
         if len(samples) == 0:
             raise InvalidInputError("Found array with 0 sample(s): X holds no samples. Pass at least one sample.")
-        outputs = []
-        for start in range(0, len(samples), self.batch_size):
-            feed = self.inputs.batch(samples[start: start + self.batch_size], start)
-            outputs.append(self.session.run(None, feed)[0])
-        out = np.concatenate(outputs)
+        # Slices of whole batches bound the memory of encoded samples (tokens) for a long X.
+        step = self.batch_size * max(1, SLICE // self.batch_size)
+        out = np.concatenate([self._run_slice(samples[start: start + step], start)
+                              for start in range(0, len(samples), step)])
         bad = ~np.isfinite(out).all(axis=1)
         if bad.any():
             raise ValueError(f"The model gave NaN or infinite outputs for rows {np.flatnonzero(bad)[:5].tolist()}.")
         return out
+
+    def _run_slice(self, samples, offset: int) -> np.ndarray:
+        """One slice, batch by batch in the inputs' order (texts by length), rows put back in order."""
+        items = self.inputs.encode(samples)
+        order = self.inputs.order(items)
+        positions = np.arange(len(samples)) if order is None else order
+        outputs = [self.session.run(None, self.inputs.batch(items, positions[start: start + self.batch_size], offset))[0]
+                   for start in range(0, len(samples), self.batch_size)]
+        out = np.concatenate(outputs)
+        return out if order is None else out[np.argsort(order)]
 
     def __repr__(self):
         return f"{type(self).__name__}({self.path!r}, backbone={self.backbone!r}, quantize={self.quantize!r})"

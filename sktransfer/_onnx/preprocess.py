@@ -27,8 +27,17 @@ def _column(X):
     return X.tolist() if hasattr(X, "iloc") else X
 
 
+def take(items, rows):
+    """``items`` at the positions ``rows``: an array's rows, or a list's items."""
+    return items[rows] if isinstance(items, np.ndarray) else [items[i] for i in rows]
+
+
 class Inputs:
-    """Validates raw samples and turns a batch of them into the graph's named inputs."""
+    """Validates raw samples and turns a batch of them into the graph's named inputs.
+
+    The predictor calls :meth:`check` on the whole ``X``, then, slice by slice,
+    :meth:`encode`, :meth:`order` and :meth:`batch` per batch of rows in that order.
+    """
 
     def __init__(self, config: dict, directory: str):
         self.config = config
@@ -37,8 +46,25 @@ class Inputs:
         """``X`` as a sequence of samples; raises TypeError/ValueError naming the problem."""
         raise NotImplementedError
 
-    def batch(self, samples, offset: int = 0) -> dict[str, np.ndarray]:
-        """The graph's inputs for ``samples`` (``X[offset:offset + len(samples)]``)."""
+    def encode(self, samples):
+        """``samples`` (a slice of :meth:`check`'s) as the items :meth:`batch` takes."""
+        return samples
+
+    def lengths(self, items) -> np.ndarray | None:
+        """Each item's tokens, where batches pad to their longest item (None: no padding)."""
+        return None
+
+    def order(self, items) -> np.ndarray | None:
+        """The order to run ``items`` in, None: as they are. Longest first, as the estimators
+        run texts: each batch then pads to lengths alike, and far fewer padding tokens run
+        through the graph."""
+        lengths = self.lengths(items)
+        if lengths is None or len(lengths) < 2:
+            return None
+        return np.argsort(-lengths, kind="stable")
+
+    def batch(self, items, rows, offset: int = 0) -> dict[str, np.ndarray]:
+        """The graph's inputs for ``items`` at ``rows``, which are ``X[offset + rows]``."""
         raise NotImplementedError
 
 
@@ -75,14 +101,24 @@ class TextInputs(Inputs):
                 raise InvalidInputError(f"X[{i}] holds a character UTF-8 can't encode at position {exc.start}.") from None
         return X
 
-    def batch(self, texts, offset=0):
+    def encode(self, texts):
+        """Each text's windows: the truncated encoding, then (``long_text="chunk"``) its
+        overflowing ones, at most ``max_windows``."""
         encodings = self.tokenizer.encode_batch(list(texts))
         if not self.windowed:
-            return self._pad(encodings)
-        # Each text's windows: the truncated encoding, then its overflowing ones, at most max_windows.
+            return [[encoding] for encoding in encodings]
+        return [([encoding] + list(encoding.overflowing))[: self.config["max_windows"]] for encoding in encodings]
+
+    def lengths(self, items):
+        """Tokens of every window kept (as ``TextCollate.token_counts`` counts them)."""
+        return np.array([sum(len(window.ids) for window in windows) for windows in items], dtype=np.int64)
+
+    def batch(self, items, rows, offset=0):
+        texts = take(items, rows)
+        if not self.windowed:
+            return self._pad([windows[0] for windows in texts])
         windows, owners = [], []
-        for i, encoding in enumerate(encodings):
-            own = ([encoding] + list(encoding.overflowing))[: self.config["max_windows"]]
+        for own in texts:
             windows += own
             owners.append(list(range(len(windows) - len(own), len(windows))))
         width = max(len(own) for own in owners)
@@ -153,9 +189,9 @@ class ImageInputs(Inputs):
             raise InvalidInputError(f"{len(missing)} image file(s) not found, e.g. {missing[0]!r}.")
         return list(X)  # decoded batch by batch: files are read when their batch runs
 
-    def batch(self, images, offset=0):
-        return {"pixel_values": np.stack([self._pixels(pixels.item_to_rgb(image, f"X[{offset + i}]"))
-                                          for i, image in enumerate(images)])}
+    def batch(self, items, rows, offset=0):
+        return {"pixel_values": np.stack([self._pixels(pixels.item_to_rgb(items[i], f"X[{offset + i}]"))
+                                          for i in rows])}
 
     def _pixels(self, rgb: np.ndarray) -> np.ndarray:
         resized = resize_shorter_edge(rgb, self.resize, self.interpolation)
@@ -221,8 +257,8 @@ class TabularInputs(Inputs):
             raise ValueError("X holds NaN or infinite values; the model needs finite features.")
         return X
 
-    def batch(self, rows, offset=0):
-        values = np.asarray(rows) if self.exponent is None else np.ldexp(np.asarray(rows), -self.exponent)
+    def batch(self, items, rows, offset=0):
+        values = items[rows] if self.exponent is None else np.ldexp(items[rows], -self.exponent)
         with np.errstate(over="ignore"):
             out = ((values - self.mean) / self.scale).astype(np.float32)  # StandardScaler.transform, then float32
         if not np.isfinite(out).all():
@@ -231,8 +267,3 @@ class TabularInputs(Inputs):
 
 
 INPUTS = {"text": TextInputs, "image": ImageInputs, "tabular": TabularInputs}
-
-
-def inputs_for(config: dict, directory: str) -> Inputs:
-    """The inputs class of the exported model's modality."""
-    return INPUTS[config["kind"]](config, directory)

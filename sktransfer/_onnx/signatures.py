@@ -27,13 +27,24 @@ class Signature:
     #: How windows are pooled per text (windowed texts only).
     chunk_pooling: str | None = None
 
-    def __init__(self, adapter, estimator):
+    def __init__(self, adapter, estimator, key: str | None = None):
         self.adapter = adapter
         self.estimator = estimator
+        self.key = key
 
     @property
     def input_names(self) -> list[str]:
+        """The inputs' names as the backbone's module takes them."""
         raise NotImplementedError
+
+    @property
+    def graph_names(self) -> list[str]:
+        """The inputs' names in the graph: a fused model's branch adds its key, ``"b0.input_ids"``."""
+        return [name if self.key is None else f"{self.key}.{name}" for name in self.input_names]
+
+    def dim(self, name: str):
+        """A dynamic axis of this branch's own (the batch axis is every branch's)."""
+        return torch.export.Dim(name if self.key is None else f"{self.key}_{name}")
 
     def example(self, n: int) -> tuple[torch.Tensor, ...]:
         """Example inputs for ``n`` samples, in the order of :attr:`input_names`."""
@@ -43,8 +54,9 @@ class Signature:
         """Each input's dynamic axes, as ``torch.export.Dim`` objects."""
         raise NotImplementedError
 
-    def config(self, directory) -> dict:
-        """The predictor's preprocessing as JSON data; writes any files it names into ``directory``."""
+    def config(self, directory, subdirectory: str = "") -> dict:
+        """The predictor's preprocessing as JSON data; writes any files it names into
+        ``directory/subdirectory`` and names them relative to ``directory``."""
         raise NotImplementedError
 
 
@@ -63,7 +75,7 @@ class ImageSignature(Signature):
     def dynamic_shapes(self):
         return ({0: BATCH},)
 
-    def config(self, directory):
+    def config(self, directory, subdirectory=""):
         return self.adapter.get_state()  # kind "image": input_size, resize_size, mean, std, interpolation
 
 
@@ -79,7 +91,7 @@ class TabularSignature(Signature):
     def dynamic_shapes(self):
         return ({0: BATCH},)
 
-    def config(self, directory):
+    def config(self, directory, subdirectory=""):
         state = self.adapter.get_state()  # kind "tabular": the scaler's mean, scale and the exponents
         names = getattr(self.estimator, "feature_names_in_", None)
         return {
@@ -98,8 +110,8 @@ class TextSignature(Signature):
 
     keywords = True
 
-    def __init__(self, adapter, estimator):
-        super().__init__(adapter, estimator)
+    def __init__(self, adapter, estimator, key=None):
+        super().__init__(adapter, estimator, key)
         self.tokenizer = adapter.collate_fn.tokenizer
         if not getattr(self.tokenizer, "is_fast", False):
             raise ValueError(
@@ -134,22 +146,23 @@ class TextSignature(Signature):
         return (*windows.values(), index, mask)
 
     def dynamic_shapes(self):
-        rows = torch.export.Dim("windows") if self.windowed else BATCH
-        tokens = [{0: rows, 1: torch.export.Dim("tokens")}] * len(self._encode(_TEXTS[:2]))
+        rows = self.dim("windows") if self.windowed else BATCH
+        tokens = [{0: rows, 1: self.dim("tokens")}] * len(self._encode(_TEXTS[:2]))
         if not self.windowed:
             return tuple(tokens)
-        per_text = {0: BATCH, 1: torch.export.Dim("windows_per_text")}
+        per_text = {0: BATCH, 1: self.dim("windows_per_text")}
         return (*tokens, per_text, per_text)
 
-    def config(self, directory):
+    def config(self, directory, subdirectory=""):
         tokenizer, max_length = self.tokenizer, int(self.adapter.collate_fn.max_length)
-        tokenizer.save_pretrained(directory)
-        if not os.path.isfile(os.path.join(directory, "tokenizer.json")):
+        tokenizer.save_pretrained(os.path.join(directory, subdirectory))
+        file = os.path.join(subdirectory, "tokenizer.json") if subdirectory else "tokenizer.json"
+        if not os.path.isfile(os.path.join(directory, file)):
             raise ValueError("The tokenizer wrote no tokenizer.json; the ONNX predictor needs one.")
         names = [name for name in self.input_names if name not in (WINDOW_INDEX, WINDOW_MASK)]
         return {
             "kind": "text",
-            "tokenizer": "tokenizer.json",
+            "tokenizer": file.replace(os.sep, "/"),
             "input_names": names,
             "max_length": max_length,
             "pad_token": tokenizer.pad_token,
@@ -168,9 +181,9 @@ class TextSignature(Signature):
 SIGNATURES = {"image": ImageSignature, "text": TextSignature, "tabular": TabularSignature}
 
 
-def signature_for(adapter, estimator) -> Signature:
-    """The signature of ``adapter``'s modality."""
-    return SIGNATURES[adapter.modality](adapter, estimator)
+def signature_for(adapter, estimator, key: str | None = None) -> Signature:
+    """The signature of ``adapter``'s modality; ``key`` names a fused model's branch."""
+    return SIGNATURES[adapter.modality](adapter, estimator, key)
 
 
 def as_numpy(tensors) -> list[np.ndarray]:

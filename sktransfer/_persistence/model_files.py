@@ -21,9 +21,6 @@ estimator's own validation.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from pathlib import Path
 
 import torch
@@ -35,10 +32,12 @@ import torch.nn as nn
 from sktransfer._build.branch import build_branch, is_pretrained, make_adapter
 from sktransfer._build.fusion import branch_table, check_fusion_params, is_fused
 from sktransfer._build.model import PreparedBranch, build_model, model_fast_path
+from sktransfer._build.param_checks import reject_booleans
 from sktransfer._build.settings import BranchSettings
 from sktransfer._inputs.fused import BranchColumns
 from sktransfer._persistence.card import check_card, check_metrics, remember_card, write_card
 from sktransfer._persistence.history import encode_history, restore_history
+from sktransfer._persistence.checks import check_config, check_lora_rank, check_tensors, parse_config
 from sktransfer._persistence.records import (
     backbone_record,
     fitted_attributes,
@@ -55,6 +54,8 @@ from sktransfer._persistence.saved import (
     resolve_spec,
 )
 from sktransfer._persistence.values import decode, encode
+from sktransfer._persistence.writing import _config_checksum, _sha256, _write
+from sktransfer._spec.model_files import reading_model_file
 from sktransfer._training.devices import check_device, resolve_device
 from sktransfer._training.net import fast_path
 from sktransfer._version import __version__
@@ -69,19 +70,6 @@ FORMAT_VERSION = 2
 def _is_embedder(cls) -> bool:
     # An embedder declares itself (the estimators live in the layer above this one).
     return getattr(cls, "__sktransfer_kind__", "estimator") == "embedder"
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def _canonical(config: dict) -> bytes:
-    return json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
-
-
-def _config_checksum(config: dict) -> str:
-    return hashlib.sha256(_canonical({k: v for k, v in config.items() if k != "checksum"})).hexdigest()
 
 
 def _version(text: str) -> Version | None:
@@ -180,35 +168,13 @@ def _embedder_part(embedder, params: dict) -> tuple[dict, dict]:
             record = {"name": branch["name"], "column": branch["column"], **record}
         records.append(record)
         tensors.update(own)
+    # set_output(transform="pandas") is part of what the embedder returns: kept.
+    output = {k: v for k, v in getattr(embedder, "_sklearn_output_config", {}).items() if isinstance(v, str)}
+    extra = {"output": output} if output else {}
     if not state["fused"]:
-        return records[0], tensors
+        return {**records[0], **extra}, tensors
     return {"branches": records, "inputs": input_attributes(embedder),
-            "n_features_out_": int(embedder.n_features_out_)}, tensors
-
-
-def _write(path, config: dict, tensors: dict, overwrite: bool) -> Path:
-    """Write ``model.safetensors`` and ``config.json`` (with the checksums) to ``path``."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f"{path} exists and is not a directory; save_pretrained writes a directory.")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise FileExistsError(f"{path} already holds files; pass overwrite=True to replace the model there.")
-    path.mkdir(parents=True, exist_ok=True)
-    # Written to temporary names, then renamed: config.json, last, marks a complete model.
-    weights_tmp, config_tmp = path / (WEIGHTS + ".tmp"), path / (CONFIG + ".tmp")
-    try:
-        save_file(tensors, str(weights_tmp), metadata={"format": "pt"})
-        config["files"] = {WEIGHTS: {"sha256": _sha256(weights_tmp), "bytes": weights_tmp.stat().st_size}}
-        config["checksum"] = _config_checksum(config)
-        config_tmp.write_text(json.dumps(config, indent=2, sort_keys=True, allow_nan=False), encoding="utf-8")
-        os.replace(weights_tmp, path / WEIGHTS)
-        os.replace(config_tmp, path / CONFIG)
-    finally:
-        for tmp in (weights_tmp, config_tmp):
-            tmp.unlink(missing_ok=True)
-    return path
+            "n_features_out_": int(embedder.n_features_out_), **extra}, tensors
 
 
 def save_pretrained(estimator, path, *, overwrite: bool = False, metrics=None, metrics_dataset=None, card="auto",
@@ -257,6 +223,8 @@ def save_pretrained(estimator, path, *, overwrite: bool = False, metrics=None, m
     else:
         fitted, part, tensors = _estimator_part(estimator, params)
         part = {**part, "history": encode_history(estimator.net_)}
+        if hasattr(estimator, "n_samples_fit_"):  # the training-set size, which reports show
+            part["n_samples_fit"] = int(estimator.n_samples_fit_)
     config = {
         "format": "sktransfer-model",
         # A format-1 reader rebuilds one-backbone classifiers and regressors only.
@@ -276,10 +244,7 @@ def _read_config(path: Path) -> dict:
     config_path = path / CONFIG
     if not config_path.is_file():
         raise ModelFileError(f"{config_path} is missing: {path} is not a model directory written by save_pretrained.")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{config_path} is not valid JSON ({exc}); the file is damaged. Save the model again.")
+    config = parse_config(config_path)
     if not isinstance(config, dict) or config.get("format") != "sktransfer-model":
         raise ModelFileError(f"{config_path} is not an sktransfer model config.")
     version = config.get("format_version")
@@ -322,14 +287,17 @@ def _read_tensors(path: Path, config: dict) -> dict:
             f"{expected.get('bytes')} expected): it was truncated, edited or replaced. Save the model again."
         )
     try:
-        return load_file(str(weights_path), device="cpu")
+        tensors = load_file(str(weights_path), device="cpu")
     except Exception as exc:
         raise ModelFileError(f"{weights_path} is not a readable safetensors file: {exc}") from None
+    check_tensors(tensors, weights_path)
+    return tensors
 
 
 def _validated(cls, params: dict):
     """An estimator from the saved parameters, validated as ``fit`` validates them."""
     validate_parameter_constraints(cls._parameter_constraints, params, caller_name=cls.__name__)
+    reject_booleans(cls._parameter_constraints, params, cls.__name__)
     return cls(**params)
 
 
@@ -341,8 +309,7 @@ def _decoded(config: dict, config_path: Path, classes: dict):
         estimator = _validated(cls, {name: decode(value) for name, value in config["params"].items()})
         table = branch_table(estimator.backbone) if is_fused(estimator.backbone) else None
         for _, _, branch in table or []:
-            validate_parameter_constraints(type(branch)._parameter_constraints, branch.get_params(deep=False),
-                                           caller_name="Branch")
+            branch._validate_params()  # scikit-learn's constraints, and no booleans for numbers
         if not all(isinstance(backbone, str) for backbone in
                    ([branch.backbone for _, _, branch in table] if table else [estimator.backbone])):
             raise ValueError("a backbone is not a name")
@@ -355,6 +322,16 @@ def _decoded(config: dict, config_path: Path, classes: dict):
     return estimator, fitted
 
 
+def _check_lora(estimator, config: dict, tensors: dict, path: Path) -> None:
+    """A LoRA model's rank against its stored adapters, before any adapter is allocated."""
+    if _is_embedder(type(estimator)):
+        return
+    params = estimator.get_params(deep=False)
+    table = branch_table(estimator.backbone) if "branches" in config else None
+    if any(hasattr(settings.strategy, "rank") for settings in _branch_settings(params, table)):
+        check_lora_rank(params["lora_rank"], tensors, path / CONFIG, path / WEIGHTS)
+
+
 def load(path, *, device="auto", classes: dict):
     """The estimator in the model directory ``path``, rebuilt by the build path on
     ``device`` (``sktransfer.load`` documents it); ``classes`` maps the config's
@@ -363,13 +340,17 @@ def load(path, *, device="auto", classes: dict):
     config = _read_config(path)
     tensors = _read_tensors(path, config)
     estimator, fitted = _decoded(config, path / CONFIG, classes)
+    # Sizes against the tensors, before anything is allocated.
+    check_config(config, tensors, path / CONFIG, path / WEIGHTS, embedder=_is_embedder(type(estimator)))
+    _check_lora(estimator, config, tensors, path)
     check_device(device)
     device = resolve_device(device)
     try:
-        if _is_embedder(type(estimator)):
-            loaded = _load_embedder(estimator, config, tensors, device, path)
-        else:
-            loaded = _load_estimator(estimator, config, tensors, fitted, device, path)
+        with reading_model_file(path / CONFIG):  # backbones read safetensors only
+            if _is_embedder(type(estimator)):
+                loaded = _load_embedder(estimator, config, tensors, device, path)
+            else:
+                loaded = _load_estimator(estimator, config, tensors, fitted, device, path)
         remember_card(loaded, path, config)
         return loaded
     except ModelFileError:
@@ -421,6 +402,8 @@ def _load_estimator(estimator, config, tensors, fitted, device, path):
                             feature_cache=estimator.feature_cache, saved=SavedModel(branches, rest, path))
     estimator = estimator.__sktransfer_restore__(model, fitted, device, fast)
     restore_history(estimator.net_, config.get("history"))
+    if isinstance(config.get("n_samples_fit"), int):  # files saved before it was recorded lack it
+        estimator.n_samples_fit_ = config["n_samples_fit"]
     return estimator
 
 
@@ -453,4 +436,9 @@ def _load_embedder(embedder, config, tensors, device, path):
         restore_inputs(child, record["inputs"])
     if fused:
         restore_inputs(embedder, config["inputs"])
+    output = config.get("output", {})
+    if not isinstance(output, dict):
+        raise TypeError(f"output={output!r} is not a JSON object")
+    if output.get("transform") is not None:
+        embedder.set_output(transform=output["transform"])  # refuses what scikit-learn doesn't know
     return embedder

@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 from sktransfer._nn.lora import is_lora_name
+from sktransfer._persistence.checks import check_dtypes
 from sktransfer._persistence.records import distribution_version
 from sktransfer._spec.registry import get_spec
 from sktransfer.exceptions import ModelFileError
@@ -31,11 +32,14 @@ def resolve_spec(saved: dict, config_path: Path):
             f"{saved['modality']} backbone of that name (plugin {saved.get('plugin')})."
         )
     now = distribution_version(spec.distribution)
-    if spec.distribution != saved.get("distribution") or now != saved.get("distribution_version"):
+    if spec.plugin != saved.get("plugin") or spec.distribution != saved.get("distribution") or \
+            now != saved.get("distribution_version"):
         warnings.warn(
-            f"{config_path} was saved with backbone {spec.name!r} from {saved.get('distribution')} "
-            f"{saved.get('distribution_version')}; here it comes from {spec.distribution} {now}. Predictions "
-            "may differ if the plugin changed how it builds or feeds the backbone.",
+            f"{config_path} was saved with backbone {spec.name!r} from plugin {saved.get('plugin')!r} "
+            f"(distribution {saved.get('distribution')} {saved.get('distribution_version')}); here it comes from "
+            f"plugin {spec.plugin!r} (distribution {spec.distribution} {now}). Predictions may differ if the plugin "
+            "changed how it builds or feeds the backbone; if the config's plugin fields were edited, save the model "
+            "again.",
             UserWarning,
             stacklevel=5,
         )
@@ -55,10 +59,13 @@ def load_tensors(module, tensors: dict, skipped: tuple, path: Path, allowed_miss
         stray = sorted(name for name in tensors if referenced(name))
         if stray:
             raise ValueError(f"tensors {stray[:3]} of a backbone that the config says is not stored")
+        check_dtypes(module.state_dict(), tensors, path / WEIGHTS, path / CONFIG)
         missing, unexpected = module.load_state_dict(tensors, strict=False)
         missing = [name for name in missing if not referenced(name) and not name.startswith(allowed_missing)]
         if missing or unexpected:
             raise ValueError(f"missing tensors {missing[:3]}, unexpected tensors {unexpected[:3]}")
+    except ModelFileError:
+        raise
     except (RuntimeError, ValueError) as exc:
         raise ModelFileError(f"{path / WEIGHTS} does not fit the model in {path / CONFIG}: {exc}") from None
 

@@ -60,17 +60,79 @@ def _learning_curves(estimator, ax=None):
     return ax
 
 
-def _confusion(estimator, y_true, y_pred, ax=None):
+def _label_style(n_classes: int) -> dict:
+    """Tick labels that stay readable as classes add up: rotated, then smaller."""
+    if n_classes <= 6:
+        return {"rotation": 0, "fontsize": 10}
+    return {"rotation": 45 if n_classes <= 20 else 90, "fontsize": 9 if n_classes <= 12 else 7}
+
+
+def _confusion(estimator, y_true, y_pred, ax=None, normalize=None):
+    """ConfusionMatrixDisplay over ``classes_``: counts (whole-number colour-bar ticks), or
+    ``normalize="true"``: each true class's row as fractions."""
+    from matplotlib.ticker import MaxNLocator
     from sklearn.metrics import ConfusionMatrixDisplay
 
+    n = len(estimator.classes_)
     # Always on our own axes: given none, the display would open a pyplot figure.
-    ax = ax if ax is not None else _figure((5.5, 5.0)).add_subplot()
+    ax = ax if ax is not None else _figure(_confusion_size(n)).add_subplot()
+    style = _label_style(n)
     display = ConfusionMatrixDisplay.from_predictions(
-        y_true, y_pred, labels=estimator.classes_, ax=ax, cmap="Blues", colorbar=True,
-        xticks_rotation=45 if len(estimator.classes_) > 6 else "horizontal",
+        y_true, y_pred, labels=estimator.classes_, ax=ax, cmap="Blues", colorbar=True, normalize=normalize,
+        values_format=".2f" if normalize else "d", include_values=n <= 25,
+        text_kw={"fontsize": 10 if n <= 8 else 8 if n <= 15 else 6},
     )
-    ax.set_title("Confusion matrix")
+    ax.tick_params(axis="both", labelsize=style["fontsize"])
+    for label in ax.get_xticklabels():
+        label.set(rotation=style["rotation"], ha="right" if style["rotation"] else "center",
+                  rotation_mode="anchor")
+    colorbar = display.im_.colorbar
+    if normalize:
+        display.im_.set_clim(0, 1)
+        for text in display.text_.ravel() if display.text_ is not None else []:
+            if float(text.get_text()) == 0:
+                text.set_text("")  # a grid of 0.00 hides the few cells that matter
+        ax.set_title("Normalised by true class (recall on the diagonal)")
+    else:
+        colorbar.locator = MaxNLocator(integer=True)  # counts are whole numbers
+        colorbar.update_ticks()
+        ax.set_title("Counts")
     return display
+
+
+def _confusion_size(n_classes: int) -> tuple[float, float]:
+    side = max(5.0, 2.0 + 0.45 * n_classes)
+    return side + 0.8, side
+
+
+def _confusion_pair(estimator, y_true, y_pred):
+    """Counts and row-normalised fractions side by side, on one figure that grows with the classes."""
+    width, height = _confusion_size(len(estimator.classes_))
+    figure = _figure((2 * width, height))
+    counts, fractions = figure.subplots(1, 2)
+    _confusion(estimator, y_true, y_pred, counts)
+    _confusion(estimator, y_true, y_pred, fractions, normalize="true")
+    return figure
+
+
+def _regression_figure(y_true, y_pred, max_outputs: int = 4):
+    """PredictionErrorDisplay per output (the first ``max_outputs``): predicted against true,
+    and residuals against predicted."""
+    from sklearn.metrics import PredictionErrorDisplay
+
+    y_true = np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1)
+    y_pred = np.asarray(y_pred, dtype=np.float64).reshape(len(y_pred), -1)
+    outputs = min(y_true.shape[1], max_outputs)
+    figure = _figure((11.0, 4.8 * outputs))
+    axes = np.atleast_2d(figure.subplots(outputs, 2))
+    for j in range(outputs):
+        name = f" (output {j})" if y_true.shape[1] > 1 else ""
+        for ax, kind, title in ((axes[j, 0], "actual_vs_predicted", "True vs predicted"),
+                                (axes[j, 1], "residual_vs_predicted", "Residuals")):
+            PredictionErrorDisplay.from_predictions(y_true[:, j], y_pred[:, j], kind=kind, ax=ax,
+                                                    subsample=None, scatter_kwargs={"alpha": 0.5, "s": 14})
+            ax.set_title(title + name)
+    return figure
 
 
 def _caption(true, predicted, probability, loss) -> str:

@@ -65,9 +65,13 @@ def _outputs(estimator, X, y, y_score=None) -> _Outputs:
     return _Outputs(y_float, y_pred, None, loss)
 
 
-def _top(out: _Outputs, k: int) -> TopLosses:
+def _top(out: _Outputs, k: int, where=None) -> TopLosses:
+    """The ``k`` highest losses, among the rows where ``where`` is True (all when None)."""
     # Stable sort: equal losses keep the order of X.
-    order = np.argsort(-out.loss, kind="stable")[:k]
+    order = np.argsort(-out.loss, kind="stable")
+    if where is not None:
+        order = order[np.asarray(where)[order]]
+    order = order[:k]
     probability = None if out.proba is None else out.proba[order].max(axis=1)
     return TopLosses(order, out.y_true[order], out.y_pred[order], probability, out.loss[order])
 

@@ -36,11 +36,13 @@ def planned_epochs(params: dict, n: int, *, full_batch: bool) -> int:
     return max(AUTO_EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch))
 
 
-def planned_head_epochs(params: dict, warm_starts_head: bool) -> int:
+def planned_head_epochs(params: dict, warm_starts_head: bool, pretrained: bool = True) -> int:
     """``head_epochs`` as a number: for ``"auto"``, a converged probe (``AUTO_HEAD_EPOCHS``) before
-    a strategy that fine-tunes the body, none where the head would be trained by an optimizer
-    (``head_solver="optimizer"`` or under Accelerate) whose probe has no convergence to offer."""
+    a strategy that fine-tunes a pretrained body. None where the head would be trained by an
+    optimizer (``head_solver="optimizer"`` or under Accelerate) whose probe has no convergence to
+    offer, for a randomly initialised backbone (no features to protect), or with ``init=`` (the
+    model starts exactly at the source's answers: a zero head)."""
     if params["head_epochs"] != "auto":
         return params["head_epochs"]
-    converged = converges(params)
-    return AUTO_HEAD_EPOCHS if warm_starts_head and converged else 0
+    wanted = warm_starts_head and pretrained and params.get("init") is None and converges(params)
+    return AUTO_HEAD_EPOCHS if wanted else 0

@@ -6,6 +6,8 @@ import math
 
 from skorch.callbacks import Callback, LRScheduler
 
+from sktransfer._features.extraction import FeatureDataset
+from sktransfer._features.progress import bar, write
 from sktransfer.exceptions import TrainingDivergedError
 
 SCHEDULES = ("cosine", "onecycle", "constant")
@@ -133,3 +135,51 @@ class StopWhenConverged(Callback):
         # L-BFGS keeps its last 10 directions only to continue this fit: dropped, a fitted
         # frozen model pickles to its head (plus a reference to the backbone), not to them.
         net.optimizer_.state.clear()
+
+
+class FitProgress(Callback):
+    """One bar for the whole fit, ``max_epochs`` x (training + validation batches), in place
+    of skorch's ``ProgressBar``, which starts a new bar every epoch. It shows inside a
+    verbose estimator call (see :mod:`sktransfer._features.progress`); the epoch table
+    (skorch's ``PrintLog``) is printed above it. A fit ended early (early stopping, a
+    converged head) leaves the bar where it stopped."""
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("bar_", None)  # a terminal's bar belongs to one fit
+        state.pop("sink_", None)
+        return state
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        dataset_train, dataset_valid = net.get_split_datasets(X, y)
+        per_epoch = len(net.get_iterator(dataset_train, training=True))
+        if dataset_valid is not None:
+            per_epoch += len(net.get_iterator(dataset_valid, training=False))
+        name = "training the head" if isinstance(X, FeatureDataset) else "fine-tuning"
+        self.max_epochs_ = net.max_epochs
+        self.bar_ = bar(name, net.max_epochs * per_epoch, unit="batch")
+        self.sink_ = None
+        if not self.bar_.disable and net.verbose:
+            # The epoch lines go above the bar, not into its line (skorch's PrintLog prints
+            # to any sink but print whatever the verbosity: only swapped when it prints).
+            for _, callback in net.callbacks_:
+                if type(callback).__name__ == "PrintLog" and callback.sink is print:
+                    self.sink_, callback.sink = callback, write
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.bar_.set_postfix_str(f"epoch {len(net.history)}/{self.max_epochs_}", refresh=False)
+
+    def on_batch_end(self, net, **kwargs):
+        self.bar_.update(1)
+
+    def on_train_end(self, net, **kwargs):
+        self.release()
+
+    def release(self) -> None:
+        """Close the bar and give the epoch table its own sink back (also after a failed fit)."""
+        bar_ = self.__dict__.pop("bar_", None)
+        if bar_ is not None:
+            bar_.close()
+        print_log = self.__dict__.pop("sink_", None)
+        if print_log is not None:
+            print_log.sink = print

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from skorch.utils import to_device
 from torch.utils.data import DataLoader
 
+from sktransfer._features.progress import bar
 from sktransfer._nn.backbone_cache import shared_reference
 from sktransfer._nn.calls import call_args
 
@@ -319,6 +320,7 @@ def contrastive_tune(module, adapter, X_checked, labels, *, iterations: int = 20
     scaler = torch.amp.GradScaler(dev.type) if getattr(fast, "grad_scaler", False) else None
     losses = []
     forked = [dev.index or 0] if dev.type == "cuda" else []
+    stack = contextlib.ExitStack()  # the progress bar, closed whatever happens
     try:
         with torch.random.fork_rng(devices=forked):
             torch.manual_seed(seed)  # dropout
@@ -329,6 +331,7 @@ def contrastive_tune(module, adapter, X_checked, labels, *, iterations: int = 20
             module.eval()
             backbone.train()
             dataset = adapter.dataset(X_checked)
+            progress = stack.enter_context(bar("tuning the body on pairs", total, unit="step"))
             for epoch in range(epochs):
                 order = np.arange(n_pairs) if epoch == 0 else rng.permutation(n_pairs)  # pairs come shuffled
                 batches = [order[s:s + batch_size] for s in range(0, n_pairs, batch_size)]
@@ -362,7 +365,9 @@ def contrastive_tune(module, adapter, X_checked, labels, *, iterations: int = 20
                         optimizer.step()
                     scheduler.step()
                     losses.append(float(loss.detach()))
+                    progress.update(1)
     finally:
+        stack.close()
         for p, flag in zip(params, flags):
             p.requires_grad_(flag)
             p.grad = None

@@ -125,6 +125,30 @@ def completed_epochs(history) -> int:
     return sum("dur" in row for row in history)
 
 
+def forward_outputs(net, dataset, desc: str | None = "predicting") -> torch.Tensor:
+    """``net.forward(dataset, training=False, device="cpu")``, under a bar named ``desc``
+    (counted in samples) in a verbose call; ``desc=None``: no bar (a head on features is quick)."""
+    if desc is None:
+        return net.forward(dataset, training=False, device="cpu")
+    from sktransfer._features.progress import bar
+
+    chunks = []
+    with bar(desc, len(dataset)) as progress:
+        for chunk in net.forward_iter(dataset, training=False, device="cpu"):
+            chunks.append(chunk)
+            progress.update(len(chunk))
+    return torch.cat(chunks)
+
+
+def release_callbacks(net) -> None:
+    """Let callbacks that hold a resource (the fit's progress bar) let go of it: after an
+    error skorch calls no ``on_train_end``."""
+    for _, callback in getattr(net, "callbacks_", []):
+        release = getattr(callback, "release", None)
+        if callable(release):
+            release()
+
+
 class TransferNet(NeuralNet):
     """skorch NeuralNet with autocast, an optional GradScaler, inference_mode, and a
     Ctrl-C that stops the fit instead of ending it early as if it had succeeded."""
@@ -207,8 +231,12 @@ class TransferNet(NeuralNet):
                 return super().fit_loop(X, y, epochs, **fit_params)
             except KeyboardInterrupt as exc:
                 if sigint.fired:
+                    release_callbacks(self)
                     raise FitInterrupted(completed_epochs(self.history), self.max_epochs) from exc
                 raise  # a callback's request to stop (EarlyStopping): skorch ends the fit normally
+            except BaseException:
+                release_callbacks(self)
+                raise
 
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)

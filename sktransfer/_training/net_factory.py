@@ -14,7 +14,7 @@ import torch
 from sktransfer._features.extraction import FeatureAwareCollate
 from sktransfer._nn.losses import WeightedLoss
 from sktransfer._training.accelerate import accelerated_net_class, print_on_main
-from sktransfer._training.callbacks import FiniteLossGuard, StopWhenConverged, WarmupLRScheduler
+from sktransfer._training.callbacks import FiniteLossGuard, FitProgress, StopWhenConverged, WarmupLRScheduler
 from sktransfer._training.net import TransferNet
 from sktransfer._training.preflight import validation_fraction
 from sktransfer._training.scoring import dict_target, scoring_callbacks
@@ -75,7 +75,7 @@ def make_callbacks(params: dict, strategy_callbacks: list, schedule: bool = True
     """Ours (the loss guard, the schedule, the strategy's, the validation metric, early
     stopping, the progress bar) merged with ``net_params["callbacks"]``. ``metric`` is
     :func:`~sktransfer._training.scoring.validation_metric`'s answer, or None."""
-    from skorch.callbacks import EarlyStopping, ProgressBar
+    from skorch.callbacks import EarlyStopping
 
     callbacks = [("finite_loss", FiniteLossGuard())]
     if schedule:
@@ -89,8 +89,9 @@ def make_callbacks(params: dict, strategy_callbacks: list, schedule: bool = True
         callbacks.append(("early_stopping", EarlyStopping(monitor=monitor, patience=params["patience"],
                                                           lower_is_better=monitor == "valid_loss", load_best=True)))
     accelerator = params.get("accelerator")
-    if params["verbose"] and (accelerator is None or accelerator.is_local_main_process):
-        callbacks.append(("progress_bar", ProgressBar()))  # one bar per machine, as the epoch lines
+    if accelerator is None or accelerator.is_local_main_process:
+        # One bar per machine, as the epoch lines; shown in a verbose call (sktransfer._features.progress).
+        callbacks.append(("progress_bar", FitProgress()))
     return merge_user_callbacks(callbacks, params["net_params"])
 
 
@@ -168,6 +169,8 @@ def make_net(params: dict, module, collate_fn, *, param_groups, seed, device, on
     if converge:
         del kwargs["optimizer__weight_decay"]  # the head's penalty is C's
         kwargs.update(converged_head_settings(params, criterion_params, module.head.out_features))
+        # Full-batch L-BFGS on cached features: float32, and a GradScaler can't step an optimizer that needs a closure.
+        kwargs.update(amp_dtype=None, grad_scaler=False)
     net_class = TransferNet
     accelerator = params.get("accelerator")
     if accelerator is not None:

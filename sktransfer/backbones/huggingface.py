@@ -21,8 +21,9 @@ from pathlib import Path
 import torch.nn as nn
 
 from sktransfer._nn.lora import lora_targets_attention
+from sktransfer._spec.model_files import model_file_being_read
 from sktransfer._spec.registry import BackboneSpec, TextPreprocessing, Weights
-from sktransfer.exceptions import WeightsUnavailableError
+from sktransfer.exceptions import ModelFileError, WeightsUnavailableError
 from sktransfer.hookspecs import hookimpl
 
 MINILM_NAME = "all-MiniLM-L6-v2"
@@ -110,6 +111,24 @@ class TokenStates(nn.Module):
         return self.__dict__.copy()
 
 
+_SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
+
+
+def _check_safetensors(source: str, path: str) -> None:
+    """While a model file is loaded, the pretrained weights it points to must be safetensors:
+    ``pytorch_model.bin`` is a pickle, which model files never reach."""
+    config_path = model_file_being_read()
+    if config_path is None or any(os.path.isfile(os.path.join(path, name)) for name in _SAFETENSORS):
+        return
+    found = sorted(name for name in os.listdir(path) if name.endswith((".bin", ".pt", ".pth", ".ckpt", ".pkl")))
+    raise ModelFileError(
+        f"{config_path} names the Hugging Face backbone {source!r}, whose weights in {path} are not safetensors "
+        f"({', '.join(found) or 'no model.safetensors'}); model files never load pickled weights. Convert them "
+        "once, from a source you trust: `AutoModel.from_pretrained(dir).save_pretrained(dir, "
+        "safe_serialization=True)` writes model.safetensors next to them; then load the model file again."
+    )
+
+
 def build_hf_encoder(source: str, pretrained: bool = True) -> TokenStates:
     """Build a transformers encoder that returns token states ``(N, T, D)``."""
     from transformers import AutoConfig, AutoModel
@@ -117,11 +136,14 @@ def build_hf_encoder(source: str, pretrained: bool = True) -> TokenStates:
 
     path = _local_dir_or_raise(source)
     if pretrained:
+        _check_safetensors(source, path)
         # transformers' own progress bar would print on every fit; ours (verbose) is enough.
         bars_were_disabled = hf_logging.is_progress_bar_enabled() is False
         hf_logging.disable_progress_bar()
         try:
-            model = AutoModel.from_pretrained(path, local_files_only=True)
+            # Safetensors only where a model file asked for this backbone (see _check_safetensors).
+            model = AutoModel.from_pretrained(path, local_files_only=True,
+                                              use_safetensors=True if model_file_being_read() else None)
         finally:
             if not bars_were_disabled:
                 hf_logging.enable_progress_bar()

@@ -222,3 +222,23 @@ def test_never_asks_timm_for_the_network(monkeypatch, empty_caches):
     plugin.build_timm("test_vit.r160_in1k", pretrained=False)
     plugin.build_lite0(pretrained=True)
     assert all(not pretrained or os.path.isfile(overlay["file"]) for pretrained, overlay in calls)
+
+
+def test_a_model_file_never_loads_pickled_timm_weights(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    import pytest
+
+    from sktransfer._spec.model_files import reading_model_file
+    from sktransfer.exceptions import ModelFileError
+    from sktransfer_timm import plugin
+
+    pickled = tmp_path / "pytorch_model.bin"
+    pickled.write_bytes(b"not to be unpickled")
+    monkeypatch.setattr(plugin, "find_cached_weights", lambda name: str(pickled))
+    created = []
+    monkeypatch.setattr("timm.create_model", lambda *a, **k: created.append(a) or "model")
+    with reading_model_file(Path("saved/config.json")), pytest.raises(ModelFileError, match="not safetensors"):
+        plugin.build_timm("resnet18", pretrained=True)
+    assert not created  # refused before timm could torch.load the pickle
+    assert plugin.build_timm("resnet18", pretrained=True) == "model"  # outside sktransfer.load: timm's own rules

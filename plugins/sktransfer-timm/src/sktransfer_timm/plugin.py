@@ -180,10 +180,27 @@ def build_timm(model_name: str, pretrained: bool = True, backbone_name: str | No
             f"Pretrained weights for backbone {backbone_name or PREFIX + model_name!r} are not on this "
             f"machine: looked for {_looked_for(model_name)}. {_advice(model_name)}"
         )
+    _check_safetensors(model_name, path)
     # A local file overrides every network source in timm's pretrained config; timm
     # then applies the model's own checkpoint filter and drops the classifier.
     overlay = {"file": path, "source": None, "state_dict": None, "hf_hub_id": None, "url": None}
     return timm.create_model(model_name, pretrained=True, pretrained_cfg_overlay=overlay, num_classes=0)
+
+
+def _check_safetensors(model_name: str, path) -> None:
+    """While ``sktransfer.load`` reads a model file, the cached weights it points to must be
+    safetensors: ``pytorch_model.bin`` is a pickle, which model files never reach."""
+    from sktransfer._spec.model_files import model_file_being_read
+    from sktransfer.exceptions import ModelFileError
+
+    config_path = model_file_being_read()
+    if config_path is None or str(path).endswith(".safetensors"):
+        return
+    raise ModelFileError(
+        f"{config_path} names the backbone {PREFIX + model_name!r}, whose cached weights {path} are not safetensors; "
+        "model files never load pickled weights. Download the model's model.safetensors into the Hugging Face "
+        "cache (`huggingface-cli download <repo> model.safetensors` on a machine with internet), then load again."
+    )
 
 
 def _lite0_available() -> bool:
