@@ -1,0 +1,42 @@
+"""The README's quick start runs as written, on the real data it names, and prints what
+its comments say (``../shared/data`` beside the repository, as in CI)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+NUMBER = re.compile(r"-?\d+\.\d+")
+
+
+def readme_block(marker: str) -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(rf"<!-- {re.escape(marker)} -->\n```python\n(.*?)```", text, re.S)
+    assert match, f"README.md has no python block after <!-- {marker} -->"
+    return match.group(1)
+
+
+def test_readme_is_short():
+    assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 150
+
+
+@pytest.mark.skipif(not (DATA / "flowers12").is_dir() or not (DATA / "vader").is_dir(),
+                    reason="the quick start reads ../shared/data (flowers12 and vader), absent here")
+def test_quick_start_runs_and_prints_its_comments():
+    code = readme_block("quick start") + readme_block("quick start, continued")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # every "print(...)  # figure" line: the figures in the comments are the ones printed
+    printed = result.stdout.splitlines()
+    expected = [line.split("  # ", 1)[1] for line in code.splitlines() if line.startswith("print(") and "  # " in line]
+    assert len(printed) == len(expected) == 5
+    for out, comment in zip(printed, expected):
+        shown, measured = NUMBER.findall(comment), [float(x) for x in NUMBER.findall(out)]
+        assert len(measured) == len(shown), (out, comment)
+        for figure, value in zip(shown, measured):  # each figure, as the comment rounds it
+            assert round(value, len(figure.split(".")[1])) == float(figure), (out, comment)
+        assert " ".join(NUMBER.sub("", comment).split()) in " ".join(NUMBER.sub("", out).split()), (out, comment)
