@@ -27,16 +27,9 @@ from sklearn.model_selection import train_test_split
 
 from sktransfer import TransferRegressor
 
-def data_dir():
-    """``$SKTRANSFER_DATA``, else ``../shared/data`` beside the repository root."""
-    if os.environ.get("SKTRANSFER_DATA"):
-        return Path(os.environ["SKTRANSFER_DATA"])
-    here = Path(globals().get("__file__", "plot.py")).resolve().parent  # sphinx-gallery runs in docs/examples
-    root = next((p for p in [here, *here.parents] if (p / "pyproject.toml").is_file()), here)
-    return root.parent / "shared" / "data"
-
-
-data = data_dir()
+# ``$SKTRANSFER_DATA``, else ``../shared/data`` beside the repository (the site's build runs
+# this file from docs/examples). Nothing is downloaded.
+data = Path(os.environ.get("SKTRANSFER_DATA", "../../../shared/data"))
 FILES = {"tweet": "tweets_GroundTruth.txt", "review": "amazonReviewSnippets_GroundTruth.txt",
          "editorial": "nytEditorialSnippets_GroundTruth.txt"}
 rng = np.random.default_rng(0)

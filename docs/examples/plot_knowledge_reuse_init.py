@@ -25,16 +25,9 @@ from sklearn.model_selection import GridSearchCV
 
 from sktransfer import TransferRegressor
 
-def data_dir():
-    """``$SKTRANSFER_DATA``, else ``../shared/data`` beside the repository root."""
-    if os.environ.get("SKTRANSFER_DATA"):
-        return Path(os.environ["SKTRANSFER_DATA"])
-    here = Path(globals().get("__file__", "plot.py")).resolve().parent  # sphinx-gallery runs in docs/examples
-    root = next((p for p in [here, *here.parents] if (p / "pyproject.toml").is_file()), here)
-    return root.parent / "shared" / "data"
-
-
-data = data_dir()
+# ``$SKTRANSFER_DATA``, else ``../shared/data`` beside the repository (the site's build runs
+# this file from docs/examples). Nothing is downloaded.
+data = Path(os.environ.get("SKTRANSFER_DATA", "../../../shared/data"))
 
 
 def load_vader(file_name):

@@ -15,7 +15,6 @@ numpy arrays and plain labels and has ``fit``, ``predict``, ``predict_proba`` an
 import time
 
 import matplotlib.pyplot as plt
-import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import ConfusionMatrixDisplay

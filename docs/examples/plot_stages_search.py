@@ -23,19 +23,13 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 import sktransfer
 from sktransfer import TransferClassifier
 
-def data_dir():
-    """``$SKTRANSFER_DATA``, else ``../shared/data`` beside the repository root."""
-    if os.environ.get("SKTRANSFER_DATA"):
-        return Path(os.environ["SKTRANSFER_DATA"])
-    here = Path(globals().get("__file__", "plot.py")).resolve().parent  # sphinx-gallery runs in docs/examples
-    root = next((p for p in [here, *here.parents] if (p / "pyproject.toml").is_file()), here)
-    return root.parent / "shared" / "data"
-
-
-data = data_dir()
+# ``$SKTRANSFER_DATA``, else ``../shared/data`` beside the repository (the site's build runs
+# this file from docs/examples). Nothing is downloaded.
+data = Path(os.environ.get("SKTRANSFER_DATA", "../../../shared/data"))
 flowers = data / "flowers12"
 if not (flowers / "train").is_dir():
-    raise FileNotFoundError(f"flowers12 not found at {flowers}: set SKTRANSFER_DATA to the folder that holds flowers12/")
+    raise FileNotFoundError(f"flowers12 not found at {flowers.resolve()}: "
+                            "set SKTRANSFER_DATA to the folder that holds flowers12/")
 X, y = [], []
 for species in sorted(p.name for p in (flowers / "train").iterdir() if p.is_dir()):
     files = sorted((flowers / "train" / species).glob("*.jpg"))[:15]
