@@ -39,11 +39,8 @@ from sktransfer._build.param_checks import StrictParams, plain_numbers
 from sktransfer._build.settings import BranchSettings
 from sktransfer._build.sources import modality_of
 from sktransfer._estimators.fusion import FusionMixin
-from sktransfer._estimators.init_offsets import (
-    check_init,
-    out_of_fold_answers,
-    source_offsets,
-)
+from sktransfer._estimators.init_offsets import check_init, out_of_fold_answers
+from sktransfer._estimators.init_outputs import source_offsets
 from sktransfer._estimators.params import TRANSFER_PARAMETERS
 from sktransfer._estimators.pickling import ClonePickleMixin
 from sktransfer._estimators.sharing import SharingMixin
