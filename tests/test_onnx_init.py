@@ -47,7 +47,7 @@ def classifiers(data):
 # ------------------------------------------------------------------ what exports, and how close
 def test_classifier_with_an_sktransfer_init_matches_torch(classifiers, data, tmp_path):
     source, clf = classifiers
-    X, y, _ = data
+    X, _, _ = data
     path = export_onnx(clf, tmp_path / "clf")
     onnx = load_onnx(path, batch_size=7)  # batches that cut through the rows
     np.testing.assert_allclose(onnx.predict_proba(X), clf.predict_proba(X), rtol=0, atol=1e-4)
@@ -103,6 +103,21 @@ def test_text_offsets_follow_the_rows_through_the_length_order(tmp_path):
     assert order.tolist() != list(range(len(TEXTS)))  # texts run longest first: offsets must follow them
     np.testing.assert_allclose(onnx.predict_proba(TEXTS), clf.predict_proba(TEXTS), rtol=0, atol=1e-4)
     np.testing.assert_array_equal(onnx.predict(TEXTS), clf.predict(TEXTS))
+
+
+def test_a_saved_model_directory_exports_as_the_estimator_it_was_saved_from(classifiers, data, tmp_path, capsys):
+    from sktransfer.__main__ import main
+
+    _, clf = classifiers
+    X, _, _ = data
+    model = clf.save_pretrained(tmp_path / "model")  # its init= model in model/init/
+    from_directory = load_onnx(export_onnx(model, tmp_path / "api"))
+    assert main(["export", str(model), str(tmp_path / "cli")]) == 0
+    assert "model.onnx" in capsys.readouterr().out
+    for onnx in (from_directory, load_onnx(tmp_path / "cli")):
+        assert onnx.init_ is not None
+        np.testing.assert_allclose(onnx.predict_proba(X), clf.predict_proba(X), rtol=0, atol=1e-4)
+        np.testing.assert_array_equal(onnx.predict(X), clf.predict(X))
 
 
 def test_re_exporting_without_init_removes_the_old_init_export(classifiers, data, tmp_path):

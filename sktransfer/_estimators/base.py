@@ -447,7 +447,8 @@ class _TransferBase(StrictParams, ClonePickleMixin, FusionMixin, SharingMixin, B
         params["max_epochs"] = planned_epochs(params, 0, full_batch=True)
         net = self._make_net(params, model, self._seed(), device, fast, fitted)
         net.initialize()
-        self._set_fitted(model, net, device, fast, None, fitted)
+        # A model file's init= model (sktransfer.load rebuilt it first) is set as the parameter.
+        self._set_fitted(model, net, device, fast, self.init, fitted)
         return self
 
     # ------------------------------------------------------------------ predict
