@@ -120,6 +120,14 @@ def test_a_saved_model_directory_exports_as_the_estimator_it_was_saved_from(clas
         np.testing.assert_array_equal(onnx.predict(X), clf.predict(X))
 
 
+def test_int8_quantizes_the_init_model_too(classifiers, data, tmp_path):
+    _, clf = classifiers
+    X, _, _ = data
+    onnx = load_onnx(export_onnx(clf, tmp_path / "int8", quantize="int8"))
+    assert onnx.quantize == onnx.init_.quantize == "int8"
+    np.testing.assert_allclose(onnx.predict_proba(X), clf.predict_proba(X), rtol=0, atol=0.05)
+
+
 def test_re_exporting_without_init_removes_the_old_init_export(classifiers, data, tmp_path):
     source, clf = classifiers
     X, _, _ = data

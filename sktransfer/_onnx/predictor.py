@@ -226,10 +226,11 @@ def load_onnx(path, *, batch_size=32, session_options=None):
     Returns
     -------
     OnnxClassifier, OnnxRegressor or OnnxEmbedder
-        With the estimator's prediction methods: ``predict``, ``predict_proba`` and
-        ``classes_`` for a classifier, ``predict`` for a regressor, ``transform`` for
-        an embedder, taking the same inputs (texts, image arrays, PIL images, file
-        paths, 2-D arrays or DataFrames).
+        With the estimator's prediction methods: ``predict``, ``predict_proba``,
+        ``predict_log_proba`` and ``classes_`` for a classifier, ``predict`` for a
+        regressor, ``transform`` for an embedder, taking the same inputs (texts, image
+        arrays, PIL images, file paths, 2-D arrays or DataFrames). A model exported
+        with its ``init=`` model loads that one too (``init_``).
     """
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
