@@ -34,7 +34,7 @@ SCRIPT = textwrap.dedent("""
 
     out = {{}}
     for name, (path, method, X) in json.loads(sys.argv[1]).items():
-        X = np.asarray(X) if name == "tabular" or name == "image" else X
+        X = np.asarray(X) if name in ("tabular", "image", "init") else X
         out[name] = getattr(sktransfer.load_onnx(path), method)(X).tolist()
     loaded = sorted(m for m in sys.modules if m.split(".")[0] in {forbidden!r} and sys.modules[m] is not None)
     print(json.dumps({{"out": out, "loaded": loaded, "package": sktransfer.__file__}}))
@@ -60,11 +60,14 @@ def test_the_predictor_needs_no_torch(tmp_path):
     columns = {"review": TEXTS, "price": list(range(len(TEXTS)))}  # a dict of columns: no pandas
     fused = TransferRegressor({"review": tiny, "price": "passthrough"}, max_length=16, max_epochs=1,
                               random_state=0).fit(columns, np.arange(len(TEXTS)) * 2.0)
+    source = TransferClassifier("mlp", max_epochs=2, random_state=0).fit(X_tab, y_tab > 0)
+    init = TransferClassifier("mlp", init=source, max_epochs=2, random_state=1).fit(X_tab, y_tab > 0)
     jobs = {
         "text": (str(export_onnx(text, tmp_path / "text")), "predict_proba", TEXTS),
         "image": (str(export_onnx(image, tmp_path / "image")), "transform", X_img.tolist()),
         "tabular": (str(export_onnx(reg, tmp_path / "reg")), "predict", X_tab.tolist()),
         "fused": (str(export_onnx(fused, tmp_path / "fused")), "predict", columns),
+        "init": (str(export_onnx(init, tmp_path / "init")), "predict_proba", X_tab.tolist()),  # init/ runs too
     }
     result = run_without_torch(jobs)
     assert result["loaded"] == []
@@ -73,6 +76,7 @@ def test_the_predictor_needs_no_torch(tmp_path):
     np.testing.assert_allclose(result["out"]["image"], image.transform(X_img), atol=1e-3)
     np.testing.assert_allclose(result["out"]["tabular"], reg.predict(X_tab), atol=1e-4)
     np.testing.assert_allclose(result["out"]["fused"], fused.predict(columns), atol=1e-4)
+    np.testing.assert_allclose(result["out"]["init"], init.predict_proba(X_tab), atol=1e-4)
 
 
 def test_import_sktransfer_leaves_onnx_out():

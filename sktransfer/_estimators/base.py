@@ -39,11 +39,8 @@ from sktransfer._build.param_checks import StrictParams, plain_numbers
 from sktransfer._build.settings import BranchSettings
 from sktransfer._build.sources import modality_of
 from sktransfer._estimators.fusion import FusionMixin
-from sktransfer._estimators.init_offsets import (
-    check_init,
-    out_of_fold_answers,
-    source_offsets,
-)
+from sktransfer._estimators.init_offsets import check_init, out_of_fold_answers
+from sktransfer._estimators.init_outputs import source_offsets
 from sktransfer._estimators.params import TRANSFER_PARAMETERS
 from sktransfer._estimators.pickling import ClonePickleMixin
 from sktransfer._estimators.sharing import SharingMixin
@@ -450,7 +447,8 @@ class _TransferBase(StrictParams, ClonePickleMixin, FusionMixin, SharingMixin, B
         params["max_epochs"] = planned_epochs(params, 0, full_batch=True)
         net = self._make_net(params, model, self._seed(), device, fast, fitted)
         net.initialize()
-        self._set_fitted(model, net, device, fast, None, fitted)
+        # A model file's init= model (sktransfer.load rebuilt it first) is set as the parameter.
+        self._set_fitted(model, net, device, fast, self.init, fitted)
         return self
 
     # ------------------------------------------------------------------ predict

@@ -15,9 +15,9 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d
 
-from sktransfer._build.sources import unwrap_frozen
 from sktransfer._estimators.base import _TransferBase
 from sktransfer._estimators.docstrings import _SHARED_ATTRIBUTES, _SHARED_PARAMETERS
+from sktransfer._estimators.init_outputs import class_scores, standardised_targets
 from sktransfer._estimators.targets import (
     check_indicator_targets,
     check_uniform_labels,
@@ -262,30 +262,7 @@ class TransferClassifier(ClassifierMixin, _TransferBase):
 
     def _source_outputs(self, init, answers, fitted) -> np.ndarray:
         """``init``'s log-probabilities (or decision function), columns in our class order."""
-        if fitted.get("_multilabel"):
-            raise ValueError(
-                f"init={type(unwrap_frozen(init)).__name__}(...) with a multi-label y is not supported: the "
-                "correction is defined on one class per sample. Drop init, or fit on a 1-D y."
-            )
-        classes = getattr(init, "classes_", None)
-        if classes is None or not np.array_equal(np.asarray(classes), fitted["classes_"]):
-            raise ValueError(
-                f"init={type(unwrap_frozen(init)).__name__}(...) predicts the classes "
-                f"{None if classes is None else np.asarray(classes).tolist()}, but y holds the classes "
-                f"{fitted['classes_'].tolist()}. "
-                "init must be a classifier fitted on the same set of labels."
-            )
-        if hasattr(init, "predict_log_proba"):
-            # log(0) = -inf would make the loss infinite; the float32 floor changes no argmax.
-            return np.maximum(answers("predict_log_proba"), np.log(np.finfo(np.float32).tiny))
-        if hasattr(init, "decision_function"):
-            scores = np.asarray(answers("decision_function"), dtype=np.float64)
-            # Binary decision functions score the second class: softmax([0, s]) = sigmoid(s).
-            return np.column_stack([np.zeros(len(scores)), scores]) if scores.ndim == 1 else scores
-        raise TypeError(
-            f"init={type(unwrap_frozen(init)).__name__}(...) has neither predict_log_proba nor decision_function; "
-            "a classifier's init must give class scores."
-        )
+        return class_scores(init, answers, fitted)
 
     def _fitted_outputs(self) -> dict:
         return {"n_outputs_": self.n_outputs_, "classes_": self.classes_}
@@ -415,14 +392,7 @@ class TransferRegressor(RegressorMixin, _TransferBase):
 
     def _source_outputs(self, init, answers, fitted) -> np.ndarray:
         """``init.predict(X)`` in this model's standardised target units."""
-        predicted = np.asarray(answers("predict"), dtype=np.float64)
-        predicted = predicted.reshape(len(predicted), -1)
-        if predicted.shape[1] != fitted["n_outputs_"]:
-            raise ValueError(
-                f"init={type(unwrap_frozen(init)).__name__}(...) predicts {predicted.shape[1]} output(s) per sample, "
-                f"but y has {fitted['n_outputs_']}. init must be a regressor fitted on targets like y."
-            )
-        return (predicted - fitted["target_mean_"]) / fitted["target_scale_"]
+        return standardised_targets(init, answers, fitted)
 
     def _fitted_outputs(self) -> dict:
         return {"n_outputs_": self.n_outputs_, "target_mean_": self.target_mean_, "target_scale_": self.target_scale_}

@@ -65,7 +65,9 @@ _SHARED_PARAMETERS = """
         output to its ``predict``. The correction starts at zero, so before training
         the model predicts exactly what ``init`` predicts. It runs once per fit and
         once per prediction. Wrap it in :class:`sklearn.frozen.FrozenEstimator` inside
-        a search.
+        a search. ``save_pretrained`` and ``sktransfer.export_onnx`` keep an ``init``
+        that is a TransferClassifier or TransferRegressor (in ``init/``), and refuse
+        any other.
     init_cv : int, cross-validation generator, iterable or None, default=None
         Where the training rows' ``init`` outputs come from. ``None``: the fitted
         ``init`` itself. Otherwise, as in scikit-learn's stacking, out-of-fold

@@ -1,8 +1,6 @@
-"""``init=``: a fitted model whose output this model corrects, and its offsets."""
+"""``init=``: a fitted model whose output this model corrects (its offsets: ``init_outputs``)."""
 
 from __future__ import annotations
-
-import numpy as np
 
 from sktransfer._build.sources import check_fitted_source, unwrap_frozen
 
@@ -28,20 +26,3 @@ def out_of_fold_answers(init, init_cv, X, y):
     estimator = unwrap_frozen(init)
     cv = check_cv(init_cv, y, classifier=is_classifier(estimator))
     return lambda method: cross_val_predict(clone(estimator), X, y, cv=cv, method=method)
-
-
-def source_offsets(source_outputs, init, X, n: int, fitted: dict, answers=None) -> np.ndarray:
-    """The ``init`` model's output for ``X`` in the network's output space, checked.
-
-    ``source_outputs(init, answers, fitted)`` is the estimator's conversion;
-    ``answers(method)`` replaces ``getattr(init, method)(X)`` (``init_cv``)."""
-    answers = answers or (lambda method: getattr(init, method)(X))
-    offsets = np.asarray(source_outputs(init, answers, fitted), dtype=np.float64)
-    expected = (n, fitted["n_outputs_"])
-    if offsets.shape != expected or not np.isfinite(offsets).all():
-        raise ValueError(
-            f"init={type(unwrap_frozen(init)).__name__}(...) gave outputs of shape {offsets.shape}"
-            f"{'' if np.isfinite(offsets).all() else ' with NaN or infinite values'}; expected finite values of "
-            f"shape {expected}. init must be fitted on the same kind of X and y as this estimator."
-        )
-    return offsets.astype(np.float32)

@@ -17,6 +17,9 @@ class SharingMixin:
         The directory holds ``config.json`` (parameters and fitted attributes),
         ``model.safetensors`` (the tensors; a frozen pretrained backbone is stored as a
         reference plus a hash, not again) and ``README.md``, a Hugging Face model card.
+        A model fitted with ``init=`` a TransferClassifier or TransferRegressor holds
+        that model's own directory in ``init/``; any other ``init=`` is refused
+        (a ``ValueError``: pickle such a model).
 
         Parameters
         ----------

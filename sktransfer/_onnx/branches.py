@@ -18,8 +18,9 @@ from torch import nn
 
 from sktransfer._inputs.fused import FusedInput
 from sktransfer._nn.lora import merge_adapters
+from sktransfer._onnx.config import INIT_INPUT
 from sktransfer._onnx.graph import BranchFeatures, Concat, FusedHead, Head
-from sktransfer._onnx.signatures import Signature, signature_for
+from sktransfer._onnx.signatures import BATCH, Signature, signature_for
 
 
 @dataclass
@@ -32,22 +33,32 @@ class Branch:
 
 
 class GraphInputs:
-    """The graph's inputs: every branch's, in order, and the predictor's JSON for them."""
+    """The graph's inputs: every branch's, in order, and the predictor's JSON for them.
+
+    ``offsets``: for a model fitted with ``init=``, its number of outputs; the graph then
+    takes the ``init=`` model's offsets last, as :data:`INIT_INPUT`.
+    """
 
     def __init__(self, branches: list[Branch], fused: bool, mapped: bool = False, remainder: str = "error",
-                 columns=None):
+                 columns=None, offsets: int | None = None):
         self.branches, self.fused, self.mapped, self.remainder = branches, fused, mapped, remainder
         self.columns = None if columns is None else [str(c) for c in columns]
+        self.offsets = offsets
 
     @property
     def names(self) -> list[str]:
-        return [name for b in self.branches for name in b.signature.graph_names]
+        names = [name for b in self.branches for name in b.signature.graph_names]
+        return names if self.offsets is None else [*names, INIT_INPUT]
 
     def example(self, n: int) -> tuple[torch.Tensor, ...]:
-        return tuple(t for b in self.branches for t in b.signature.example(n))
+        tensors = tuple(t for b in self.branches for t in b.signature.example(n))
+        if self.offsets is None:
+            return tensors
+        return (*tensors, torch.randn(n, self.offsets, generator=torch.Generator().manual_seed(n)))
 
     def dynamic_shapes(self) -> tuple[dict, ...]:
-        return tuple(d for b in self.branches for d in b.signature.dynamic_shapes())
+        shapes = tuple(d for b in self.branches for d in b.signature.dynamic_shapes())
+        return shapes if self.offsets is None else (*shapes, {0: BATCH})
 
     def config(self, directory) -> dict:
         if not self.fused:

@@ -13,7 +13,14 @@ import numpy as np
 CONFIG_FILE = "sktransfer_onnx.json"
 GRAPH_FILE = "model.onnx"
 FORMAT = "sktransfer-onnx"
-VERSION = 1
+#: The newest format this reads. Exports of models fitted with ``init=`` are format 2
+#: (a second graph input, and the ``init=`` model's export in :data:`INIT_DIRECTORY`),
+#: so that an older sktransfer says to upgrade; the others are still format 1.
+VERSION = 2
+#: Where the export of a model fitted with ``init=`` holds its ``init=`` model's export.
+INIT_DIRECTORY = "init"
+#: The graph input of a model fitted with ``init=`` that takes its ``init=`` model's offsets.
+INIT_INPUT = "init_offset"
 KINDS = ("classifier", "regressor", "embedder")
 
 

@@ -12,12 +12,23 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
+from sktransfer._build.sources import unwrap_frozen
 from sktransfer._estimators.base import unwrapped
 from sktransfer._estimators.classes import TransferClassifier, TransferRegressor
 from sktransfer._estimators.embedder import TransferEmbedder
 from sktransfer._estimators.loading import load
 from sktransfer._onnx.branches import GraphInputs, exported_parts
-from sktransfer._onnx.config import CONFIG_FILE, FORMAT, GRAPH_FILE, VERSION, encode_array, write_config
+from sktransfer._onnx.config import (
+    CONFIG_FILE,
+    FORMAT,
+    GRAPH_FILE,
+    INIT_DIRECTORY,
+    INIT_INPUT,
+    VERSION,
+    encode_array,
+    is_exported,
+    write_config,
+)
 from sktransfer._onnx.graph import ExportedModel, FinalStep
 from sktransfer._onnx.signatures import as_numpy
 from sktransfer._version import __version__
@@ -41,7 +52,9 @@ def _regressor_outputs(estimator) -> tuple[FinalStep, dict]:
     multiplier = np.asarray(getattr(estimator, "_target_multiplier", estimator.target_scale_), dtype=np.float64)
     mean = np.asarray(estimator.target_mean_, dtype=np.float64)
     # Targets come out in the user's units: the graph undoes the standardisation in float64.
+    # target_scale is StandardScaler's (1 for constant columns): the init= offsets divide by it.
     outputs = {"name": "predictions", "target_mean": mean.tolist(), "target_multiplier": multiplier.tolist(),
+               "target_scale": np.asarray(estimator.target_scale_, dtype=np.float64).tolist(),
                "y_ndim": int(estimator._y_ndim)}
     return FinalStep("affine", multiplier, mean), outputs
 
@@ -67,6 +80,10 @@ KINDS = {
 }
 
 
+#: What an ``init=`` model must be for its export to go beside the model's.
+INIT_SOURCES = (TransferClassifier, TransferRegressor)
+
+
 def _entry(estimator) -> tuple:
     return next(entry for cls, entry in KINDS.items() if isinstance(estimator, cls))
 
@@ -84,13 +101,29 @@ def _fitted_model(model):
     return model
 
 
-def _check_exportable(estimator) -> None:
-    if getattr(estimator, "init_", None) is not None:
-        raise ValueError(
-            "This model was fitted with init=: its predictions add another model's outputs, computed at predict "
-            "time by that model, which is not part of the network and can't go into the ONNX graph. Refit without "
-            "init= to export it."
-        )
+def init_source(estimator):
+    """The fitted ``init=`` model of ``estimator`` (through ``FrozenEstimator``), or None."""
+    source = getattr(estimator, "init_", None)
+    return None if source is None else unwrap_frozen(source)
+
+
+def _check_exportable(estimator, what: str = "This model") -> None:
+    """Refuse, before anything is written, a model whose ``init=`` chain holds a model
+    that is not an sktransfer classifier or regressor (its export goes in ``init/``)."""
+    source = init_source(estimator)
+    if source is None:
+        return
+    name = type(source).__name__
+    if isinstance(source, INIT_SOURCES):
+        _check_exportable(source, f"Its init= model ({name})")
+        return
+    # A ValueError: this fitted model (a value of the right type) can't be exported.
+    raise ValueError(
+        f"{what} was fitted with init={name}(...): its predictions add that model's outputs, and a {name} is "
+        "not a network that ONNX can hold (export_onnx exports an init= model only when it is itself a fitted "
+        "TransferClassifier or TransferRegressor). Refit without init=, or with init= an sktransfer model, to "
+        "export it."
+    )
 
 
 def _write_graph(graph, inputs: GraphInputs, file: str, output_name: str) -> None:
@@ -142,9 +175,11 @@ def _verify(graph, inputs: GraphInputs, file: str) -> None:
 def _prepare_directory(path: Path, overwrite: bool) -> None:
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"{str(path)!r} exists and is not a directory.")
-    taken = [name for name in (CONFIG_FILE, GRAPH_FILE) if (path / name).exists()]
+    taken = [name for name in (CONFIG_FILE, GRAPH_FILE, INIT_DIRECTORY) if (path / name).exists()]
     if taken and not overwrite:
         raise FileExistsError(f"{str(path)!r} already holds {', '.join(taken)}; pass overwrite=True to replace them.")
+    if is_exported(path / INIT_DIRECTORY):  # an earlier export's init= model: replaced, or stale
+        shutil.rmtree(path / INIT_DIRECTORY)
     path.mkdir(parents=True, exist_ok=True)
 
 
@@ -159,6 +194,13 @@ def export_onnx(model, path, *, quantize=None, overwrite=False):
     branch's inputs (named ``"b0.input_ids"``...); the JSON lists each branch's
     column and preprocessing, and the predictor splits DataFrames (or dicts of
     columns) as the estimator does.
+
+    A model fitted with ``init=`` a fitted TransferClassifier or TransferRegressor
+    (or one in a ``FrozenEstimator``) is exported with that model: its own export
+    goes in ``path/init/`` (with its own ``init=`` model, if it has one, inside), and
+    the graph takes one more input, ``"init_offset"``: the ``init=`` model's outputs
+    as the estimator adds them to its network's (log-probabilities, or predictions in
+    standardised units), which the predictor computes with the nested export.
 
     Parameters
     ----------
@@ -182,7 +224,8 @@ def export_onnx(model, path, *, quantize=None, overwrite=False):
     Raises
     ------
     ValueError
-        For models that can't be exported (fitted with ``init=``).
+        For models that can't be exported: fitted with ``init=`` a model that is not
+        an sktransfer classifier or regressor (a scikit-learn pipeline...).
     TypeError
         When torch's exporter refuses the network (a user module it can't trace).
     ImportError
@@ -193,31 +236,39 @@ def export_onnx(model, path, *, quantize=None, overwrite=False):
     _require_onnx()
     estimator = _fitted_model(model)
     _check_exportable(estimator)
+    source = init_source(estimator)
     kind, module_of, describe = _entry(estimator)
     final, outputs = describe(estimator)
     features, combine, inputs = exported_parts(estimator, module_of(estimator))
-    graph = ExportedModel(features, combine, final).eval()
+    if source is not None:
+        inputs.offsets = int(estimator.n_outputs_)
+    graph = ExportedModel(features, combine, final, offsets=source is not None).eval()
     path = Path(path)
     _prepare_directory(path, overwrite)
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = os.path.join(tmp, GRAPH_FILE)
         _write_graph(graph, inputs, fp32, outputs["name"])
         _verify(graph, inputs, fp32)
+        if source is not None:
+            # The init= model's own export, which the predictor runs for the offsets.
+            export_onnx(source, path / INIT_DIRECTORY, quantize=quantize)
         if quantize == "int8":
             from sktransfer._onnx.quantize import quantize_int8
 
             quantize_int8(fp32, str(path / GRAPH_FILE))
         else:
             shutil.move(fp32, path / GRAPH_FILE)  # the temporary directory may be on another file system
+    init = None if source is None else {"path": INIT_DIRECTORY, "input": INIT_INPUT}
     write_config(path, {
         "format": FORMAT,
-        "version": VERSION,
+        "version": 1 if init is None else VERSION,  # what an older reader can run is still format 1
         "kind": kind,
         "graph": GRAPH_FILE,
         "backbone": _backbone_names(estimator, inputs),
         "quantize": quantize,
         "inputs": inputs.config(path),
         "outputs": outputs,
+        "init": init,
         "sktransfer_version": __version__,
     })
     return path

@@ -5,7 +5,8 @@ Each branch (one for a single backbone, several for a fused model) runs its fitt
 does in ``predict``; the branches' features are combined (the head, the fusion head, or
 side by side); :class:`FinalStep` then turns that into what the estimator returns
 (probabilities, targets in the user's units, features), in float64 where the estimator
-computes in float64.
+computes in float64. A model fitted with ``init=`` adds its ``init=`` model's offsets, a
+graph input, before that last step.
 """
 
 from __future__ import annotations
@@ -123,18 +124,22 @@ class ExportedModel(nn.Module):
     """Each branch's features on its own inputs, then ``combine`` and ``final``.
 
     The graph's inputs are the branches' inputs one after the other, in the order of
-    ``branches``.
+    ``branches``; a model fitted with ``init=`` takes one more, last: the ``init=``
+    model's offsets ``(N, n_outputs)`` (float32), added to the network's outputs before
+    ``final``, as the estimator adds them.
     """
 
-    def __init__(self, branches: list[BranchFeatures], combine: nn.Module, final: FinalStep):
+    def __init__(self, branches: list[BranchFeatures], combine: nn.Module, final: FinalStep, offsets: bool = False):
         super().__init__()
         self.branches = nn.ModuleList(branches)
         self.combine = combine
         self.final = final
+        self.offsets = offsets
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         parts, start = [], 0
         for branch in self.branches:
             parts.append(branch(*inputs[start: start + len(branch.input_names)]))
             start += len(branch.input_names)
-        return self.final(self.combine(parts))
+        out = self.combine(parts)
+        return self.final(out + inputs[start] if self.offsets else out)

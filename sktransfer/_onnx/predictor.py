@@ -3,6 +3,11 @@
 Only onnxruntime, numpy, Pillow and ``tokenizers`` are imported (the exported
 directory's ``sktransfer_onnx.json`` says what to do around the graph), so that
 a serving process can leave torch, transformers and skorch out.
+
+A model fitted with ``init=`` holds its ``init=`` model's export in ``init/``: the
+predictor loads it too, turns its answers into offsets with the estimators' own
+(numpy-only) conversion, and feeds them to the graph, which adds them before its last
+step (softmax, sigmoid, target scaling).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import os
 
 import numpy as np
 
+from sktransfer._estimators.init_outputs import class_scores, source_offsets, standardised_targets
 from sktransfer._onnx.config import decode_array, read_config
 from sktransfer._onnx.fused_inputs import inputs_for
 from sktransfer.exceptions import InvalidInputError
@@ -40,7 +46,15 @@ class OnnxModel:
     batch_size : int
         Samples per run of the graph.
     session_options : onnxruntime.SessionOptions or None
+
+    Attributes
+    ----------
+    init_ : OnnxClassifier, OnnxRegressor or None
+        The exported ``init=`` model, for a model fitted with one.
     """
+
+    #: The conversion of the ``init=`` model's answers to offsets (the estimator's).
+    _source_outputs = None
 
     def __init__(self, path: str, config: dict, batch_size: int = 32, session_options=None):
         ort = _onnxruntime()
@@ -50,6 +64,14 @@ class OnnxModel:
                                             providers=["CPUExecutionProvider"])
         self.backbone = config.get("backbone")
         self.quantize = config.get("quantize")
+        init = config.get("init")
+        self.init_ = None if init is None else load_onnx(os.path.join(path, init["path"]), batch_size=batch_size,
+                                                         session_options=session_options)
+        self._init_input = None if init is None else init["input"]
+
+    def _fitted_outputs(self) -> dict:
+        """What the conversion of the ``init=`` model's answers reads (the estimator's fitted attributes)."""
+        raise NotImplementedError
 
     def _run(self, X) -> np.ndarray:
         """The graph's output for every sample of ``X``, in ``X``'s order."""
@@ -58,31 +80,45 @@ class OnnxModel:
         samples = self.inputs.check(X)
         if len(samples) == 0:
             raise InvalidInputError("Found array with 0 sample(s): X holds no samples. Pass at least one sample.")
+        offsets = None
+        if self.init_ is not None:  # the init= model checks X itself, and sees it as the user passed it
+            offsets = source_offsets(self._source_outputs, self.init_, X, len(samples), self._fitted_outputs())
         # Slices of whole batches bound the memory of encoded samples (tokens) for a long X.
         step = self.batch_size * max(1, SLICE // self.batch_size)
-        out = np.concatenate([self._run_slice(samples[start: start + step], start)
+        out = np.concatenate([self._run_slice(samples[start: start + step], start,
+                                              None if offsets is None else offsets[start: start + step])
                               for start in range(0, len(samples), step)])
         bad = ~np.isfinite(out).all(axis=1)
         if bad.any():
             raise ValueError(f"The model gave NaN or infinite outputs for rows {np.flatnonzero(bad)[:5].tolist()}.")
         return out
 
-    def _run_slice(self, samples, offset: int) -> np.ndarray:
-        """One slice, batch by batch in the inputs' order (texts by length), rows put back in order."""
+    def _run_slice(self, samples, offset: int, init_offsets=None) -> np.ndarray:
+        """One slice, batch by batch in the inputs' order (texts by length), rows put back in order;
+        ``init_offsets``: the slice's rows of the ``init=`` model's offsets."""
         items = self.inputs.encode(samples)
         order = self.inputs.order(items)
         positions = np.arange(len(samples)) if order is None else order
-        outputs = [self.session.run(None, self.inputs.batch(items, positions[start: start + self.batch_size], offset))[0]
-                   for start in range(0, len(samples), self.batch_size)]
+        outputs = []
+        for start in range(0, len(samples), self.batch_size):
+            rows = positions[start: start + self.batch_size]
+            feed = self.inputs.batch(items, rows, offset)
+            if init_offsets is not None:
+                feed[self._init_input] = init_offsets[rows]
+            outputs.append(self.session.run(None, feed)[0])
         out = np.concatenate(outputs)
         return out if order is None else out[np.argsort(order)]
 
     def __repr__(self):
-        return f"{type(self).__name__}({self.path!r}, backbone={self.backbone!r}, quantize={self.quantize!r})"
+        init = "" if self.init_ is None else f", init={self.init_!r}"
+        return f"{type(self).__name__}({self.path!r}, backbone={self.backbone!r}, quantize={self.quantize!r}{init})"
 
 
 class OnnxClassifier(OnnxModel):
-    """An exported :class:`~sktransfer.TransferClassifier`: ``predict``, ``predict_proba``, ``classes_``."""
+    """An exported :class:`~sktransfer.TransferClassifier`: ``predict``, ``predict_proba``,
+    ``predict_log_proba``, ``classes_``."""
+
+    _source_outputs = staticmethod(class_scores)
 
     def __init__(self, path, config, batch_size=32, session_options=None):
         super().__init__(path, config, batch_size, session_options)
@@ -101,6 +137,16 @@ class OnnxClassifier(OnnxModel):
         """
         return self._run(X)
 
+    def predict_log_proba(self, X) -> np.ndarray:
+        """Log of :meth:`predict_proba` (``-inf`` where a probability is 0).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes), float64
+        """
+        with np.errstate(divide="ignore"):
+            return np.log(self._run(X))
+
     def predict(self, X) -> np.ndarray:
         """The most probable class per sample; for multi-label, the indicator matrix.
 
@@ -113,9 +159,14 @@ class OnnxClassifier(OnnxModel):
             return (proba > self._threshold).astype(self._indicator_dtype)
         return self.classes_[np.argmax(proba, axis=1)]
 
+    def _fitted_outputs(self) -> dict:
+        return {"n_outputs_": len(self.classes_), "classes_": self.classes_, "_multilabel": self.multilabel_}
+
 
 class OnnxRegressor(OnnxModel):
     """An exported :class:`~sktransfer.TransferRegressor`: ``predict``."""
+
+    _source_outputs = staticmethod(standardised_targets)
 
     def predict(self, X) -> np.ndarray:
         """Predicted targets in the original units.
@@ -126,6 +177,12 @@ class OnnxRegressor(OnnxModel):
         """
         out = self._run(X)
         return out.ravel() if self.config["outputs"]["y_ndim"] == 1 else out
+
+    def _fitted_outputs(self) -> dict:
+        outputs = self.config["outputs"]
+        mean = np.asarray(outputs["target_mean"], dtype=np.float64)
+        return {"n_outputs_": len(mean), "target_mean_": mean,
+                "target_scale_": np.asarray(outputs["target_scale"], dtype=np.float64)}
 
 
 class OnnxEmbedder(OnnxModel):
@@ -169,10 +226,11 @@ def load_onnx(path, *, batch_size=32, session_options=None):
     Returns
     -------
     OnnxClassifier, OnnxRegressor or OnnxEmbedder
-        With the estimator's prediction methods: ``predict``, ``predict_proba`` and
-        ``classes_`` for a classifier, ``predict`` for a regressor, ``transform`` for
-        an embedder, taking the same inputs (texts, image arrays, PIL images, file
-        paths, 2-D arrays or DataFrames).
+        With the estimator's prediction methods: ``predict``, ``predict_proba``,
+        ``predict_log_proba`` and ``classes_`` for a classifier, ``predict`` for a
+        regressor, ``transform`` for an embedder, taking the same inputs (texts, image
+        arrays, PIL images, file paths, 2-D arrays or DataFrames). A model exported
+        with its ``init=`` model loads that one too (``init_``).
     """
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")

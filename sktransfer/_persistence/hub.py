@@ -4,9 +4,9 @@
 Uploads and downloads go through ``huggingface_hub`` (``HfApi.create_repo`` +
 ``upload_folder``, ``snapshot_download``), so tokens, ``HF_HUB_OFFLINE``, ``HF_HOME``
 and the local cache work as they do for every Hub library. A snapshot holds only the
-model's files (``config.json``, ``model.safetensors``, ``README.md``) and goes through
-the same checks as any model directory: nothing is unpickled, and a file that doesn't
-match its checksum is refused.
+model's files (``config.json``, ``model.safetensors``, ``README.md``, and its ``init=``
+model's in ``init/``) and goes through the same checks as any model directory: nothing
+is unpickled, and a file that doesn't match its checksum is refused.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import re
 import tempfile
 
 from sktransfer._persistence.card import CARD
-from sktransfer._persistence.saved import CONFIG, WEIGHTS
+from sktransfer._persistence.saved import CONFIG, INIT, WEIGHTS
 
 HF_SCHEME = "hf://"
-#: The files of a model directory; a snapshot downloads nothing else.
-MODEL_FILES = [CONFIG, WEIGHTS, CARD]
+#: The files of a model directory, and of the init= model directories inside it (init/,
+#: init/init/...: fnmatch's * matches "/"); a snapshot downloads nothing else.
+MODEL_FILES = [CONFIG, WEIGHTS, CARD, *(f"{INIT}/*{name}" for name in (CONFIG, WEIGHTS, CARD))]
 # The Hub's own rule for one part of a repo id (huggingface_hub's validate_repo_id checks the rest).
 _PART = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 _REPO_ID = re.compile(rf"^{_PART}/{_PART}$")

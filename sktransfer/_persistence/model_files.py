@@ -11,7 +11,8 @@ build path as ``fit`` (``sktransfer._build``), then puts the tensors back, as ti
 Each part declares its own state: the estimators (``__sktransfer_state__`` and
 ``__sktransfer_restore__``), the input adapters (``get_state``/``set_state``) and the
 strategies (what a file stores). A fused model describes each branch the same way in
-``config.json``'s ``branches``; so does an embedder of several backbones.
+``config.json``'s ``branches``; so does an embedder of several backbones. A model's
+``init=`` model is a model directory of its own inside it (``init_model.py``).
 
 The checksums guard against accidents (a truncated copy, a hand edit), not against an
 attacker, who can recompute them; what keeps a hostile file from running code is that
@@ -37,6 +38,7 @@ from sktransfer._build.settings import BranchSettings
 from sktransfer._inputs.fused import BranchColumns
 from sktransfer._persistence.card import check_card, check_metrics, remember_card, write_card
 from sktransfer._persistence.history import encode_history, restore_history
+from sktransfer._persistence.init_model import check_init_savable, load_init, save_init
 from sktransfer._persistence.checks import check_config, check_lora_rank, check_tensors, parse_config
 from sktransfer._persistence.records import (
     backbone_record,
@@ -63,8 +65,9 @@ from sktransfer.exceptions import ModelFileError
 
 #: The newest format this module reads. Files a format-1 reader can rebuild (one
 #: backbone, a classifier or regressor) are still written as format 1; fused models and
-#: embedders are format 2, so that an older sktransfer says to upgrade.
-FORMAT_VERSION = 2
+#: embedders are format 2, models with their init= model (init/) format 3, so that an
+#: older sktransfer says to upgrade.
+FORMAT_VERSION = 3
 
 
 def _is_embedder(cls) -> bool:
@@ -104,11 +107,7 @@ def _check_savable(estimator) -> None:
             _check_backbone_name(branch.backbone, what, f"branch {name!r}")
     else:
         _check_backbone_name(estimator.backbone, what, "")
-    if getattr(estimator, "init", None) is not None:
-        raise ValueError(
-            f"save_pretrained can't store init= (a fitted {type(estimator.init).__name__}); pickle or joblib the "
-            "estimator instead."
-        )
+    check_init_savable(estimator)
 
 
 def _branch_settings(params: dict, table) -> list[BranchSettings]:
@@ -214,7 +213,10 @@ def save_pretrained(estimator, path, *, overwrite: bool = False, metrics=None, m
     # An Accelerator is a handle on this run's processes, not a setting of the model: it
     # is left out, and the loaded estimator predicts (and refits) without one.
     params = estimator.get_params(deep=False)
-    encoded = {name: encode(value, name) for name, value in params.items() if name != "accelerator"}
+    # The init= model is a model directory of its own (init_model.py), not a parameter's JSON.
+    with_init = getattr(estimator, "init_", None) is not None
+    encoded = {name: encode(value, name) for name, value in params.items()
+               if name != "accelerator" and not (name == "init" and with_init)}
     several = is_fused(estimator.backbone)
     embedder = _is_embedder(type(estimator))
     if embedder:
@@ -228,14 +230,15 @@ def save_pretrained(estimator, path, *, overwrite: bool = False, metrics=None, m
     config = {
         "format": "sktransfer-model",
         # A format-1 reader rebuilds one-backbone classifiers and regressors only.
-        "format_version": 2 if several or embedder else 1,
+        "format_version": 3 if with_init else 2 if several or embedder else 1,
         "sktransfer_version": __version__,
         "estimator": type(estimator).__name__,
         "params": encoded,
         "fitted": fitted,
         **part,
     }
-    path = _write(path, config, tensors, overwrite)
+    path = _write(path, config, tensors, overwrite,
+                  write_init=lambda staging: save_init(estimator, staging, save_pretrained))
     write_card(path, estimator, config, card=card, metrics=metrics, metrics_dataset=metrics_dataset, repo_id=repo_id)
     return path
 
@@ -344,6 +347,9 @@ def load(path, *, device="auto", classes: dict):
     check_config(config, tensors, path / CONFIG, path / WEIGHTS, embedder=_is_embedder(type(estimator)))
     _check_lora(estimator, config, tensors, path)
     check_device(device)
+    init = load_init(config, path, lambda directory: load(directory, device=device, classes=classes))
+    if init is not None:
+        estimator.set_params(init=init)
     device = resolve_device(device)
     try:
         with reading_model_file(path / CONFIG):  # backbones read safetensors only

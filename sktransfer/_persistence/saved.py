@@ -14,6 +14,8 @@ from sktransfer.exceptions import ModelFileError
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
+#: The model directory of a model's ``init=`` model, inside the model's.
+INIT = "init"
 
 
 def resolve_spec(saved: dict, config_path: Path):

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from sktransfer._persistence.saved import CONFIG, WEIGHTS
+from sktransfer._persistence.saved import CONFIG, INIT, WEIGHTS
 
 
 def _sha256(path: Path) -> str:
@@ -51,32 +51,39 @@ def _staging(path: Path) -> Path:
 
 def _swap(staging: Path, path: Path) -> None:
     """Put the staged model at ``path``: the whole directory where there was none, else
-    file by file, config.json last (it marks a complete model); a failure puts the old
-    weights back."""
+    file by file (and the ``init=`` model's directory), config.json last (it marks a
+    complete model); a failure puts the old files back."""
     if not path.exists():
         try:
             os.rename(staging, path)
             return
         except OSError as exc:
             raise _unwritable(path, exc) from exc
-    old = staging / (WEIGHTS + ".old")
-    moved = False
+    old, old_init = staging / (WEIGHTS + ".old"), staging / (INIT + ".old")
+    undo = []
     try:
         if (path / WEIGHTS).exists():
             os.replace(path / WEIGHTS, old)
-            moved = True
+            undo.append((old, path / WEIGHTS))
         os.replace(staging / WEIGHTS, path / WEIGHTS)
+        if (path / INIT / CONFIG).is_file():  # the old model's init= model: replaced, or no longer used
+            os.replace(path / INIT, old_init)
+            undo.append((old_init, path / INIT))
+        if (staging / INIT).is_dir():
+            os.replace(staging / INIT, path / INIT)
+            undo.append((path / INIT, staging / INIT))
         os.replace(staging / CONFIG, path / CONFIG)
     except OSError as exc:
-        if moved:
-            os.replace(old, path / WEIGHTS)
+        for source, destination in reversed(undo):
+            os.replace(source, destination)
         raise _unwritable(path, exc) from exc
 
 
-def _write(path, config: dict, tensors: dict, overwrite: bool) -> Path:
+def _write(path, config: dict, tensors: dict, overwrite: bool, write_init=None) -> Path:
     """Write ``model.safetensors`` and ``config.json`` (with the checksums) to ``path``:
     to a temporary directory first, then swapped in, so that a failed save leaves the
-    model that was there intact."""
+    model that was there intact. ``write_init(directory)`` writes the ``init=`` model
+    into the staged directory and returns the config's record of it (or None)."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -84,8 +91,14 @@ def _write(path, config: dict, tensors: dict, overwrite: bool) -> Path:
         raise FileExistsError(f"{path} exists and is not a directory; save_pretrained writes a directory.")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
         raise FileExistsError(f"{path} already holds files; pass overwrite=True to replace the model there.")
+    if (path / INIT).exists() and not (path / INIT / CONFIG).is_file():
+        raise FileExistsError(f"{path / INIT} exists and is not a model directory; save_pretrained keeps a model's "
+                              "init= model there. Move it away, or save to another directory.")
     staging = _staging(path)
     try:
+        init = None if write_init is None else write_init(staging)
+        if init is not None:
+            config["init"] = init
         try:
             save_file(tensors, str(staging / WEIGHTS), metadata={"format": "pt"})
             config["files"] = {WEIGHTS: {"sha256": _sha256(staging / WEIGHTS),
