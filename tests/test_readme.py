@@ -1,4 +1,4 @@
-"""The README's quick start runs as written, on the real data it names, and prints what
+"""The README's quick start (and its deploying lines) runs as written, on the real data it names, and prints what
 its comments say (``../shared/data`` beside the repository, as in CI)."""
 
 import re
@@ -26,14 +26,18 @@ def test_readme_is_short():
 
 @pytest.mark.skipif(not (DATA / "flowers12").is_dir() or not (DATA / "vader").is_dir(),
                     reason="the quick start reads ../shared/data (flowers12 and vader), absent here")
-def test_quick_start_runs_and_prints_its_comments():
-    code = readme_block("quick start") + readme_block("quick start, continued")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=900)
+def test_quick_start_runs_and_prints_its_comments(tmp_path):
+    code = "".join(readme_block(name) for name in ("quick start", "quick start, continued", "quick start, deploying"))
+    # run where a user's project would be, with the data beside it, so its exports land in tmp_path
+    (tmp_path / "shared").symlink_to(DATA.parent, target_is_directory=True)
+    (tmp_path / "project").mkdir()
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path / "project", capture_output=True, text=True,
+                            timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     # every "print(...)  # figure" line: the figures in the comments are the ones printed
     printed = result.stdout.splitlines()
     expected = [line.split("  # ", 1)[1] for line in code.splitlines() if line.startswith("print(") and "  # " in line]
-    assert len(printed) == len(expected) == 5
+    assert len(printed) == len(expected) == 6
     for out, comment in zip(printed, expected):
         shown, measured = NUMBER.findall(comment), [float(x) for x in NUMBER.findall(out)]
         assert len(measured) == len(shown), (out, comment)
