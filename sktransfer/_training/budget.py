@@ -19,6 +19,8 @@ AUTO_EPOCHS = 10
 MIN_STEPS = 50
 #: ``head_epochs="auto"``: the linear probe before fine-tuning, solved by L-BFGS (20 iterations an epoch).
 AUTO_HEAD_EPOCHS = 10
+#: ``wise_alpha="auto"`` after a probe: the fine-tuned weights' share in the final ones.
+AUTO_WISE_ALPHA = 0.25
 
 
 def planned_epochs(params: dict, n: int, *, full_batch: bool) -> int:
@@ -46,3 +48,14 @@ def planned_head_epochs(params: dict, warm_starts_head: bool, pretrained: bool =
         return params["head_epochs"]
     wanted = warm_starts_head and pretrained and params.get("init") is None and converges(params)
     return AUTO_HEAD_EPOCHS if wanted else 0
+
+
+def planned_wise_alpha(params: dict, *, probed: bool, trains_body: bool) -> float:
+    """``wise_alpha`` as a number (1.0: the fine-tuned weights as they are): for ``"auto"``,
+    ``AUTO_WISE_ALPHA`` after a probe (the interpolation's start is then the converged probe on
+    the pretrained body), else 1.0. A strategy whose body doesn't train has nothing to interpolate."""
+    if not trains_body:
+        return 1.0
+    if params.get("wise_alpha", "auto") != "auto":
+        return float(params["wise_alpha"])
+    return AUTO_WISE_ALPHA if probed else 1.0
