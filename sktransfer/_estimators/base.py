@@ -304,7 +304,7 @@ class _TransferBase(StrictParams, ClonePickleMixin, FusionMixin, SharingMixin, B
         target_dict, fitted, stratify = self._targets(X, n, y, sample_weight, init)
         fitted["n_samples_fit_"] = n
         warm_head = None if fused else probe_head(self, X, y, sample_weight, prepared[0])
-        params["wise_alpha"] = planned_wise_alpha(params, probed=warm_head is not None, trains_body=not all(
+        params["wise_alpha"] = planned_wise_alpha(params, n, probed=warm_head is not None, trains_body=not all(
             p.settings.strategy.frozen_backbone for p in prepared))
 
         seed = self._seed()

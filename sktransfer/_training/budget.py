@@ -28,14 +28,28 @@ def planned_epochs(params: dict, n: int, *, full_batch: bool) -> int:
     least ``MIN_STEPS`` optimizer steps (a full-batch L-BFGS head: ``AUTO_EPOCHS`` epochs)."""
     if params["max_epochs"] != "auto":
         return params["max_epochs"]
-    if full_batch:
+    steps_per_epoch = None if full_batch else _steps_per_epoch(params, n)
+    if steps_per_epoch is None:  # a full-batch head, or the user's own train_split: the size is unknown
         return AUTO_EPOCHS
+    return max(AUTO_EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch))
+
+
+def _steps_per_epoch(params: dict, n: int) -> int | None:
+    """Optimizer steps per pass over the training part of ``n`` rows; None where the user's own
+    ``train_split`` makes that size unknown."""
     net_params = params["net_params"] or {}
     n_train = planned_n_train(n, validation_fraction(params), net_params)
-    if n_train is None:  # the user's own train_split: the size is unknown
-        return AUTO_EPOCHS
-    steps_per_epoch = max(1, math.ceil(n_train / effective_batch_size(params["batch_size"], net_params)))
-    return max(AUTO_EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch))
+    if n_train is None:
+        return None
+    return max(1, math.ceil(n_train / effective_batch_size(params["batch_size"], net_params)))
+
+
+def few_steps(params: dict, n: int) -> bool:
+    """Small data, for the budgets: ``AUTO_EPOCHS`` passes over ``n`` rows make fewer than
+    ``MIN_STEPS`` optimizer steps, so ``max_epochs="auto"`` repeats them (up to 128 training
+    rows at batch 32)."""
+    steps = _steps_per_epoch(params, n)
+    return steps is not None and AUTO_EPOCHS * steps < MIN_STEPS
 
 
 def planned_head_epochs(params: dict, warm_starts_head: bool, pretrained: bool = True) -> int:
@@ -50,12 +64,13 @@ def planned_head_epochs(params: dict, warm_starts_head: bool, pretrained: bool =
     return AUTO_HEAD_EPOCHS if wanted else 0
 
 
-def planned_wise_alpha(params: dict, *, probed: bool, trains_body: bool) -> float:
-    """``wise_alpha`` as a number (1.0: the fine-tuned weights as they are): for ``"auto"``,
-    ``AUTO_WISE_ALPHA`` after a probe (the interpolation's start is then the converged probe on
-    the pretrained body), else 1.0. A strategy whose body doesn't train has nothing to interpolate."""
+def planned_wise_alpha(params: dict, n: int, *, probed: bool, trains_body: bool) -> float:
+    """``wise_alpha`` as a number (1.0: the fine-tuned weights as they are). For ``"auto"``,
+    ``AUTO_WISE_ALPHA`` on small data (:func:`few_steps`) after a probe, whose converged head on
+    the pretrained body is then where the interpolation starts; 1.0 otherwise. A strategy whose
+    body doesn't train with the head has nothing to interpolate."""
     if not trains_body:
         return 1.0
     if params.get("wise_alpha", "auto") != "auto":
         return float(params["wise_alpha"])
-    return AUTO_WISE_ALPHA if probed else 1.0
+    return AUTO_WISE_ALPHA if probed and few_steps(params, n) else 1.0
