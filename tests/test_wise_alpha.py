@@ -58,20 +58,19 @@ def test_alpha_zero_returns_the_probe_on_the_untrained_body():
         torch.testing.assert_close(est.net_.module_.head.state_dict()[name], value)
 
 
-def test_auto_interpolates_only_after_a_probe_on_small_data():
+def test_auto_interpolates_only_after_a_probe_on_one_batch():
     X, y = _data()
-    # 60 rows at batch 32: 2 steps a pass, 10 passes make fewer than 50 steps.
-    probed = TransferClassifier("mlp", head_epochs=2, max_epochs=2, random_state=0).fit(X, y)
+    # 60 rows at batch 64: one step a pass, 50 passes over the same rows.
+    probed = TransferClassifier("mlp", head_epochs=2, max_epochs=2, batch_size=64, random_state=0).fit(X, y)
     assert dict(probed.net_.callbacks_)["weight_ensemble"].alpha == AUTO_WISE_ALPHA
-    # At batch 8, 8 steps a pass: 10 passes are 80 steps, not small data for the budgets.
-    larger = TransferClassifier("mlp", head_epochs=2, max_epochs=2, batch_size=8, random_state=0).fit(X, y)
+    # At batch 32, two steps a pass: the fine-tuned weights are kept.
+    larger = TransferClassifier("mlp", head_epochs=2, max_epochs=2, random_state=0).fit(X, y)
     assert "weight_ensemble" not in dict(larger.net_.callbacks_)
     assert "weight_ensemble" in dict(larger.set_params(wise_alpha=0.5).fit(X, y).net_.callbacks_)
     # "mlp" has random weights: "auto" runs no probe, so there is no start worth returning to.
-    for est in (TransferClassifier("mlp", max_epochs=2, random_state=0),
-                TransferClassifier("mlp", head_epochs=0, max_epochs=2, random_state=0),
-                TransferClassifier("mlp", strategy="head", wise_alpha=0.5, max_epochs=2, random_state=0),
-                TransferRegressor("mlp", max_epochs=2, random_state=0)):
+    one = {"max_epochs": 2, "batch_size": 64, "random_state": 0}
+    for est in (TransferClassifier("mlp", **one), TransferClassifier("mlp", head_epochs=0, **one),
+                TransferClassifier("mlp", strategy="head", wise_alpha=0.5, **one), TransferRegressor("mlp", **one)):
         est.fit(X, y.astype(float) if isinstance(est, TransferRegressor) else y)
         assert "weight_ensemble" not in dict(est.net_.callbacks_)
 
