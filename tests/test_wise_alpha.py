@@ -84,6 +84,23 @@ def test_an_explicit_alpha_interpolates_without_a_probe_and_predicts_the_same_af
     np.testing.assert_allclose(pickle.loads(pickle.dumps(est)).predict_proba(X), est.predict_proba(X), rtol=1e-6)
 
 
+def test_tied_weights_are_mixed_once():
+    from types import SimpleNamespace
+
+    from sktransfer._training.callbacks import WeightEnsemble
+
+    first, second = torch.nn.Linear(3, 3), torch.nn.Linear(3, 3)
+    second.weight = first.weight  # tied: one tensor under two names in the state dict
+    net = SimpleNamespace(module_=torch.nn.Sequential(first, second))
+    start = first.weight.detach().clone()
+    callback = WeightEnsemble(0.5)
+    callback.on_train_begin(net)
+    with torch.no_grad():
+        first.weight.add_(1.0)
+    callback.on_train_end(net)
+    torch.testing.assert_close(first.weight.detach(), start + 0.5)
+
+
 @pytest.mark.parametrize("value", [1.5, -0.1, "half"])
 def test_a_bad_alpha_is_refused(value):
     X, y = _data()

@@ -102,9 +102,9 @@ _SHARED_PARAMETERS = """
         0.25 after a ``head_epochs`` probe when the training rows fit in one batch (up to
         32 rows at ``batch_size=32``: ``max_epochs="auto"`` then makes 50 passes over the
         same rows), 1.0 otherwise (without a probe the start's head is random); the
-        README's "Small data" says what was measured. Ignored by ``strategy="head"`` and ``"contrastive"``, whose backbone
-        doesn't train with the head. With ``patience``, the interpolation ends at the best
-        epoch's weights.
+        README's "Small data" says what was measured. Ignored by ``strategy="head"`` and
+        ``"contrastive"``, whose backbone doesn't train with the head. With ``patience``,
+        the interpolation ends at the best epoch's weights.
     head_solver : {"lbfgs", "optimizer"}, default="lbfgs"
         How a head on frozen features is trained (``strategy="head"`` without
         augmentation, the ``head_epochs`` probe, fused models whose branches are all

@@ -75,8 +75,8 @@ def planned_wise_alpha(params: dict, n: int, *, probed: bool, trains_body: bool)
     otherwise. A strategy whose body doesn't train with the head has nothing to interpolate.
 
     Measured on three VADER sets (``benchmarks/README.md``, "WiSE-FT on small data"): with 16
-    texts, 0.25 kept every draw within 1.1 points of the probe, where the fine-tuned weights fell
-    up to 6.2 points below it; with 128 texts (4 steps a pass) the fine-tuned weights were as
+    texts, 0.25 kept every draw within 1.1 points of ``LogisticRegression`` on the frozen features,
+    where the fine-tuned weights fell up to 6.2 points below it; with 128 texts (4 steps a pass) the fine-tuned weights were as
     good or better (up to 1.6 points), so they are kept there."""
     if not trains_body:
         return 1.0

@@ -210,8 +210,11 @@ class WeightEnsemble(Callback):
 
     def on_train_end(self, net, **kwargs):
         start = self.__dict__.pop("start_")
+        mixed = set()  # tied weights appear under several names: mixed once
         with torch.no_grad():
             for name, end in net.module_.state_dict().items():
                 begin = start[name].to(end.device)
-                if end.is_floating_point() and not torch.equal(begin, end):
-                    end.copy_(torch.lerp(begin.to(end.dtype), end, self.alpha))
+                if end.data_ptr() in mixed or not end.is_floating_point() or torch.equal(begin, end):
+                    continue
+                end.copy_(torch.lerp(begin.to(end.dtype), end, self.alpha))
+                mixed.add(end.data_ptr())
