@@ -29,6 +29,8 @@ Methods (each gets the same draw and the same test set, one after the other):
   default      ``TransferClassifier(backbone, random_state=seed)``
   contrastive  ``TransferClassifier(backbone, strategy="contrastive", random_state=seed)``;
                skipped, with a note, by an sktransfer that doesn't have that strategy
+  default_no_wise  ``TransferClassifier(backbone, wise_alpha=1.0, random_state=seed)``: the defaults
+               before ``wise_alpha`` (the probe, then fine-tuning, its weights kept as they end)
   former_default  ``TransferClassifier(backbone, head_epochs=0, max_epochs=10, random_state=seed)``:
                the defaults before ``"auto"`` budgets (no probe, 10 passes)
   default_temperature  ``CalibratedClassifierCV(TransferClassifier(backbone, random_state=seed),
@@ -83,8 +85,8 @@ from _common import RESULTS, save_result
 TEXT_SETS = ("tweets", "amazon", "nyt")
 IMAGE_SETS = ("flowers12",)
 DEFAULT_K = {"text": [8, 16, 64], "image": [1, 4, 8]}
-METHODS = ("lr", "setfit", "head", "default", "contrastive", "former_default", "default_temperature", "lpft",
-           "lpft_steps")
+METHODS = ("lr", "setfit", "head", "default", "contrastive", "default_no_wise", "former_default",
+           "default_temperature", "lpft", "lpft_steps")
 MAIN_METHODS = ("lr", "setfit", "head", "default", "contrastive", "former_default", "default_temperature")
 ECE_BINS = 15
 TEST_SEED = 12345
@@ -233,6 +235,12 @@ def method_lpft(task, seed):
     return _transfer(task, seed, head_epochs=10, max_epochs=10, feature_cache=MemoryFeatureStore())
 
 
+def method_default_no_wise(task, seed):
+    from sktransfer import MemoryFeatureStore
+
+    return _transfer(task, seed, wise_alpha=1.0, feature_cache=MemoryFeatureStore())
+
+
 def method_former_default(task, seed):
     from sktransfer import MemoryFeatureStore
 
@@ -311,7 +319,8 @@ def method_setfit(task, seed):
 
 METHOD_FUNCTIONS = {"lr": method_lr, "setfit": method_setfit, "head": method_head, "default": method_default,
                     "contrastive": method_contrastive, "lpft": method_lpft, "lpft_steps": method_lpft_steps,
-                    "former_default": method_former_default, "default_temperature": method_default_temperature}
+                    "default_no_wise": method_default_no_wise, "former_default": method_former_default,
+                    "default_temperature": method_default_temperature}
 
 
 def expected_calibration_error(proba, y_true, classes, bins=ECE_BINS):

@@ -21,7 +21,7 @@ from sklearn.utils.validation import (
     check_is_fitted,
 )
 
-from sktransfer._build.branch import is_pretrained, make_adapter, resolve_backbone, tune_body
+from sktransfer._build.branch import make_adapter, resolve_backbone, tune_body
 from sktransfer._build.fusion import (
     branch_table,
     check_fusion_params,
@@ -43,6 +43,7 @@ from sktransfer._estimators.init_offsets import check_init, out_of_fold_answers
 from sktransfer._estimators.init_outputs import source_offsets
 from sktransfer._estimators.params import TRANSFER_PARAMETERS
 from sktransfer._estimators.pickling import ClonePickleMixin
+from sktransfer._estimators.probe import probe_head
 from sktransfer._estimators.sharing import SharingMixin
 from sktransfer._estimators.targets import check_class_labels
 from sktransfer._features.extraction import FeatureDataset, feature_dataset, frozen_features, inference_subset
@@ -57,7 +58,7 @@ from sktransfer._training.accelerate import (
     shared_seed,
     weights_device,
 )
-from sktransfer._training.budget import planned_epochs, planned_head_epochs
+from sktransfer._training.budget import planned_epochs, planned_wise_alpha
 from sktransfer._training.devices import check_device, resolve_device
 from sktransfer._training.net import FitInterrupted, draw_seed, forward_outputs, release_accelerator_memory
 from sktransfer._training.net_factory import converges, make_net
@@ -124,29 +125,6 @@ def fitted_state(estimator) -> dict:
     return {"module": module, "branches": [branch], "fitted": fitted, "mapped": False}
 
 
-def probe_head(estimator, X, y, sample_weight, prepared: PreparedBranch) -> dict | None:
-    """The head after ``head_epochs`` of training on frozen features, or None.
-
-    Linear probing, then fine-tuning (LP-FT, as fastai's ``fine_tune``): a random
-    head's first gradients reach the backbone as noise and wear down features that
-    already fit the task. The probe is this estimator with ``strategy="head"``: its
-    features come from the shared cache, with the validation split and early stopping.
-    """
-    settings = prepared.settings
-    params = plain_numbers(estimator.get_params(deep=False))
-    # A registry backbone without weights (mlp), or pretrained=False, has random features: none to protect.
-    # A user's module is taken to be pretrained: that is why it is passed.
-    random_body = isinstance(estimator.backbone, str) and not is_pretrained(settings, prepared.spec, prepared.source)
-    head_epochs = planned_head_epochs(params, settings.strategy.warm_starts_head, pretrained=not random_body)
-    if head_epochs == 0 or not settings.strategy.warm_starts_head:
-        return None
-    probe = type(estimator)(**estimator.get_params(deep=False))
-    probe.set_params(strategy="head", augment=None, head_epochs=0, max_epochs=head_epochs, verbose=0,
-                     net_params=None, compile=False)
-    probe.fit(X, y, sample_weight)
-    return {name: t.detach().to("cpu", copy=True) for name, t in probe.net_.module_.head.state_dict().items()}
-
-
 class _TransferBase(StrictParams, ClonePickleMixin, FusionMixin, SharingMixin, BaseEstimator):
     """Shared machinery of :class:`TransferClassifier` and :class:`TransferRegressor`."""
 
@@ -173,6 +151,7 @@ class _TransferBase(StrictParams, ClonePickleMixin, FusionMixin, SharingMixin, B
         backbone_lr=None,
         layer_decay=None,
         head_epochs="auto",
+        wise_alpha="auto",
         head_solver="lbfgs",
         C=1.0,
         lr_schedule="cosine",
@@ -215,6 +194,7 @@ class _TransferBase(StrictParams, ClonePickleMixin, FusionMixin, SharingMixin, B
         self.backbone_lr = backbone_lr
         self.layer_decay = layer_decay
         self.head_epochs = head_epochs
+        self.wise_alpha = wise_alpha
         self.head_solver = head_solver
         self.C = C
         self.lr_schedule = lr_schedule
@@ -321,6 +301,8 @@ class _TransferBase(StrictParams, ClonePickleMixin, FusionMixin, SharingMixin, B
         target_dict, fitted, stratify = self._targets(X, n, y, sample_weight, init)
         fitted["n_samples_fit_"] = n
         warm_head = None if fused else probe_head(self, X, y, sample_weight, prepared[0])
+        params["wise_alpha"] = planned_wise_alpha(params, n, probed=warm_head is not None, trains_body=not all(
+            p.settings.strategy.frozen_backbone for p in prepared))
 
         seed = self._seed()
         device = self._fit_device()
@@ -445,6 +427,7 @@ class _TransferBase(StrictParams, ClonePickleMixin, FusionMixin, SharingMixin, B
         params = plain_numbers(self.get_params(deep=False))
         # A loaded model doesn't train: the number only completes the net's settings.
         params["max_epochs"] = planned_epochs(params, 0, full_batch=True)
+        params["wise_alpha"] = 1.0
         net = self._make_net(params, model, self._seed(), device, fast, fitted)
         net.initialize()
         # A model file's init= model (sktransfer.load rebuilt it first) is set as the parameter.

@@ -94,6 +94,19 @@ _SHARED_PARAMETERS = """
         ``"lbfgs"``, none with ``head_solver="optimizer"`` or under ``accelerator=``.
         Ignored by ``strategy="head"``, ``"contrastive"`` (which solves its head after
         tuning the body) and fused models.
+    wise_alpha : float in [0, 1] or "auto", default="auto"
+        Weight-space ensemble of fine-tuning (WiSE-FT, Wortsman et al. 2022): when
+        training ends, every weight becomes ``(1 - wise_alpha) * start + wise_alpha *
+        fine-tuned``, where ``start`` is the weights fine-tuning began from (after
+        ``head_epochs``: the pretrained backbone with the probe's head). ``1.0`` keeps the
+        fine-tuned weights; ``0.0`` returns the start. One model comes out, so predicting
+        costs the same; the fit holds one extra copy of the weights in memory. ``"auto"``:
+        0.25 after a ``head_epochs`` probe when the training rows fit in one batch (up to
+        32 rows at ``batch_size=32``: ``max_epochs="auto"`` then makes 50 passes over the
+        same rows), 1.0 otherwise (without a probe the start's head is random); the
+        README's "Small data" says what was measured. Ignored by ``strategy="head"`` and
+        ``"contrastive"``, whose backbone doesn't train with the head. With ``patience``,
+        the interpolation ends at the best epoch's weights.
     head_solver : {"lbfgs", "optimizer"}, default="lbfgs"
         How a head on frozen features is trained (``strategy="head"`` without
         augmentation, the ``head_epochs`` probe, fused models whose branches are all

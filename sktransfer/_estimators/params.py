@@ -46,6 +46,7 @@ TRANSFER_PARAMETERS: dict = {
     "warmup_fraction": [Interval(Real, 0, 1, closed="left")],
     "layer_decay": [Interval(Real, 0, 1, closed="right"), None],
     "head_epochs": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+    "wise_alpha": [Interval(Real, 0, 1, closed="both"), StrOptions({"auto"})],
     "head_solver": [StrOptions(set(HEAD_SOLVERS))],
     "C": [Interval(Real, 0, None, closed="neither")],
     "image_size": [Interval(Integral, 8, None, closed="left"), None],

@@ -40,9 +40,9 @@ INPUTS = {
     "tabular": "a 2-D array or DataFrame of numbers",
 }
 # The parameters the card lists: how the model was trained.
-TRAINING_PARAMS = ("strategy", "max_epochs", "head_epochs", "lr", "batch_size", "optimizer", "weight_decay",
-                   "validation_fraction", "patience", "augment", "lora_rank", "layers", "pooling", "long_text",
-                   "image_size", "precision", "fusion", "random_state")
+TRAINING_PARAMS = ("strategy", "max_epochs", "head_epochs", "wise_alpha", "lr", "batch_size", "optimizer",
+                   "weight_decay", "validation_fraction", "patience", "augment", "lora_rank", "layers", "pooling",
+                   "long_text", "image_size", "precision", "fusion", "random_state")
 
 TEMPLATE = """---
 {{ card_data }}

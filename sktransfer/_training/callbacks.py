@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from skorch.callbacks import Callback, LRScheduler
 
 from sktransfer._features.extraction import FeatureDataset
@@ -183,3 +184,37 @@ class FitProgress(Callback):
         print_log = self.__dict__.pop("sink_", None)
         if print_log is not None:
             print_log.sink = print
+
+
+class WeightEnsemble(Callback):
+    """WiSE-FT (Wortsman et al. 2022, "Robust fine-tuning of zero-shot models"): at the end
+    of training, every weight becomes ``(1 - alpha) * start + alpha * end``, the start being
+    the weights training began from (after ``head_epochs``: the pretrained body and the
+    converged probe's head). One set of weights, so predicting costs what it did.
+
+    Few examples move a fine-tuned body far from features that already fit the task; the
+    interpolation keeps part of the way. Tensors training didn't change (a frozen part,
+    possibly shared with other models) are left untouched, not written.
+    """
+
+    def __init__(self, alpha: float = 0.5):
+        self.alpha = alpha
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("start_", None)  # a copy of every weight, needed during one fit only
+        return state
+
+    def on_train_begin(self, net, **kwargs):
+        self.start_ = {name: t.detach().to("cpu", copy=True) for name, t in net.module_.state_dict().items()}
+
+    def on_train_end(self, net, **kwargs):
+        start = self.__dict__.pop("start_")
+        mixed = set()  # tied weights appear under several names: mixed once
+        with torch.no_grad():
+            for name, end in net.module_.state_dict().items():
+                begin = start[name].to(end.device)
+                if end.data_ptr() in mixed or not end.is_floating_point() or torch.equal(begin, end):
+                    continue
+                end.copy_(torch.lerp(begin.to(end.dtype), end, self.alpha))
+                mixed.add(end.data_ptr())

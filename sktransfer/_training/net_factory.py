@@ -14,7 +14,13 @@ import torch
 from sktransfer._features.extraction import FeatureAwareCollate
 from sktransfer._nn.losses import WeightedLoss
 from sktransfer._training.accelerate import accelerated_net_class, print_on_main
-from sktransfer._training.callbacks import FiniteLossGuard, FitProgress, StopWhenConverged, WarmupLRScheduler
+from sktransfer._training.callbacks import (
+    FiniteLossGuard,
+    FitProgress,
+    StopWhenConverged,
+    WarmupLRScheduler,
+    WeightEnsemble,
+)
 from sktransfer._training.net import TransferNet
 from sktransfer._training.preflight import validation_fraction
 from sktransfer._training.scoring import dict_target, scoring_callbacks
@@ -73,7 +79,8 @@ def optimizer_class(optimizer):
 
 def make_callbacks(params: dict, strategy_callbacks: list, schedule: bool = True, metric=None) -> list:
     """Ours (the loss guard, the schedule, the strategy's, the validation metric, early
-    stopping, the progress bar) merged with ``net_params["callbacks"]``. ``metric`` is
+    stopping, the weight ensemble of ``wise_alpha``, the progress bar) merged with
+    ``net_params["callbacks"]``. ``metric`` is
     :func:`~sktransfer._training.scoring.validation_metric`'s answer, or None."""
     from skorch.callbacks import EarlyStopping
 
@@ -88,6 +95,9 @@ def make_callbacks(params: dict, strategy_callbacks: list, schedule: bool = True
     if params["patience"] is not None:
         callbacks.append(("early_stopping", EarlyStopping(monitor=monitor, patience=params["patience"],
                                                           lower_is_better=monitor == "valid_loss", load_best=True)))
+    alpha = params.get("wise_alpha", 1.0)
+    if alpha != "auto" and alpha < 1:  # after early stopping, whose best weights are the end point
+        callbacks.append(("weight_ensemble", WeightEnsemble(alpha)))
     accelerator = params.get("accelerator")
     if accelerator is None or accelerator.is_local_main_process:
         # One bar per machine, as the epoch lines; shown in a verbose call (sktransfer._features.progress).
