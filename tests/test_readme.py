@@ -41,6 +41,7 @@ def test_quick_start_runs_and_prints_its_comments(tmp_path):
     for out, comment in zip(printed, expected):
         shown, measured = NUMBER.findall(comment), [float(x) for x in NUMBER.findall(out)]
         assert len(measured) == len(shown), (out, comment)
-        for figure, value in zip(shown, measured):  # each figure, as the comment rounds it
-            assert round(value, len(figure.split(".")[1])) == float(figure), (out, comment)
+        for figure, value in zip(shown, measured):  # each figure, to within 2 units of its last decimal
+            # (int8 answers move in the third digit with the CPU's thread count)
+            assert abs(value - float(figure)) <= 2 * 10 ** -len(figure.split(".")[1]) + 1e-12, (out, comment)
         assert " ".join(NUMBER.sub("", comment).split()) in " ".join(NUMBER.sub("", out).split()), (out, comment)
