@@ -1,6 +1,7 @@
 """Screening for issue 21, section 2: post-hoc ensembles of the linear probe and the fine-tuned model.
 
     python benchmarks/weight_ensemble.py --sets nyt tweets --seeds 0 4
+    python benchmarks/weight_ensemble.py --sets flowers12 --k 8 --seeds 0 1 2
 
 For every draw of ``few_shot.py`` (same sets, test rows and k-per-class draws) it fits the
 defaults of the sktransfer under test once (``TransferClassifier(backbone, random_state=seed)``,
@@ -30,7 +31,7 @@ for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "T
 
 import numpy as np
 from _common import save_result
-from few_shot import RESERVED, TEXT_BACKBONE, draw, load_text_set
+from few_shot import IMAGE_SETS, RESERVED, TEXT_BACKBONE, draw, load_image_set, load_text_set
 
 ALPHAS = (0.25, 0.5, 0.75)
 
@@ -67,6 +68,8 @@ def main():
     parser.add_argument("--extra", nargs="*", default=[], help="name=json: fine-tuning parameters of a variant")
     parser.add_argument("--no-default", action="store_true", help="score only the --extra variants")
     parser.add_argument("--vader-dir", default=os.path.join("..", "shared", "data", "vader"))
+    parser.add_argument("--flowers-dir", default=os.path.join("..", "shared", "data", "flowers12"))
+    parser.add_argument("--image-backbone", default="efficientnet_lite0")
     parser.add_argument("--name", default="weight_ensemble")
     args = parser.parse_args()
 
@@ -80,20 +83,25 @@ def main():
     variants += [(name + ":", json.loads(spec)) for name, spec in (e.split("=", 1) for e in args.extra)]
     rows = []
     for set_name in args.sets:
-        X_test, y_test, X_pool, y_pool = load_text_set(args.vader_dir, set_name, RESERVED)
+        if set_name in IMAGE_SETS:
+            X_test, y_test, X_pool, y_pool = load_image_set(args.flowers_dir)
+            backbone = args.image_backbone
+        else:
+            X_test, y_test, X_pool, y_pool = load_text_set(args.vader_dir, set_name, RESERVED)
+            backbone = TEXT_BACKBONE
         for seed in args.seeds:
             X_train, y_train = draw(X_pool, y_pool, args.k, seed)
             row = {"set": set_name, "k": args.k, "seed": seed, "n_test": len(X_test)}
-            embedder = TransferEmbedder(TEXT_BACKBONE).fit(X_train)
+            embedder = TransferEmbedder(backbone).fit(X_train)
             lr = LogisticRegression(C=1.0, max_iter=1000).fit(embedder.transform(X_train), y_train)
             row["lr"] = float(np.mean(lr.predict(embedder.transform(X_test)) == y_test))
-            probe = TransferClassifier(TEXT_BACKBONE, strategy="head", random_state=seed).fit(X_train, y_train)
+            probe = TransferClassifier(backbone, strategy="head", random_state=seed).fit(X_train, y_train)
             probe_proba = probe.predict_proba(X_test)
             row["probe"] = float(np.mean(probe.classes_[probe_proba.argmax(1)] == y_test))
             probe_state = state(probe.net_.module_)
             for prefix, params in variants:
                 start = time.perf_counter()
-                clf = TransferClassifier(TEXT_BACKBONE, random_state=seed, feature_cache=MemoryFeatureStore(),
+                clf = TransferClassifier(backbone, random_state=seed, feature_cache=MemoryFeatureStore(),
                                          **{**plain, **params}).fit(X_train, y_train)
                 row[prefix + "fit_s"] = time.perf_counter() - start
                 ft_state = state(clf.net_.module_)

@@ -16,9 +16,10 @@ def test_fine_tuning_starts_from_the_probed_head():
     probe = TransferClassifier("mlp", strategy="head", max_epochs=4, random_state=0).fit(X, y)
     est = TransferClassifier("mlp", head_epochs=4, random_state=0)
     prepared = est._prepare_single(X, est.get_params(deep=False))
-    warm_head = probe_head(est, X, y, None, prepared)
+    warm = probe_head(est, X, y, None, prepared, seed=0)
+    assert not warm.final  # tabular rows: fine-tuning follows
     for name, tensor in probe.net_.module_.head.state_dict().items():
-        np.testing.assert_array_equal(warm_head[name].numpy(), tensor.numpy())
+        np.testing.assert_array_equal(warm.head[name].numpy(), tensor.numpy())
     # A trained head starts fine-tuning at a lower loss than a random one.
     warm = est.set_params(head_epochs=10, lr=1e-2).fit(X, y)
     cold = TransferClassifier("mlp", head_epochs=0, lr=1e-2, random_state=0).fit(X, y)

@@ -300,11 +300,12 @@ class _TransferBase(StrictParams, ClonePickleMixin, FusionMixin, SharingMixin, B
         n = len(prepared[0].X_checked)
         target_dict, fitted, stratify = self._targets(X, n, y, sample_weight, init)
         fitted["n_samples_fit_"] = n
-        warm_head = None if fused else probe_head(self, X, y, sample_weight, prepared[0])
-        params["wise_alpha"] = planned_wise_alpha(params, n, probed=warm_head is not None, trains_body=not all(
-            p.settings.strategy.frozen_backbone for p in prepared))
-
         seed = self._seed()
+        probe = None if fused else probe_head(self, X, y, sample_weight, prepared[0], seed)
+        probe_only = probe is not None and probe.final
+        params["wise_alpha"] = 1.0 if probe_only else planned_wise_alpha(
+            params, n, probed=probe is not None, trains_body=not all(p.settings.strategy.frozen_backbone for p in prepared))
+
         device = self._fit_device()
         release_accelerator_memory(device)  # what earlier fits (search candidates) left behind
         fast = model_fast_path(device, self.precision, prepared)
@@ -315,11 +316,11 @@ class _TransferBase(StrictParams, ClonePickleMixin, FusionMixin, SharingMixin, B
             model = build_model(prepared, fused=fused, n_outputs=fitted["n_outputs_"], zero_head=init is not None,
                                 fusion=self.fusion, mapped=isinstance(self.backbone, Mapping),
                                 remainder=self.remainder, device=device, fast=fast, feature_cache=self.feature_cache)
-            if warm_head is not None:
-                model.module.head.load_state_dict(warm_head)
+            if probe is not None:
+                model.module.head.load_state_dict(probe.head)
             # The budget in steps needs the training size and whether the head is solved full-batch.
             solved = model.on_features and converges(params)
-            params["max_epochs"] = planned_epochs(params, n, full_batch=solved)
+            params["max_epochs"] = planned_epochs(params, n, full_batch=solved, probe_only=probe_only)
             if solved and fused:
                 model.module.fix_norms()
             train_params = {}

@@ -2,30 +2,52 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import numpy as np
+
 from sktransfer._build.branch import is_pretrained
 from sktransfer._build.model import PreparedBranch
 from sktransfer._build.param_checks import plain_numbers
-from sktransfer._training.budget import planned_head_epochs
+from sktransfer._training.budget import planned_head_epochs, small_data_views
 
 
-def probe_head(estimator, X, y, sample_weight, prepared: PreparedBranch) -> dict | None:
+class Probe(NamedTuple):
+    #: The head's weights after the probe (CPU tensors by name).
+    head: dict
+    #: Whether the probe is the whole fit: small data that ``max_epochs="auto"`` doesn't fine-tune.
+    final: bool
+
+
+def probe_head(estimator, X, y, sample_weight, prepared: PreparedBranch, seed: int | None) -> Probe | None:
     """The head after ``head_epochs`` of training on frozen features, or None.
 
     Linear probing, then fine-tuning (LP-FT, as fastai's ``fine_tune``): a random
     head's first gradients reach the backbone as noise and wear down features that
     already fit the task. The probe is this estimator with ``strategy="head"``: its
     features come from the shared cache, with the validation split and early stopping.
+    On small data of some modalities (:func:`~sktransfer._training.budget.small_data_views`)
+    the probe is the whole fit, and is solved on augmented views of the rows as well.
     """
     settings = prepared.settings
     params = plain_numbers(estimator.get_params(deep=False))
+    pretrained = is_pretrained(settings, prepared.spec, prepared.source)
     # A registry backbone without weights (mlp), or pretrained=False, has random features: none to protect.
     # A user's module is taken to be pretrained: that is why it is passed.
-    random_body = isinstance(estimator.backbone, str) and not is_pretrained(settings, prepared.spec, prepared.source)
+    random_body = isinstance(estimator.backbone, str) and not pretrained
     head_epochs = planned_head_epochs(params, settings.strategy.warm_starts_head, pretrained=not random_body)
     if head_epochs == 0 or not settings.strategy.warm_starts_head:
         return None
+    # Only a body whose weights are known to be pretrained (not a user's module) skips fine-tuning.
+    views = small_data_views(params, len(prepared.X_checked), prepared.adapter, probed=True, pretrained=pretrained,
+                             trains_body=not settings.strategy.frozen_backbone)
+    if views:
+        X = prepared.adapter.with_views(prepared.X_checked, views, seed)
+        y = np.concatenate([np.asarray(y)] * (views + 1))
+        sample_weight = None if sample_weight is None else np.concatenate([np.asarray(sample_weight)] * (views + 1))
     probe = type(estimator)(**estimator.get_params(deep=False))
     probe.set_params(strategy="head", augment=None, head_epochs=0, max_epochs=head_epochs, verbose=0,
                      net_params=None, compile=False)
     probe.fit(X, y, sample_weight)
-    return {name: t.detach().to("cpu", copy=True) for name, t in probe.net_.module_.head.state_dict().items()}
+    head = {name: t.detach().to("cpu", copy=True) for name, t in probe.net_.module_.head.state_dict().items()}
+    return Probe(head, final=bool(views))

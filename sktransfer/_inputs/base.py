@@ -82,6 +82,10 @@ class InputAdapter:
     long_text_applies: ClassVar[bool] = False
     #: How a sample's windows are pooled into one row (``long_text="chunk"``); None without windows.
     chunk_pooling: str | None = None
+    #: Small data (``sktransfer._training.budget.small_data_probe``): a pretrained body of this
+    #: modality isn't fine-tuned by ``max_epochs="auto"``; its converged head is solved on the
+    #: rows and this many augmented views of each (:meth:`with_views`). 0: fine-tune as usual.
+    small_data_views: ClassVar[int] = 0
 
     collate_fn = staticmethod(default_collate)
 
@@ -150,6 +154,11 @@ class InputAdapter:
 
     def dataset(self, X, targets: dict | None = None, train: bool = False) -> Dataset:
         raise NotImplementedError
+
+    def with_views(self, X_checked, n_views: int, seed: int | None) -> list:
+        """The checked rows followed by ``n_views`` augmented copies of them (view-major:
+        all rows' first view, then all rows' second...), as new input for a fit."""
+        raise NotImplementedError(f"{type(self).__name__} makes no augmented views")
 
     def inference_order(self, X, indices) -> Sequence[int] | None:
         """The order to run the samples ``X[indices]`` of the checked ``X`` in when nothing

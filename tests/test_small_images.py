@@ -1,0 +1,88 @@
+"""Small image data: ``max_epochs="auto"`` keeps a pretrained image body as it is and solves
+the head on augmented views of the photos (``sktransfer._training.budget.small_data_views``)."""
+
+import numpy as np
+import pytest
+import torch
+
+import sktransfer
+from sktransfer import TransferClassifier, TransferRegressor
+from sktransfer._training.budget import AUTO_HEAD_EPOCHS, SMALL_DATA_ROWS
+from sktransfer._training.net import draw_seed
+from tests._tiny_backbones import CountingCNN
+
+VIEWS = 8  # ImageAdapter.small_data_views
+
+
+def _photos(n, size=40, seed=0):
+    """Noise photos whose class is the brighter colour channel (red or blue)."""
+    rng = np.random.RandomState(seed)
+    X = rng.randint(0, 160, size=(n, size, size, 3)).astype(np.uint8)
+    y = np.arange(n) % 2
+    X[y == 0, :, :, 0] += 90
+    X[y == 1, :, :, 2] += 90
+    return X, np.where(y == 0, "red", "blue")
+
+
+def _backbone_weights(clf):
+    return {k: v.detach().clone() for k, v in clf.net_.module_.backbone.state_dict().items()}
+
+
+def test_the_defaults_on_few_photos_are_the_probe_solved_on_views():
+    X, y = _photos(24)
+    clf = TransferClassifier("efficientnet_lite0", image_size=32, random_state=0).fit(X, y)
+    assert len(clf.net_.history) == 0  # no fine-tuning epoch
+    # The very head a frozen fit gets from the photos and their views (same seed, same views).
+    views = clf.adapter_.with_views(clf.adapter_.check(X), VIEWS, seed=draw_seed(0))  # the fit's seed
+    frozen = TransferClassifier("efficientnet_lite0", strategy="head", image_size=32, max_epochs=AUTO_HEAD_EPOCHS,
+                                random_state=0).fit(views, np.concatenate([y] * (VIEWS + 1)))
+    np.testing.assert_allclose(clf.predict_proba(X), frozen.predict_proba(X), atol=1e-5)
+    for name, value in _backbone_weights(frozen).items():  # the body is the pretrained one
+        torch.testing.assert_close(_backbone_weights(clf)[name], value)
+    assert clf.score(X, y) > 0.8  # it learned the colours
+
+
+def test_views_are_the_photos_then_seeded_crops():
+    X, _ = _photos(3, size=50)
+    adapter = TransferClassifier("efficientnet_lite0", image_size=32).fit(*_photos(4)).adapter_
+    state = torch.random.get_rng_state()
+    views = adapter.with_views(adapter.check(X), 2, seed=5)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the user's random stream is untouched
+    assert len(views) == 9 and all(v.dtype == np.uint8 and v.shape[2] == 3 for v in views)
+    assert views[0].shape[:2] == (adapter.preprocessing.resize_size or 32,) * 2  # the photo, resized
+    assert all(v.shape == (32, 32, 3) for v in views[3:])  # crops at the input size
+    again = adapter.with_views(adapter.check(X), 2, seed=5)
+    other = adapter.with_views(adapter.check(X), 2, seed=6)
+    assert all(np.array_equal(a, b) for a, b in zip(views, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(views[3:], other[3:]))
+    assert np.array_equal(X, _photos(3, size=50)[0])  # the input is left as it was
+
+
+@pytest.mark.parametrize("params", [{"max_epochs": 2}, {"head_epochs": 0}])
+def test_an_explicit_budget_or_no_probe_fine_tunes(params):
+    X, y = _photos(24)
+    clf = TransferClassifier("efficientnet_lite0", image_size=32, random_state=0, **params).fit(X, y)
+    assert len(clf.net_.history) > 0
+
+
+def test_more_photos_than_the_limit_fine_tune():
+    X, y = _photos(SMALL_DATA_ROWS + 1, size=32)
+    clf = TransferClassifier("efficientnet_lite0", image_size=32, batch_size=128, random_state=0).fit(X, y)
+    assert len(clf.net_.history) == 25  # max_epochs="auto": 2 steps a pass, MIN_STEPS = 50
+
+
+def test_a_users_module_is_fine_tuned_as_before():
+    X, y = _photos(24, size=12)
+    clf = TransferClassifier(CountingCNN(), random_state=0).fit(X, y)
+    assert len(clf.net_.history) > 0
+
+
+def test_a_regressor_and_a_saved_model_take_the_same_route(tmp_path):
+    X, y = _photos(16)
+    target = (y == "red").astype(float) + np.linspace(0, 0.1, 16)
+    reg = TransferRegressor("efficientnet_lite0", image_size=32, random_state=0).fit(X, target)
+    assert len(reg.net_.history) == 0 and reg.predict(X).shape == (16,)
+    clf = TransferClassifier("efficientnet_lite0", image_size=32, random_state=0).fit(X, y)
+    clf.save_pretrained(tmp_path / "model")
+    loaded = sktransfer.load(tmp_path / "model")
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-5)
