@@ -34,8 +34,9 @@ def test_the_defaults_on_few_photos_are_the_probe_solved_on_views():
     assert len(clf.net_.history) == 0  # no fine-tuning epoch
     # The very head a frozen fit gets from the photos and their views (same seed, same views).
     views = clf.adapter_.with_views(clf.adapter_.check(X), VIEWS, seed=draw_seed(0))  # the fit's seed
+    weights = np.r_[np.full(len(y), float(VIEWS)), np.ones(VIEWS * len(y))]  # a photo weighs as much as its views
     frozen = TransferClassifier("efficientnet_lite0", strategy="head", image_size=32, max_epochs=AUTO_HEAD_EPOCHS,
-                                random_state=0).fit(views, np.concatenate([y] * (VIEWS + 1)))
+                                random_state=0).fit(views, np.concatenate([y] * (VIEWS + 1)), sample_weight=weights)
     np.testing.assert_allclose(clf.predict_proba(X), frozen.predict_proba(X), atol=1e-5)
     for name, value in _backbone_weights(frozen).items():  # the body is the pretrained one
         torch.testing.assert_close(_backbone_weights(clf)[name], value)

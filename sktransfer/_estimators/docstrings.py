@@ -136,6 +136,13 @@ _SHARED_PARAMETERS = """
         10 passes, and at least 50 steps however few the rows (16 samples in batches of
         32 make one step a pass: 50 passes); a head solved by L-BFGS gets 10 epochs. An
         integer is taken as given. The warmup is ``warmup_fraction`` of the steps.
+        Small image data: on at most 128 rows, ``"auto"`` doesn't fine-tune a backbone
+        with pretrained weights from the registry (or a fitted estimator's). The fitted
+        model is the ``head_epochs`` probe on the unchanged backbone, solved on the photos
+        and on 8 random crops and flips of each (``net_.history`` is then empty). On
+        flowers12 fine-tuning lost to the frozen features there, and the views gained 3
+        points with one photo per species (the user guide's "Small data" says what was
+        measured). An integer ``max_epochs`` fine-tunes as given.
     batch_size : int, default=32
     optimizer : {"adamw", "adam", "sgd"} or torch.optim.Optimizer subclass, default="adamw"
     weight_decay : float, default=0.01
