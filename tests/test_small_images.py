@@ -7,9 +7,10 @@ import torch
 
 import sktransfer
 from sktransfer import TransferClassifier, TransferRegressor
+from sktransfer._report.settings import settings_rows
 from sktransfer._training.budget import AUTO_HEAD_EPOCHS, SMALL_DATA_ROWS
 from sktransfer._training.net import draw_seed
-from tests._tiny_backbones import CountingCNN
+from _tiny_backbones import CountingCNN  # tests/ is on sys.path (pytest rootdir import)
 
 VIEWS = 8  # ImageAdapter.small_data_views
 
@@ -87,3 +88,5 @@ def test_a_regressor_and_a_saved_model_take_the_same_route(tmp_path):
     clf.save_pretrained(tmp_path / "model")
     loaded = sktransfer.load(tmp_path / "model")
     np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-5)
+    rows = dict(settings_rows(clf))
+    assert rows["epochs"].startswith("0: the backbone was not fine-tuned")  # the report says which route ran
