@@ -140,7 +140,7 @@ _SHARED_PARAMETERS = """
         with pretrained weights from the registry (or a fitted estimator's). The fitted
         model is the ``head_epochs`` probe on the unchanged backbone, solved on the photos
         and on 8 random crops and flips of each (``net_.history`` is then empty). On
-        flowers12 fine-tuning lost to the frozen features there, and the views gained 3
+        flowers12 fine-tuning lost to the frozen features there, and the views gained 2.5
         points with one photo per species (the user guide's "Small data" says what was
         measured). An integer ``max_epochs`` fine-tunes as given.
     batch_size : int, default=32

@@ -39,7 +39,7 @@ def probe_head(estimator, X, y, sample_weight, prepared: PreparedBranch, seed: i
     if head_epochs == 0 or not settings.strategy.warm_starts_head:
         return None
     # Only a body whose weights are known to be pretrained (not a user's module) skips fine-tuning.
-    views = small_data_views(params, len(prepared.X_checked), prepared.adapter, probed=True, pretrained=pretrained,
+    views = small_data_views(params, len(prepared.X_checked), prepared.adapter, pretrained=pretrained,
                              trains_body=not settings.strategy.frozen_backbone)
     if views:
         X, y, sample_weight = _with_views(prepared, y, sample_weight, views, seed)

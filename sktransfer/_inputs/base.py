@@ -82,7 +82,7 @@ class InputAdapter:
     long_text_applies: ClassVar[bool] = False
     #: How a sample's windows are pooled into one row (``long_text="chunk"``); None without windows.
     chunk_pooling: str | None = None
-    #: Small data (``sktransfer._training.budget.small_data_probe``): a pretrained body of this
+    #: Small data (``sktransfer._training.budget.small_data_views``): a pretrained body of this
     #: modality isn't fine-tuned by ``max_epochs="auto"``; its converged head is solved on the
     #: rows and this many augmented views of each (:meth:`with_views`). 0: fine-tune as usual.
     small_data_views: ClassVar[int] = 0

@@ -56,8 +56,7 @@ def image_transform(prep, augment=None, train: bool = False):
     interpolation = InterpolationMode(prep.interpolation)
     if train and augment in IMAGE_AUGMENTS:
         geometry = [
-            v2.RandomResizedCrop(prep.input_size, scale=(0.35, 1.0), interpolation=interpolation, antialias=True),
-            v2.RandomHorizontalFlip(),
+            *_crop_and_flip(prep, interpolation),
             # Affine ops on tensors support only nearest/bilinear, whatever the backbone resizes with.
             v2.TrivialAugmentWide(
                 interpolation=InterpolationMode.NEAREST
@@ -73,6 +72,14 @@ def image_transform(prep, augment=None, train: bool = False):
         if train and callable(augment):
             geometry.append(augment)
     return v2.Compose([*geometry, v2.ToDtype(torch.float32, scale=True), v2.Normalize(prep.mean, prep.std)])
+
+
+def _crop_and_flip(prep, interpolation) -> list:
+    """A random crop of 35-100 % of the area at the input size, then a random horizontal flip."""
+    from torchvision.transforms import v2
+
+    return [v2.RandomResizedCrop(prep.input_size, scale=(0.35, 1.0), interpolation=interpolation, antialias=True),
+            v2.RandomHorizontalFlip()]
 
 
 def _hwc(image: torch.Tensor) -> np.ndarray:
@@ -348,10 +355,7 @@ class ImageAdapter(InputAdapter):
         prep = self.preprocessing
         interpolation = InterpolationMode(prep.interpolation)
         resize = v2.Resize(prep.resize_size or prep.input_size, interpolation=interpolation, antialias=True)
-        crop = v2.Compose([
-            v2.RandomResizedCrop(prep.input_size, scale=(0.35, 1.0), interpolation=interpolation, antialias=True),
-            v2.RandomHorizontalFlip(),
-        ])
+        crop = v2.Compose(_crop_and_flip(prep, interpolation))
         originals, views = [], [[] for _ in range(n_views)]
         with torch.random.fork_rng(devices=[]):  # the user's random stream is left as it was
             if seed is not None:
