@@ -90,3 +90,46 @@ def test_a_regressor_and_a_saved_model_take_the_same_route(tmp_path):
     np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-5)
     rows = dict(settings_rows(clf))
     assert rows["epochs"].startswith("0: the backbone was not fine-tuned")  # the report says which route ran
+
+
+def test_a_validation_split_keeps_each_photos_views_on_its_side():
+    from torch.utils.data import TensorDataset
+
+    from sktransfer._training.splits import SplitByRow
+
+    n, views = 10, 3
+    dataset = TensorDataset(torch.arange(n * (views + 1)))  # position i is a view of photo i % n
+    labels = np.tile(np.arange(n) % 2, views + 1)
+    train, valid = SplitByRow(0.2, n, random_state=0)(dataset, labels)
+    valid_photos = set(valid.indices)
+    assert len(valid_photos) == 2 and valid_photos < set(range(n))  # whole photos, no views
+    assert {labels[i] for i in valid_photos} == {0, 1}  # stratified by class
+    assert all(i % n not in valid_photos for i in train.indices)  # no view of a validation photo trains
+    assert len(train) == (n - 2) * (views + 1)  # a training photo brings all its views
+    again, _ = SplitByRow(0.2, n, random_state=0)(dataset, labels)
+    assert list(again.indices) == list(train.indices)
+    with pytest.raises(ValueError, match="not 10 rows and whole views"):
+        SplitByRow(0.2, n, random_state=0)(TensorDataset(torch.arange(15)), None)
+
+
+def test_early_stopping_on_few_photos_validates_on_whole_photos(monkeypatch):
+    import sktransfer._estimators.probe as probe
+    from sktransfer._training.splits import SplitByRow
+
+    splits = []
+
+    class Spy(SplitByRow):
+        def __call__(self, dataset, y=None, groups=None):
+            train, valid = super().__call__(dataset, y, groups)
+            splits.append((len(dataset), list(train.indices), list(valid.indices)))
+            return train, valid
+
+    monkeypatch.setattr(probe, "SplitByRow", Spy)
+    X, y = _photos(24)
+    clf = TransferClassifier("efficientnet_lite0", image_size=32, patience=2, random_state=0).fit(X, y)
+    assert len(clf.net_.history) == 0  # still the probe's route
+    size, train, valid = splits[0]  # (skorch may ask for the split more than once: the same split)
+    assert all(split == splits[0] for split in splits)
+    assert size == 24 * (VIEWS + 1) and all(i < 24 for i in valid)
+    assert not {i % 24 for i in train} & set(valid)
+    assert clf.score(X, y) > 0.8

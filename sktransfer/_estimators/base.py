@@ -329,13 +329,16 @@ class _TransferBase(StrictParams, ClonePickleMixin, FusionMixin, SharingMixin, B
             for p, branch in zip(prepared, model.branches):  # contrastive tuning: before the features
                 tune_body(branch, p.X_checked, target_dict, device=device, fast=fast, seed=seed,
                           feature_cache=self.feature_cache)
-            train_data = training_data(model, prepared, target_dict, batch_size=params["batch_size"], device=device,
-                                       fast=fast, feature_cache=self.feature_cache)
             kind = self._criterion_params(fitted)["criterion__kind"]  # multi-label: binary, no metric
             metric = None if init is not None else validation_metric(kind, target_dict["target"])
             net = self._make_net(params, model, seed, device, fast, fitted, metric)
             net.set_params(**train_params)
-            net.fit(train_data, stratify)
+            if probe_only:  # the probe is the fit: no epoch to run, nor training features to compute
+                net.initialize()
+            else:
+                train_data = training_data(model, prepared, target_dict, batch_size=params["batch_size"],
+                                           device=device, fast=fast, feature_cache=self.feature_cache)
+                net.fit(train_data, stratify)
         self._set_fitted(model, net, device, fast, init, fitted)
         return self
 

@@ -10,6 +10,8 @@ from sktransfer._build.branch import is_pretrained
 from sktransfer._build.model import PreparedBranch
 from sktransfer._build.param_checks import plain_numbers
 from sktransfer._training.budget import planned_head_epochs, small_data_views
+from sktransfer._training.preflight import validation_fraction
+from sktransfer._training.splits import SplitByRow
 
 
 class Probe(NamedTuple):
@@ -41,11 +43,15 @@ def probe_head(estimator, X, y, sample_weight, prepared: PreparedBranch, seed: i
     # Only a body whose weights are known to be pretrained (not a user's module) skips fine-tuning.
     views = small_data_views(params, len(prepared.X_checked), prepared.adapter, pretrained=pretrained,
                              trains_body=not settings.strategy.frozen_backbone)
+    net_params = None
     if views:
         X, y, sample_weight = _with_views(prepared, y, sample_weight, views, seed)
+        fraction = validation_fraction(params)
+        if fraction is not None:  # validate on whole photos: a photo's views go where it goes
+            net_params = {"train_split": SplitByRow(fraction, len(prepared.X_checked), random_state=seed)}
     probe = type(estimator)(**estimator.get_params(deep=False))
     probe.set_params(strategy="head", augment=None, head_epochs=0, max_epochs=head_epochs, verbose=0,
-                     net_params=None, compile=False)
+                     net_params=net_params, compile=False)
     probe.fit(X, y, sample_weight)
     head = {name: t.detach().to("cpu", copy=True) for name, t in probe.net_.module_.head.state_dict().items()}
     return Probe(head, final=bool(views))
