@@ -402,7 +402,9 @@ def main() -> None:
         "sktransfer_tree_clean": not dirty,
         "made": time.strftime("%Y-%m-%d"),
         "made_with": versions(),
-        "tolerance": {"rtol": 1e-5, "atol": 1e-6},
+        # float32 convolutions differ by ~4e-6 between thread counts and CPUs (measured: 1 against 2
+        # threads on EfficientNet-Lite0 features); a changed computation moves them by far more.
+        "tolerance": {"rtol": 1e-4, "atol": 1e-5},
         "fixtures": w.entries,
     }
     if dirty:
