@@ -62,6 +62,19 @@ def test_fit_predict_evaluate_on_an_image_folder(image_folder, tmp_path):
     assert again.returncode == 2 and "pass --force" in again.stderr
 
 
+def test_fit_says_when_small_image_data_kept_the_backbone(image_folder, tmp_path):
+    from sktransfer._training.budget import SMALL_DATA_ROWS
+
+    auto = run("fit", image_folder, "--backbone", "efficientnet_lite0", "--image-size", "32", "--out", tmp_path / "a")
+    assert "fitted the head of efficientnet_lite0 on 24 samples of" in auto.stdout
+    assert f"not fine-tuned (--epochs auto keeps a pretrained image backbone as it is on {SMALL_DATA_ROWS}" in auto.stdout
+    tuned = run("fit", image_folder, "--backbone", "efficientnet_lite0", "--image-size", "32", "--epochs", "1",
+                "--out", tmp_path / "b")
+    assert "fitted efficientnet_lite0 (full) on 24 samples of" in tuned.stdout and "not fine-tuned" not in tuned.stdout
+    help_text = " ".join(run("fit", "--help").stdout.split())  # argparse wraps lines at the terminal's width
+    assert f"on {SMALL_DATA_ROWS} images or fewer" in help_text  # the help states the same limit
+
+
 def test_text_table_cross_validation_and_regression(text_table, tmp_path):
     model = tmp_path / "text-model"
     run("fit", text_table, "--backbone", "all-MiniLM-L6-v2", "--strategy", "head", "--epochs", "5", "--lr", "1e-2",

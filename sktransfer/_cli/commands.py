@@ -53,7 +53,8 @@ def add_fit_arguments(parser) -> None:
     parser.add_argument("--strategy", default="full",
                         choices=["full", "partial", "gradual", "head", "lora", "contrastive"])
     parser.add_argument("--epochs", type=epochs, default="auto",
-                        help="passes over the data, or auto: 10 and at least 50 optimizer steps (default: auto)")
+                        help="passes over the data, or auto: 10 and at least 50 optimizer steps, and no fine-tuning of "
+                             "a pretrained image backbone on 128 images or fewer (default: auto)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--image-size", type=int, help="image side in pixels (images only; default: the backbone's)")
@@ -189,6 +190,8 @@ def cmd_fit(args) -> int:
     data = _data(args)
     check_fit_data(args, data)
     from sktransfer import TransferClassifier, TransferRegressor  # torch: after the checks, which need none
+    from sktransfer._estimators.probe import probe_was_the_fit
+    from sktransfer._training.budget import SMALL_DATA_ROWS
 
     Estimator = TransferClassifier if args.task == "classify" else TransferRegressor
     y = data.y if args.task == "classify" else _as_numbers(data.y, _label(args), "--task regress needs")
@@ -207,7 +210,14 @@ def cmd_fit(args) -> int:
     estimator.save_pretrained(args.out, overwrite=args.force)
     trim(cache)
     if not args.quiet:
-        print(f"fitted {args.backbone} ({args.strategy}) on {len(data.X)} {data.description}; saved to {args.out}")
+        if probe_was_the_fit(estimator):
+            print(f"fitted the head of {args.backbone} on {len(data.X)} samples of {data.description} and "
+                  f"{estimator.adapter_.small_data_views} augmented views of each; "
+                  f"the backbone was not fine-tuned (--epochs auto keeps a pretrained image backbone as it is on "
+                  f"{SMALL_DATA_ROWS} images or fewer; --epochs N fine-tunes it); saved to {args.out}")
+        else:
+            print(f"fitted {args.backbone} ({args.strategy}) on {len(data.X)} samples of {data.description}; "
+                  f"saved to {args.out}")
     return 0
 
 

@@ -57,6 +57,13 @@ def probe_head(estimator, X, y, sample_weight, prepared: PreparedBranch, seed: i
     return Probe(head, final=bool(views))
 
 
+def probe_was_the_fit(estimator) -> bool:
+    """Whether a fitted estimator is the small-data probe alone: ``max_epochs="auto"`` planned no
+    fine-tuning (small image data), so its backbone is the pretrained one."""
+    net = getattr(estimator, "net_", None)
+    return net is not None and not net.history and net.max_epochs == 0
+
+
 def _with_views(prepared: PreparedBranch, y, sample_weight, views: int, seed):
     """The rows and ``views`` augmented copies of them, with their targets and weights. A row
     weighs as much as its views together, so that they regularise it rather than replace it

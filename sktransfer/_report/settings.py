@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 
+from sktransfer._estimators.probe import probe_was_the_fit
 from sktransfer._report.markup import _table
 from sktransfer._version import __version__
 
@@ -11,7 +12,7 @@ from sktransfer._version import __version__
 def _epochs(estimator) -> str:
     history = getattr(getattr(estimator, "net_", None), "history", None)
     planned = getattr(estimator, "max_epochs", None)
-    if not history and getattr(getattr(estimator, "net_", None), "max_epochs", None) == 0:  # fit planned no fine-tuning
+    if probe_was_the_fit(estimator):
         return ("0: the backbone was not fine-tuned; the head was solved on its frozen features of the photos "
                 f"and of augmented views (max_epochs={planned!r} on small image data)")
     if not history:
