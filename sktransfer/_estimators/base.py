@@ -336,9 +336,8 @@ class _TransferBase(StrictParams, ClonePickleMixin, FusionMixin, SharingMixin, B
             if probe_only:  # the probe is the fit: no epoch to run, nor training features to compute
                 net.initialize()
             else:
-                train_data = training_data(model, prepared, target_dict, batch_size=params["batch_size"],
-                                           device=device, fast=fast, feature_cache=self.feature_cache)
-                net.fit(train_data, stratify)
+                net.fit(training_data(model, prepared, target_dict, batch_size=params["batch_size"], device=device,
+                                      fast=fast, feature_cache=self.feature_cache), stratify)
         self._set_fitted(model, net, device, fast, init, fitted)
         return self
 
