@@ -25,14 +25,13 @@ class SplitByRow:
         from skorch.utils import to_numpy
         from torch.utils.data import Subset
 
-        n_rows = self.n_rows
-        if get_len(dataset) % n_rows:
-            raise ValueError(f"SplitByRow: {get_len(dataset)} samples are not {n_rows} rows and whole views of them.")
-        rows = Subset(dataset, np.arange(n_rows))
+        n_rows, n = self.n_rows, get_len(dataset)
+        if n % n_rows:
+            raise ValueError(f"SplitByRow: {n} samples are not {n_rows} rows and whole views of them.")
         labels = None if y is None else to_numpy(y)[:n_rows]
         split = ValidSplit(self.fraction, stratified=labels is not None, random_state=self.random_state)
-        train, valid = split(rows, labels, groups)
+        train, valid = split(Subset(dataset, np.arange(n_rows)), labels)  # the rows alone
         is_train = np.zeros(n_rows, dtype=bool)
         is_train[train.indices] = True
-        positions = np.arange(get_len(dataset))
+        positions = np.arange(n)
         return Subset(dataset, positions[is_train[positions % n_rows]]), Subset(dataset, valid.indices)
