@@ -67,6 +67,7 @@ def test_fit_says_when_small_image_data_kept_the_backbone(image_folder, tmp_path
 
     auto = run("fit", image_folder, "--backbone", "efficientnet_lite0", "--image-size", "32", "--out", tmp_path / "a")
     assert "fitted the head of efficientnet_lite0 on 24 samples of" in auto.stdout
+    assert "views of each, reading blocks.4, blocks.6, final;" in auto.stdout  # 12 photos a class: two stages too
     assert f"not fine-tuned (--epochs auto keeps a pretrained image backbone as it is on {SMALL_DATA_ROWS}" in auto.stdout
     tuned = run("fit", image_folder, "--backbone", "efficientnet_lite0", "--image-size", "32", "--epochs", "1",
                 "--out", tmp_path / "b")

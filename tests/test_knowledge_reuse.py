@@ -14,6 +14,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
+import sktransfer
 from sktransfer import TransferClassifier, TransferRegressor
 
 
@@ -62,6 +63,35 @@ def test_last_stage_alone_is_the_default_features_for_a_pooling_cnn(images):
     np.testing.assert_allclose(default.predict_proba(X), last.predict_proba(X), rtol=1e-5, atol=1e-6)
 
 
+def test_final_features_join_chosen_stages(images):
+    X, y = images
+    kwargs = {"image_size": 16, "max_epochs": 2, "strategy": "head", "random_state": 0, "feature_cache": None}
+    both = TransferClassifier(tiny_cnn(), layers=["final", "0"], **kwargs).fit(X, y)
+    assert both.layers_ == ["0", "final"]  # the final features come after every stage
+    module = both.net_.module_
+    assert module.head.in_features == 4 + 16
+    x = torch.rand(3, 3, 16, 16)
+    with torch.no_grad():  # the stage, then exactly the backbone's own output
+        torch.testing.assert_close(module.features(x)[:, 4:], module.backbone(x))
+    alone = TransferClassifier(tiny_cnn(), layers=sktransfer.FINAL_FEATURES, **kwargs).fit(X, y)
+    default = TransferClassifier(tiny_cnn(), **kwargs).fit(X, y)
+    np.testing.assert_allclose(alone.predict_proba(X), default.predict_proba(X), rtol=1e-5, atol=1e-6)
+    loaded = pickle.loads(pickle.dumps(both))
+    np.testing.assert_allclose(loaded.predict_proba(X), both.predict_proba(X), rtol=1e-5, atol=1e-6)
+
+
+def test_final_features_among_stages_share_the_cached_rows_of_layers_none(images):
+    X, y = images
+    seen = []
+    cnn = tiny_cnn()
+    cnn[0][0].register_forward_hook(lambda module, args, out: seen.append(args[0].shape[0]))
+    kwargs = {"image_size": 16, "max_epochs": 1, "strategy": "head", "random_state": 0}
+    TransferClassifier(cnn, layers=["0", "final"], **kwargs).fit(X, y)
+    seen.clear()
+    TransferClassifier(cnn, **kwargs).fit(X, y)
+    assert sum(seen) == 2  # the dry run's two rows: the final features came from the cache
+
+
 @pytest.mark.parametrize(
     "layers, error, message",
     [
@@ -71,6 +101,7 @@ def test_last_stage_alone_is_the_default_features_for_a_pooling_cnn(images):
         ([], ValueError, "layers is empty"),
         (["0", -5], ValueError, "names stage '0' twice"),
         ([1.5], TypeError, "stage name, a negative integer"),
+        (["final", "final"], ValueError, "names stage 'final' twice"),
     ],
 )
 def test_bad_layers_are_rejected_with_the_valid_stages(images, layers, error, message):
@@ -83,8 +114,9 @@ def test_bad_layers_are_rejected_with_the_valid_stages(images, layers, error, me
 
 def test_layers_on_a_backbone_without_stages_says_so():
     X = np.random.RandomState(0).normal(size=(20, 3))
-    with pytest.raises(ValueError, match="'mlp' declares no stages.*layers=None"):
-        TransferRegressor("mlp", layers=-1, max_epochs=1).fit(X, X[:, 0])
+    for layers in (-1, "final"):
+        with pytest.raises(ValueError, match="'mlp' declares no stages.*layers=None"):
+            TransferRegressor("mlp", layers=layers, max_epochs=1).fit(X, X[:, 0])
 
 
 def test_frozen_search_over_layers_runs_the_backbone_once_per_row(images):

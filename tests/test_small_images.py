@@ -8,7 +8,7 @@ import torch
 import sktransfer
 from sktransfer import TransferClassifier, TransferRegressor
 from sktransfer._report.settings import settings_rows
-from sktransfer._training.budget import AUTO_HEAD_EPOCHS, SMALL_DATA_ROWS
+from sktransfer._training.budget import AUTO_HEAD_EPOCHS, SMALL_DATA_ROWS, SMALL_DATA_STAGES_PER_CLASS
 from sktransfer._training.net import draw_seed
 from _tiny_backbones import CountingCNN  # tests/ is on sys.path (pytest rootdir import)
 
@@ -29,19 +29,51 @@ def _backbone_weights(clf):
     return {k: v.detach().clone() for k, v in clf.net_.module_.backbone.state_dict().items()}
 
 
+ROUTE_LAYERS = ["blocks.4", "blocks.6", "final"]  # Lite0's last two stages, then its final features
+
+
 def test_the_defaults_on_few_photos_are_the_probe_solved_on_views():
-    X, y = _photos(24)
+    X, y = _photos(24)  # 12 photos a class: from SMALL_DATA_STAGES_PER_CLASS on, the probe reads two stages too
     clf = TransferClassifier("efficientnet_lite0", image_size=32, random_state=0).fit(X, y)
     assert len(clf.net_.history) == 0  # no fine-tuning epoch
+    assert clf.net_.module_.stages == ROUTE_LAYERS and clf.layers is None  # the parameter is left as it was
     # The very head a frozen fit gets from the photos and their views (same seed, same views).
     views = clf.adapter_.with_views(clf.adapter_.check(X), VIEWS, seed=draw_seed(0))  # the fit's seed
     weights = np.r_[np.full(len(y), float(VIEWS)), np.ones(VIEWS * len(y))]  # a photo weighs as much as its views
     frozen = TransferClassifier("efficientnet_lite0", strategy="head", image_size=32, max_epochs=AUTO_HEAD_EPOCHS,
-                                random_state=0).fit(views, np.concatenate([y] * (VIEWS + 1)), sample_weight=weights)
+                                layers=ROUTE_LAYERS, random_state=0,
+                                ).fit(views, np.concatenate([y] * (VIEWS + 1)), sample_weight=weights)
     np.testing.assert_allclose(clf.predict_proba(X), frozen.predict_proba(X), atol=1e-5)
     for name, value in _backbone_weights(frozen).items():  # the body is the pretrained one
         torch.testing.assert_close(_backbone_weights(clf)[name], value)
     assert clf.score(X, y) > 0.8  # it learned the colours
+
+
+@pytest.mark.parametrize("per_class, layers, expected", [
+    (SMALL_DATA_STAGES_PER_CLASS - 1, None, None),  # too few photos a class: the final features alone
+    (SMALL_DATA_STAGES_PER_CLASS, None, ROUTE_LAYERS),
+    (SMALL_DATA_STAGES_PER_CLASS, ["blocks.6"], ["blocks.6"]),  # the user's layers are kept
+])
+def test_the_stages_the_probe_reads_follow_the_photos_per_class(per_class, layers, expected):
+    X, y = _photos(3 * per_class, size=32)
+    y = np.array(["red", "green", "blue"])[np.arange(len(y)) % 3]
+    clf = TransferClassifier("efficientnet_lite0", image_size=32, layers=layers, random_state=0).fit(X, y)
+    assert clf.net_.module_.stages == expected and len(clf.net_.history) == 0
+
+
+def test_a_regressor_on_few_photos_reads_the_final_features():
+    X, y = _photos(2 * SMALL_DATA_STAGES_PER_CLASS, size=32)
+    reg = TransferRegressor("efficientnet_lite0", image_size=32, random_state=0).fit(X, (y == "red").astype(float))
+    assert reg.net_.module_.stages is None  # no classes to count photos in
+
+
+def test_a_model_reading_stages_exports_to_onnx(tmp_path):
+    pytest.importorskip("onnxruntime")
+    X, y = _photos(2 * SMALL_DATA_STAGES_PER_CLASS, size=32)
+    clf = TransferClassifier("efficientnet_lite0", image_size=32, random_state=0).fit(X, y)
+    assert clf.layers_ == ROUTE_LAYERS
+    predictor = sktransfer.load_onnx(sktransfer.export_onnx(clf, tmp_path / "onnx"))
+    np.testing.assert_allclose(predictor.predict_proba(X), clf.predict_proba(X), atol=1e-4)
 
 
 def test_views_are_the_photos_then_seeded_crops():
@@ -90,6 +122,7 @@ def test_a_regressor_and_a_saved_model_take_the_same_route(tmp_path):
     np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-5)
     rows = dict(settings_rows(clf))
     assert rows["epochs"].startswith("0: the backbone was not fine-tuned")  # the report says which route ran
+    assert rows["features"] == "pooled blocks.4, blocks.6, final (layers_)"  # and what the head reads
 
 
 def test_a_validation_split_keeps_each_photos_views_on_its_side():

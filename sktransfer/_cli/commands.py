@@ -212,7 +212,8 @@ def cmd_fit(args) -> int:
     if not args.quiet:
         if probe_was_the_fit(estimator):
             print(f"fitted the head of {args.backbone} on {len(data.X)} samples of {data.description} and "
-                  f"{estimator.adapter_.small_data_views} augmented views of each; "
+                  f"{estimator.adapter_.small_data_views} augmented views of each"
+                  f"{'' if estimator.layers_ is None else ', reading ' + ', '.join(estimator.layers_)}; "
                   f"the backbone was not fine-tuned (--epochs auto keeps a pretrained image backbone as it is on "
                   f"{SMALL_DATA_ROWS} images or fewer; --epochs N fine-tunes it); saved to {args.out}")
         else:

@@ -43,7 +43,7 @@ from sktransfer._estimators.init_offsets import check_init, out_of_fold_answers
 from sktransfer._estimators.init_outputs import source_offsets
 from sktransfer._estimators.params import TRANSFER_PARAMETERS
 from sktransfer._estimators.pickling import ClonePickleMixin
-from sktransfer._estimators.probe import probe_head
+from sktransfer._estimators.probe import probe_head, with_probe_layers
 from sktransfer._estimators.sharing import SharingMixin
 from sktransfer._estimators.targets import check_class_labels
 from sktransfer._features.extraction import FeatureDataset, feature_dataset, frozen_features, inference_subset
@@ -302,7 +302,7 @@ class _TransferBase(StrictParams, ClonePickleMixin, FusionMixin, SharingMixin, B
         fitted["n_samples_fit_"] = n
         seed = self._seed()
         probe = None if fused else probe_head(self, X, y, sample_weight, prepared[0], seed)
-        probe_only = probe is not None and probe.final
+        prepared, probe_only = with_probe_layers(prepared, probe), probe is not None and probe.final
         params["wise_alpha"] = 1.0 if probe_only else planned_wise_alpha(
             params, n, probed=probe is not None, trains_body=not all(p.settings.strategy.frozen_backbone for p in prepared))
 

@@ -54,9 +54,12 @@ _SHARED_PARAMETERS = """
     layers : str, int or list of them, default=None
         The stages of the backbone that feed the head (the knowledge base): stage
         names (see :func:`sktransfer.list_stages`) or negative integers counted from
-        the top (``[-2, -1]``). Each is pooled (global average pooling for feature
-        maps, the ``pooling`` rule for token states) and concatenated. ``None`` uses
-        the backbone's own final features (a fitted source's ``layers``).
+        the top (``[-2, -1]``), and ``"final"`` (:data:`sktransfer.FINAL_FEATURES`) for
+        the backbone's own final features besides them (``["blocks.4", -1, "final"]``).
+        Each is pooled (global average pooling for feature maps, the ``pooling`` rule
+        for token states) and concatenated. ``None`` uses the backbone's own final
+        features (a fitted source's ``layers``); on few photos, ``max_epochs="auto"``
+        may add two stages to them (``layers_`` says which; see the small data guide).
     init : fitted estimator, default=None
         A fitted model on the same ``X`` (a TransferClassifier, or a Pipeline such as
         TF-IDF + LogisticRegression) whose output this model corrects: classifiers add
@@ -255,7 +258,8 @@ _SHARED_ATTRIBUTES = """
     spec_ : BackboneSpec
         The backbone's spec.
     layers_ : list of str or None
-        The stages that feed the head, by name; ``None`` for the final features.
+        The stages that feed the head, by name (``"final"``: the final features);
+        ``None`` for the final features alone.
     init_ : estimator or None
         The fitted model whose output is corrected.
     adapter_ : object

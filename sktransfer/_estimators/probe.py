@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import numpy as np
+from sklearn.base import is_classifier
 
 from sktransfer._build.branch import is_pretrained
 from sktransfer._build.model import PreparedBranch
 from sktransfer._build.param_checks import plain_numbers
-from sktransfer._training.budget import planned_head_epochs, small_data_views
+from sktransfer._training.budget import planned_head_epochs, small_data_layers, small_data_views
 from sktransfer._training.preflight import validation_fraction
 from sktransfer._training.splits import SplitByRow
 
@@ -19,6 +21,8 @@ class Probe(NamedTuple):
     head: dict
     #: Whether the probe is the whole fit: small data that ``max_epochs="auto"`` doesn't fine-tune.
     final: bool
+    #: The stages the probe's head reads, where the small-data route chose them (else None).
+    layers: list | None = None
 
 
 def probe_head(estimator, X, y, sample_weight, prepared: PreparedBranch, seed: int | None) -> Probe | None:
@@ -44,17 +48,29 @@ def probe_head(estimator, X, y, sample_weight, prepared: PreparedBranch, seed: i
     views = small_data_views(params, len(prepared.X_checked), prepared.adapter, pretrained=pretrained,
                              trains_body=not settings.strategy.frozen_backbone)
     net_params = None
+    layers = None
     if views:
+        n_classes = len(np.unique(y)) if is_classifier(estimator) and np.ndim(y) == 1 else None
+        if prepared.source is None:  # a fitted estimator's body keeps its own stages
+            layers = small_data_layers(params, len(prepared.X_checked), n_classes, prepared.spec.get_stages())
         X, y, sample_weight = _with_views(prepared, y, sample_weight, views, seed)
         fraction = validation_fraction(params)
         if fraction is not None:  # validate on whole photos: a photo's views go where it goes
             net_params = {"train_split": SplitByRow(fraction, len(prepared.X_checked), random_state=seed)}
     probe = type(estimator)(**estimator.get_params(deep=False))
     probe.set_params(strategy="head", augment=None, head_epochs=0, max_epochs=head_epochs, verbose=0,
-                     net_params=net_params, compile=False)
+                     net_params=net_params, compile=False, **({} if layers is None else {"layers": layers}))
     probe.fit(X, y, sample_weight)
     head = {name: t.detach().to("cpu", copy=True) for name, t in probe.net_.module_.head.state_dict().items()}
-    return Probe(head, final=bool(views))
+    return Probe(head, final=bool(views), layers=layers)
+
+
+def with_probe_layers(prepared: list[PreparedBranch], probe: Probe | None) -> list[PreparedBranch]:
+    """The branches to build: with the stages the small-data probe chose, so that its head fits."""
+    if probe is None or probe.layers is None:
+        return prepared
+    settings = dataclasses.replace(prepared[0].settings, layers=probe.layers)
+    return [dataclasses.replace(prepared[0], settings=settings)]
 
 
 def probe_was_the_fit(estimator) -> bool:

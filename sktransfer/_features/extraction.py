@@ -12,6 +12,7 @@ from sktransfer._features.protocol import check_found_rows, check_row_widths
 from sktransfer._features.stores import get_store
 from sktransfer._hashing import digest
 from sktransfer._nn.calls import _PreCollated, call_args
+from sktransfer._spec.stages import FINAL_FEATURES
 
 
 class FeatureDataset(Dataset):
@@ -112,8 +113,9 @@ def extract_in_order(module, adapter, samples, batch_size: int, device, fast=Non
 
 
 def _stage_key(sample_key: bytes, stage: str | None) -> bytes:
-    # The backbone's own output keeps the plain sample key; a stage adds its name.
-    return sample_key if stage is None else digest(sample_key, stage.encode())
+    # The backbone's own output keeps the plain sample key, whether asked as layers=None or
+    # among stages ("final"); a stage adds its name.
+    return sample_key if stage in (None, FINAL_FEATURES) else digest(sample_key, stage.encode())
 
 
 def cached_features(module, adapter, samples, batch_size: int, device, store, fingerprint: bytes, fast=None,
@@ -125,7 +127,7 @@ def cached_features(module, adapter, samples, batch_size: int, device, store, fi
     ``layers`` then runs the backbone about once.
     """
     wanted = [None] if module.stages is None else module.stages
-    computed = [None] if module.stages is None else list(all_stages or module.stages)
+    computed = [None] if module.stages is None else list(dict.fromkeys([*(all_stages or ()), *module.stages]))
     sample_keys = adapter.sample_keys(fingerprint, samples)
     keys = {stage: [_stage_key(k, stage) for k in sample_keys] for stage in wanted}
     asked = list(dict.fromkeys(k for stage in wanted for k in keys[stage]))  # each key once

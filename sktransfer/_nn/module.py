@@ -10,7 +10,8 @@ import torch.nn as nn
 from sktransfer._nn.backbone_cache import shared_reference
 from sktransfer._nn.lora import is_lora_name
 from sktransfer._nn.pooling import pool_stage, pool_tokens, pool_windows, split_windows
-from sktransfer._nn.stage_outputs import fx_stage_outputs
+from sktransfer._nn.stage_outputs import WithFinalFeatures, fx_stage_outputs
+from sktransfer._spec.stages import FINAL_FEATURES
 
 
 class TransferModule(nn.Module):
@@ -27,7 +28,7 @@ class TransferModule(nn.Module):
     pooling : {"mean", "cls"} or None
     stages : list of str or None
         Stages whose pooled outputs, concatenated, feed the head (``layers=``);
-        ``None`` uses the backbone's own output.
+        ``None`` uses the backbone's own output, which ``"final"`` names among stages.
     stage_outputs : callable or None
         The spec's ``stage_outputs`` (``None``: torchvision's ``create_feature_extractor``).
     zero_head : bool
@@ -114,6 +115,15 @@ class TransferModule(nn.Module):
             readers[names] = make(self.backbone, list(names))
         return readers[names]
 
+    def _stages_reader(self, names: tuple[str, ...]):
+        """What returns ``names``' outputs from the inputs: the spec's reader, or, where the final
+        features are asked of a reader that doesn't return them, that reader and a second pass."""
+        make = self.stage_outputs or fx_stage_outputs
+        if FINAL_FEATURES not in names or getattr(make, "reads_final_features", False):
+            return self._stage_reader(names)
+        stages = tuple(n for n in names if n != FINAL_FEATURES)
+        return WithFinalFeatures(self._stage_reader(stages) if stages else None, list(names), self._final_features)
+
     def _inputs(self, args):
         if self.channels_last and args and args[0].dim() == 4:
             args = (args[0].contiguous(memory_format=torch.channels_last), *args[1:])
@@ -126,7 +136,7 @@ class TransferModule(nn.Module):
     def pooled_stages(self, *args, names, **kwargs) -> list[torch.Tensor]:
         """Each of the stages ``names``, pooled to ``(N, D_stage)``, from one backbone pass."""
         kwargs, windows = split_windows(kwargs)
-        outputs = self._stage_reader(tuple(names))(*self._inputs(args), **kwargs)
+        outputs = self._stages_reader(tuple(names))(*self._inputs(args), **kwargs)
         mask = kwargs.get("attention_mask")
         return [self._per_sample(pool_stage(out, mask, self.pooling), windows) for out in outputs]
 
@@ -134,10 +144,14 @@ class TransferModule(nn.Module):
         if self.stages is not None:
             return torch.cat(self.pooled_stages(*args, names=self.stages, **kwargs), dim=1)
         kwargs, windows = split_windows(kwargs)
-        out = self.backbone(*self._inputs(args), **kwargs)
+        return self._per_sample(self._final_features(*self._inputs(args), **kwargs), windows)
+
+    def _final_features(self, *args, **kwargs) -> torch.Tensor:
+        """The backbone's own features, pooled to ``(N, D)`` (before windows are pooled)."""
+        out = self.backbone(*args, **kwargs)
         if self.pooling is not None:
             out = pool_tokens(out, kwargs.get("attention_mask"), self.pooling)
-        return self._per_sample(out.flatten(1), windows)
+        return out.flatten(1)
 
     def forward(self, *args, features: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
         # Precomputed features (frozen strategy) skip the backbone entirely.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from sktransfer._spec.stages import FINAL_FEATURES
+
 
 class FxStageOutputs:
     """The default ``stage_outputs``: torchvision's ``create_feature_extractor``.
@@ -50,3 +52,22 @@ class FxStageOutputs:
 def fx_stage_outputs(backbone, names: list[str]) -> FxStageOutputs:
     """``stage_outputs`` for any fx-traceable backbone whose stage names are module paths."""
     return FxStageOutputs(backbone, names)
+
+
+class WithFinalFeatures:
+    """Stages and the backbone's final features (``"final"``) for a reader that returns stages
+    only: the final features take a second pass, through the backbone's own forward.
+
+    Readers that return them from their one pass set ``reads_final_features = True`` on the
+    spec's ``stage_outputs`` and are called with ``"final"`` among the names.
+    """
+
+    def __init__(self, read_stages, names: list[str], final_features):
+        self.read_stages = read_stages  # None when only the final features are asked
+        self.names = names
+        self.final_features = final_features
+
+    def __call__(self, *args, **kwargs) -> list[torch.Tensor]:
+        stages = iter(self.read_stages(*args, **kwargs) if self.read_stages is not None else ())
+        final = self.final_features(*args, **kwargs)
+        return [final if name == FINAL_FEATURES else next(stages) for name in self.names]

@@ -22,6 +22,7 @@ estimator's own validation.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -372,6 +373,8 @@ def _prepared(settings: BranchSettings, record: dict, path: Path, fused: bool, n
     spec = resolve_spec(record["backbone"], path / CONFIG)
     if fused:
         settings = settings.for_modality(spec.modality)
+    if settings.layers is None and record.get("layers") is not None:  # the stages the fit chose (small data)
+        settings = dataclasses.replace(settings, layers=record["layers"])
     adapter = make_adapter(spec, None, settings).set_state(record["adapter"])
     columns = restore_inputs(BranchColumns(), record["inputs"]) if fused and "inputs" in record else None
     return PreparedBranch(name, column, settings, spec, None, adapter, columns)

@@ -44,6 +44,8 @@ def settings_rows(estimator) -> list[list[str]]:
     if "strategy" in params:
         rows += [["strategy", str(params["strategy"])], ["epochs", _epochs(estimator)],
                  ["learning rates", _learning_rates(params)], ["batch size", str(params.get("batch_size"))]]
+    if getattr(estimator, "layers_", None) is not None:  # set by layers=, or chosen on few photos
+        rows.append(["features", "pooled " + ", ".join(estimator.layers_) + " (layers_)"])
     n = getattr(estimator, "n_samples_fit_", None)
     fraction = params.get("validation_fraction")
     size = "not recorded (a model saved by an older sktransfer)" if n is None else str(n)

@@ -166,7 +166,10 @@ class BackboneSpec:
         and follow its train/eval mode, and must pickle (a module-level class, not a
         closure).  ``None`` uses torchvision's ``create_feature_extractor`` with the
         stage names as graph nodes (module paths of the backbone),
-        :func:`sktransfer._nn.stage_outputs.fx_stage_outputs`.
+        :func:`sktransfer._nn.stage_outputs.fx_stage_outputs`.  ``layers=`` may add
+        ``"final"`` (:data:`sktransfer.FINAL_FEATURES`), the backbone's own output: it
+        takes a second pass through the backbone's forward, unless the function has
+        ``reads_final_features = True`` and then returns it for that name itself.
     weights : Weights or None
         ``None`` means the backbone has no pretrained weights (trained from scratch).
     lora_targets : tuple of str or callable

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from numbers import Integral
 
+#: ``layers=`` name of the backbone's own final features (what ``layers=None`` gives), listed
+#: with stages to add them to it: ``layers=["blocks.4", "blocks.6", FINAL_FEATURES]``. It comes
+#: after every stage and isn't counted by negative integers.
+FINAL_FEATURES = "final"
+
 
 def resolve_layers(layers, stages: list[str], backbone_name: str) -> list[str] | None:
     """Stage names for ``layers`` (a name, or a list of names and negative integers).
 
-    ``None`` means the backbone's own final features.  Errors list the valid stages.
+    ``None`` means the backbone's own final features; :data:`FINAL_FEATURES` names them
+    among stages.  Errors list the valid stages.
     """
     if layers is None:
         return None
@@ -23,10 +29,11 @@ def resolve_layers(layers, stages: list[str], backbone_name: str) -> list[str] |
     names = []
     for item in requested:
         if isinstance(item, str):
-            if item not in stages:
+            if item not in stages and item != FINAL_FEATURES:
                 raise ValueError(
                     f"Unknown stage {item!r} for backbone {backbone_name!r}. Its stages, input to output: "
-                    f"{', '.join(stages)} (or negative integers counted from the top, -1 being the last)."
+                    f"{', '.join(stages)}, then {FINAL_FEATURES!r} (its final features); or negative integers "
+                    "counted from the top, -1 being the last stage."
                 )
             name = item
         elif isinstance(item, Integral) and not isinstance(item, bool):
@@ -46,7 +53,8 @@ def resolve_layers(layers, stages: list[str], backbone_name: str) -> list[str] |
             raise ValueError(f"layers names stage {name!r} twice; list each stage once.")
         names.append(name)
     # Input-to-output order, whatever order they were given in: the concatenation is then stable.
-    return sorted(names, key=stages.index)
+    order = [*stages, FINAL_FEATURES]
+    return sorted(names, key=order.index)
 
 
 def blocks_feeding(blocks: list[str], deepest_stage: str) -> list[str]:

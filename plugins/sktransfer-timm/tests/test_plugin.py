@@ -9,7 +9,7 @@ import pytest
 import sktransfer_timm.plugin as plugin
 import torch
 
-from sktransfer import get_spec
+from sktransfer import FINAL_FEATURES, get_spec
 from sktransfer.exceptions import WeightsUnavailableError
 from sktransfer.testing import check_backbone_spec, check_plugin
 
@@ -109,6 +109,23 @@ def test_stages():
     expected = model.forward_intermediates(torch.randn(2, 3, 64, 64), intermediates_only=True)
     assert [o.shape for o in outs] == [e.shape for e in expected[::-1]]
     assert pickle.loads(pickle.dumps(f)).names == stages[::-1]
+
+
+@pytest.mark.parametrize("arch", ["test_efficientnet", "test_vit"])
+def test_final_features_come_from_the_same_pass_as_the_stages(arch):
+    import timm
+
+    assert plugin.timm_stage_outputs.reads_final_features  # sktransfer then asks it for "final" too
+    model = timm.create_model(arch, num_classes=0).eval()
+    stages = plugin.timm_stages(arch)
+    x = torch.randn(2, 3, *model.pretrained_cfg["input_size"][1:])
+    with torch.no_grad():
+        final, last = plugin.timm_stage_outputs(model, [FINAL_FEATURES, stages[-1]])(x)
+        (alone,) = plugin.timm_stage_outputs(model, [FINAL_FEATURES])(x)
+        torch.testing.assert_close(final, model(x))  # exactly what forward returns
+        torch.testing.assert_close(alone, model(x))
+        torch.testing.assert_close(last, model.forward_intermediates(x, indices=[len(stages) - 1],
+                                                                     intermediates_only=True)[0])
 
 
 def test_timm_preprocessing_comes_from_pretrained_cfg():

@@ -40,6 +40,7 @@ import functools
 import os
 
 from sktransfer import (
+    FINAL_FEATURES,
     IMAGENET_MEAN,
     IMAGENET_STD,
     BackboneSpec,
@@ -309,7 +310,8 @@ class TimmIntermediates:
 
     def __init__(self, backbone, names: list[str]):
         modules = _feature_modules(backbone)
-        unknown = [n for n in names if n not in modules]
+        stages = [n for n in names if n != FINAL_FEATURES]
+        unknown = [n for n in stages if n not in modules]
         if unknown:
             raise ValueError(
                 f"{type(backbone).__name__} has no stage {unknown[0]!r}; its feature_info modules are "
@@ -318,17 +320,29 @@ class TimmIntermediates:
         self.backbone = backbone
         self.names = list(names)
         # forward_intermediates returns the sorted indices' outputs; `order` maps them back to names.
-        self.indices = sorted({modules.index(n) for n in self.names})
-        self.order = [self.indices.index(modules.index(n)) for n in self.names]
+        self.indices = sorted({modules.index(n) for n in stages})
+        self.order = [None if n == FINAL_FEATURES else self.indices.index(modules.index(n)) for n in self.names]
 
     def __call__(self, x) -> list:
-        outs = self.backbone.forward_intermediates(x, indices=self.indices, intermediates_only=True, stop_early=True)
-        return [outs[i] for i in self.order]
+        if FINAL_FEATURES not in self.names:
+            outs = self.backbone.forward_intermediates(x, indices=self.indices, intermediates_only=True,
+                                                       stop_early=True)
+            return [outs[i] for i in self.order]
+        if not self.indices:  # the final features alone
+            return [self.backbone(x)]
+        # The final features from the same pass: the last feature map through the model's own head
+        # (num_classes=0, so its pooled pre-logits features, exactly what forward returns).
+        last, outs = self.backbone.forward_intermediates(x, indices=self.indices, intermediates_only=False)
+        final = self.backbone.forward_head(last, pre_logits=True)
+        return [final if i is None else outs[i] for i in self.order]
 
 
 def timm_stage_outputs(backbone, names: list[str]) -> TimmIntermediates:
     """The ``stage_outputs`` of timm specs (and of ``efficientnet_lite0``)."""
     return TimmIntermediates(backbone, names)
+
+
+timm_stage_outputs.reads_final_features = True  # "final" among the names: one pass for all
 
 
 _TABLE_FILE = os.path.join(os.path.dirname(__file__), "_feature_dims.json")
