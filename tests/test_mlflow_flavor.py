@@ -71,7 +71,9 @@ def test_text_pyfunc_takes_a_named_column_lists_and_arrays(text_model, sentences
 def test_log_model_and_load_it_back_by_uri(mlp, tabular, tmp_path):
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     try:
-        with mlflow.start_run():
+        # Artifacts in tmp_path too: a database store's default artifact root is ./mlruns.
+        experiment = mlflow.create_experiment("flavor", artifact_location=(tmp_path / "artifacts").as_uri())
+        with mlflow.start_run(experiment_id=experiment):
             info = skm.log_model(mlp, name="model", input_example=tabular[0][:3])
         assert skm.FLAVOR_NAME in info.flavors
         X = tabular[0]
