@@ -61,7 +61,9 @@ def small_data_layers(params: dict, n: int, n_classes: int | None, stages: list[
     Measured on flowers12 with EfficientNet-Lite0 (``benchmarks/README.md``, "Images on small
     data"): with 8 photos a species, the final features with ``blocks.4`` and ``blocks.6`` pooled
     were 0.8 point more accurate than the final features alone (10 draws), and 0.7 point with the
-    views (10 other draws); with 1 photo a species they lost 1.3 points, with 4 they tied.
+    views (10 other draws); with 1 photo a species they lost 1.3 points, with 4 they tied. Through
+    the estimator, with 8 a species the route then beat ``LogisticRegression`` on the final
+    features by 0.7 and 1.0 point (two sets of 10 draws), where it had tied it without them.
     """
     if params["layers"] is not None or n_classes is None or len(stages) < 2:
         return None
