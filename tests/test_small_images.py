@@ -118,6 +118,7 @@ def test_a_regressor_and_a_saved_model_take_the_same_route(tmp_path):
     assert len(reg.net_.history) == 0 and reg.predict(X).shape == (16,)
     clf = TransferClassifier("efficientnet_lite0", image_size=32, random_state=0).fit(X, y)
     clf.save_pretrained(tmp_path / "model")
+    assert "| `layers_` | `['blocks.4', 'blocks.6', 'final']` |" in (tmp_path / "model" / "README.md").read_text()
     loaded = sktransfer.load(tmp_path / "model")
     np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-5)
     rows = dict(settings_rows(clf))

@@ -224,6 +224,12 @@ def _param_rows(params: dict) -> list[tuple[str, str]]:
     return rows
 
 
+def _chosen_layers(estimator, params: dict) -> list[tuple[str, str]]:
+    """The stages the fit chose where ``layers`` was left at None (small image data)."""
+    chosen = getattr(estimator, "layers_", None)
+    return [("layers_", str(chosen))] if params.get("layers") is None and chosen is not None else []
+
+
 def build_card(estimator, config: dict, *, metrics=None, metrics_dataset=None, repo_id=None):
     """The ``huggingface_hub.ModelCard`` of ``estimator``, saved as ``config``."""
     from huggingface_hub import ModelCard, ModelCardData
@@ -262,7 +268,7 @@ def build_card(estimator, config: dict, *, metrics=None, metrics_dataset=None, r
         inputs=inputs,
         usage=usage,
         location=f'"hf://{repo_id}"' if repo_id else '"hf://OWNER/NAME"',
-        params=_param_rows(params),
+        params=_param_rows(params) + _chosen_layers(estimator, params),
         scores=_scores(metrics, dataset, validation),
     )
 
